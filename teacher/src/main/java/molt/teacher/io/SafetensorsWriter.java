@@ -1,0 +1,160 @@
+package molt.teacher.io;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * Writes safetensors files: the header first (sizes are known from shapes), then each tensor's bytes in turn, so
+ * a model is streamed one tensor at a time. The file appears under its final name only when complete (temporary
+ * name, fsync, atomic rename). The header is padded with spaces to a multiple of 8 bytes, as the reference
+ * implementation does.
+ */
+public final class SafetensorsWriter {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private SafetensorsWriter() {
+    }
+
+    /**
+     * One tensor to write: floating-point values (stored as {@code dtype}: F32, F16 or BF16) or integer values
+     * (stored as I64 or I32). The supplier is called once, when the tensor's bytes are written.
+     */
+    public record Tensor(String name, DType dtype, long[] shape, Supplier<float[]> floats, Supplier<long[]> longs) {
+
+        public static Tensor ofFloats(String name, DType dtype, long[] shape, float[] values) {
+            return new Tensor(name, dtype, shape, () -> values, null);
+        }
+
+        public static Tensor ofFloats(String name, DType dtype, long[] shape, Supplier<float[]> values) {
+            return new Tensor(name, dtype, shape, values, null);
+        }
+
+        public static Tensor ofLongs(String name, DType dtype, long[] shape, long[] values) {
+            return new Tensor(name, dtype, shape, null, () -> values);
+        }
+
+        long numel() {
+            long n = 1;
+            for (long d : shape) {
+                n *= d;
+            }
+            return n;
+        }
+    }
+
+    public static void write(Path file, List<Tensor> tensors, Map<String, String> metadata) throws IOException {
+        ObjectNode header = JSON.createObjectNode();
+        if (metadata != null && !metadata.isEmpty()) {
+            ObjectNode meta = header.putObject("__metadata__");
+            metadata.forEach(meta::put);
+        }
+        Set<String> seen = new HashSet<>();
+        long offset = 0;
+        for (Tensor t : tensors) {
+            if (!seen.add(t.name())) {
+                throw new IllegalArgumentException("duplicate tensor name " + t.name());
+            }
+            boolean floatType = t.dtype() == DType.F32 || t.dtype() == DType.F16 || t.dtype() == DType.BF16;
+            boolean intType = t.dtype() == DType.I64 || t.dtype() == DType.I32;
+            if ((t.floats() != null && !floatType) || (t.longs() != null && !intType)) {
+                throw new IllegalArgumentException(t.name() + ": cannot store these values as " + t.dtype());
+            }
+            ObjectNode n = header.putObject(t.name());
+            n.put("dtype", t.dtype().safetensorsName());
+            ArrayNode sh = n.putArray("shape");
+            for (long d : t.shape()) {
+                sh.add(d);
+            }
+            long bytes = t.numel() * t.dtype().bytes();
+            n.putArray("data_offsets").add(offset).add(offset + bytes);
+            offset += bytes;
+        }
+        byte[] json = JSON.writeValueAsBytes(header);
+        int padded = (json.length + 7) / 8 * 8;
+        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+        head.putLong(padded).put(json);
+        while (head.hasRemaining()) {
+            head.put((byte) ' ');
+        }
+        head.flip();
+
+        Path dir = file.toAbsolutePath().getParent();
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve("." + file.getFileName() + ".tmp");
+        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            writeAll(ch, head);
+            for (Tensor t : tensors) {
+                writeTensor(ch, t);
+            }
+            ch.force(true);
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+        AtomicFiles.moveAtomically(tmp, file);
+    }
+
+    private static void writeTensor(FileChannel ch, Tensor t) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+        if (t.floats() != null) {
+            float[] v = t.floats().get();
+            if (v.length != t.numel()) {
+                throw new IllegalArgumentException(t.name() + ": shape needs " + t.numel() + " values, found " + v.length);
+            }
+            for (float f : v) {
+                if (buf.remaining() < 4) {
+                    flush(ch, buf);
+                }
+                switch (t.dtype()) {
+                    case F32 -> buf.putFloat(f);
+                    case BF16 -> buf.putShort(Floats.floatToBf16(f));
+                    case F16 -> buf.putShort(Floats.floatToF16(f));
+                    default -> throw new IllegalStateException(t.dtype().toString());
+                }
+            }
+        } else {
+            long[] v = t.longs().get();
+            if (v.length != t.numel()) {
+                throw new IllegalArgumentException(t.name() + ": shape needs " + t.numel() + " values, found " + v.length);
+            }
+            for (long x : v) {
+                if (buf.remaining() < 8) {
+                    flush(ch, buf);
+                }
+                if (t.dtype() == DType.I64) {
+                    buf.putLong(x);
+                } else {
+                    buf.putInt(Math.toIntExact(x));
+                }
+            }
+        }
+        flush(ch, buf);
+    }
+
+    private static void flush(FileChannel ch, ByteBuffer buf) throws IOException {
+        buf.flip();
+        writeAll(ch, buf);
+        buf.clear();
+    }
+
+    private static void writeAll(FileChannel ch, ByteBuffer buf) throws IOException {
+        while (buf.hasRemaining()) {
+            ch.write(buf);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package molt.teacher.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * The pieces of a Llama decoder layer as functions of explicit weights, shared by the teacher and the student.
+ * Every function puts a per-call array first, so results belong to the caller's per-call manager and never to the
+ * long-lived weights' manager (DJL attaches an op's result to its first operand's manager).
+ *
+ * <p>Shapes: B batch, T time, H hidden, Hq query heads, Hkv key/value heads, D head dim.
+ */
+public final class LlamaBlocks {
+    private LlamaBlocks() {
+    }
+
+    /** RMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w over the last axis. */
+    public static NDArray rmsNorm(NDArray x, NDArray w, double eps) {
+        NDArray variance = x.square().mean(new int[] {-1}, true);
+        return x.div(variance.add((float) eps).sqrt()).mul(w);
+    }
+
+    /** x W^T + b, with W stored transposed as wT [in, out]; b may be null. */
+    public static NDArray linear(NDArray x, NDArray wT, NDArray b) {
+        NDArray y = x.matMul(wT);
+        return b == null ? y : y.add(b);
+    }
+
+    /** [B, T, heads * D] -> [B, heads, T, D]. */
+    public static NDArray splitHeads(NDArray x, int heads) {
+        Shape s = x.getShape();
+        long d = s.get(2) / heads;
+        return x.reshape(s.get(0), s.get(1), heads, d) // [B, T, heads, D]
+                .transpose(0, 2, 1, 3); // [B, heads, T, D]
+    }
+
+    /** [B, heads, T, D] -> [B, T, heads * D]. */
+    public static NDArray mergeHeads(NDArray x) {
+        Shape s = x.getShape();
+        return x.transpose(0, 2, 1, 3) // [B, T, heads, D]
+                .reshape(s.get(0), s.get(2), s.get(1) * s.get(3)); // [B, T, heads * D]
+    }
+
+    /** GQA: [B, Hkv, T, D] -> [B, Hkv * groups, T, D], each key/value head repeated for its group of queries. */
+    public static NDArray repeatKv(NDArray x, int groups) {
+        if (groups == 1) {
+            return x;
+        }
+        Shape s = x.getShape();
+        return x.expandDims(2) // [B, Hkv, 1, T, D]
+                .repeat(2, groups) // [B, Hkv, G, T, D]
+                .reshape(s.get(0), s.get(1) * groups, s.get(2), s.get(3)); // [B, Hq, T, D]
+    }
+
+    /**
+     * Causal softmax attention. q [B, Hq, Tq, D] holds positions offset..offset+Tq-1 and k, v [B, Hq, Tk, D]
+     * positions 0..Tk-1 (already GQA-expanded). Returns out [B, Hq, Tq, D] and, when {@code withWeights}, the
+     * attention weights [B, Hq, Tq, Tk]. The mask is built from index comparisons before the softmax.
+     */
+    public static NDList softmaxAttention(NDManager scope, NDArray q, NDArray k, NDArray v, long offset,
+                                          boolean withWeights) {
+        long tq = q.getShape().get(2);
+        long tk = k.getShape().get(2);
+        double scale = 1.0 / Math.sqrt(q.getShape().get(3));
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul((float) scale); // [B, Hq, Tq, Tk]
+        NDArray qPos = scope.arange(offset, offset + tq, 1, DataType.INT64).reshape(tq, 1); // [Tq, 1]
+        NDArray kPos = scope.arange(0, tk, 1, DataType.INT64).reshape(1, tk); // [1, Tk]
+        // Future keys get -1e30 added (exp underflows to exactly 0); DJL's where() does not broadcast.
+        NDArray future = kPos.gt(qPos).toType(DataType.FLOAT32, false).mul(-1e30f); // [Tq, Tk]
+        NDArray masked = scores.add(future);
+        NDArray probs = masked.softmax(-1);
+        NDArray out = probs.matMul(v); // [B, Hq, Tq, D]
+        return withWeights ? new NDList(out, probs) : new NDList(out);
+    }
+
+    /** The SwiGLU MLP: down(silu(gate(x)) * up(x)). */
+    public static NDArray mlp(LlamaModel.Layer l, NDArray x) {
+        NDArray gate = linear(x, l.gateT(), l.gateB());
+        NDArray up = linear(x, l.upT(), l.upB());
+        NDArray act = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
+        return linear(act, l.downT(), l.downB());
+    }
+}

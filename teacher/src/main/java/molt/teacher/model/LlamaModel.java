@@ -1,0 +1,304 @@
+package molt.teacher.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import molt.teacher.InputException;
+import molt.teacher.LlamaConfig;
+import molt.teacher.LlamaWeights;
+import molt.teacher.io.Checkpoints;
+import molt.teacher.io.WeightSource;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * A frozen Llama-family decoder (transformers' {@code LlamaForCausalLM}) on DJL: embedding, per layer
+ * x + attn(rmsnorm(x)) then x + mlp(rmsnorm(x)), final RMSNorm and LM head. Weights live in the model's own
+ * manager as fp32 (projection weights stored transposed, [in, out]) and never require gradients. Every forward
+ * runs in a sub-manager that is closed before it returns; results are attached to the caller's manager, so a
+ * forward leaves no NDArray behind.
+ *
+ * <p>Shapes: B batch, T time, H hidden, V vocab, Hq/Hkv heads, D head dim.
+ */
+public final class LlamaModel implements AutoCloseable {
+    private static final Logger LOG = LogManager.getLogger(LlamaModel.class);
+
+    /** One decoder layer's weights; projection weights transposed to [in, out]; biases may be null. */
+    public record Layer(NDArray inputNorm, NDArray qT, NDArray qB, NDArray kT, NDArray kB, NDArray vT, NDArray vB,
+                        NDArray oT, NDArray oB, NDArray postNorm, NDArray gateT, NDArray gateB, NDArray upT,
+                        NDArray upB, NDArray downT, NDArray downB) {
+    }
+
+    /** Logits [B, T, V] (null when not requested) and the taps per layer index. */
+    public record Output(NDArray logits, Map<Integer, Taps.Layer> taps) {
+    }
+
+    private final LlamaConfig config;
+    private final Device device;
+    private final NDManager manager;
+    private final NDArray embed;
+    private final List<Layer> layers;
+    private final NDArray norm;
+    private final NDArray lmHeadT;
+    private final Rope rope;
+
+    private LlamaModel(LlamaConfig config, Device device, NDManager manager, NDArray embed, List<Layer> layers,
+                       NDArray norm, NDArray lmHeadT) {
+        this.config = config;
+        this.device = device;
+        this.manager = manager;
+        this.embed = embed;
+        this.layers = layers;
+        this.norm = norm;
+        this.lmHeadT = lmHeadT;
+        this.rope = new Rope(config);
+    }
+
+    /** Loads {@code DIR/config.json} and its weights onto {@code device}, checking every name and shape. */
+    public static LlamaModel load(Path modelDir, Device device) {
+        LlamaConfig config = LlamaConfig.read(modelDir);
+        try (WeightSource w = Checkpoints.open(modelDir)) {
+            long t0 = System.nanoTime();
+            LlamaModel m = fromWeights(config, w, device);
+            LOG.info("loaded {} ({} layers, {} parameters) from {} in {} ms", config.modelType(), config.numLayers(),
+                    LlamaWeights.parameterCount(config), modelDir, (System.nanoTime() - t0) / 1_000_000);
+            return m;
+        }
+    }
+
+    /** Builds the model from any weight source (validated against the config first). */
+    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device) {
+        LlamaWeights.validate(c, w);
+        NDManager m = NDManager.newBaseManager(device);
+        try {
+            NDArray embed = plain(m, w, "model.embed_tokens.weight");
+            List<Layer> layers = new ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                layers.add(new Layer(
+                        plain(m, w, LlamaWeights.layer(i, "input_layernorm.weight")),
+                        transposed(m, w, LlamaWeights.layer(i, "self_attn.q_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "self_attn.q_proj.bias"), c.qkvBias()),
+                        transposed(m, w, LlamaWeights.layer(i, "self_attn.k_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "self_attn.k_proj.bias"), c.qkvBias()),
+                        transposed(m, w, LlamaWeights.layer(i, "self_attn.v_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "self_attn.v_proj.bias"), c.qkvBias()),
+                        transposed(m, w, LlamaWeights.layer(i, "self_attn.o_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "self_attn.o_proj.bias"), c.oBias()),
+                        plain(m, w, LlamaWeights.layer(i, "post_attention_layernorm.weight")),
+                        transposed(m, w, LlamaWeights.layer(i, "mlp.gate_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "mlp.gate_proj.bias"), c.mlpBias()),
+                        transposed(m, w, LlamaWeights.layer(i, "mlp.up_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "mlp.up_proj.bias"), c.mlpBias()),
+                        transposed(m, w, LlamaWeights.layer(i, "mlp.down_proj.weight")),
+                        optional(m, w, LlamaWeights.layer(i, "mlp.down_proj.bias"), c.mlpBias())));
+            }
+            NDArray norm = plain(m, w, "model.norm.weight");
+            NDArray head = c.tieWordEmbeddings() ? embed.transpose().duplicate()
+                    : transposed(m, w, "lm_head.weight");
+            // No per-call result may ever attach to the weights' manager: capping turns such a leak into an error.
+            m.cap();
+            return new LlamaModel(c, device, m, embed, Collections.unmodifiableList(layers), norm, head);
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+    }
+
+    private static NDArray plain(NDManager m, WeightSource w, String name) {
+        long[] shape = w.info(name).shape();
+        return m.create(w.readFloats(name), new Shape(shape));
+    }
+
+    /** Stores W [out, in] as a contiguous W^T [in, out], so a projection is one matMul with no transpose. */
+    private static NDArray transposed(NDManager m, WeightSource w, String name) {
+        try (NDArray raw = plain(m, w, name)) {
+            NDArray t = raw.transpose().duplicate();
+            t.attach(m);
+            return t;
+        }
+    }
+
+    private static NDArray optional(NDManager m, WeightSource w, String name, boolean present) {
+        return present ? plain(m, w, name) : null;
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    /** The manager that owns the frozen weights; it is capped, so nothing else can be created in it. */
+    public NDManager manager() {
+        return manager;
+    }
+
+    public List<Layer> layers() {
+        return layers;
+    }
+
+    public NDArray finalNorm() {
+        return norm;
+    }
+
+    /** The LM head transposed, [H, V] (a copy of the embedding's transpose when tied). */
+    public NDArray lmHeadT() {
+        return lmHeadT;
+    }
+
+    public Rope rope() {
+        return rope;
+    }
+
+    /** Token ids [B, T] to embeddings [B, T, H], created in {@code scope}. */
+    public NDArray embed(NDManager scope, long[][] tokens) {
+        int b = tokens.length;
+        int t = tokens[0].length;
+        long[] flat = new long[b * t];
+        for (int i = 0; i < b; i++) {
+            if (tokens[i].length != t) {
+                throw new InputException("batch: every sequence must have the same length; sequence 0 has " + t
+                        + " tokens, sequence " + i + " has " + tokens[i].length);
+            }
+            for (int j = 0; j < t; j++) {
+                long id = tokens[i][j];
+                if (id < 0 || id >= config.vocabSize()) {
+                    throw new InputException("token id " + id + " at position " + j + " is outside the vocabulary [0, "
+                            + config.vocabSize() + ")");
+                }
+                flat[i * t + j] = id;
+            }
+        }
+        NDArray ids = scope.create(flat);
+        NDArray rows = embed.get(scope, new NDIndex("{}", ids)); // [B*T, H]
+        return rows.reshape(b, t, config.hiddenSize()); // [B, T, H]
+    }
+
+    /** Final RMSNorm and LM head: [B, T, H] -> logits [B, T, V]. */
+    public NDArray head(NDArray h) {
+        return LlamaBlocks.rmsNorm(h, norm, config.rmsNormEps()).matMul(lmHeadT);
+    }
+
+    /** Full forward over a batch of equal-length sequences; results attached to {@code out}. */
+    public Output forward(NDManager out, long[][] tokens, Taps.Request request) {
+        try (NDManager scope = out.newSubManager(device)) {
+            NDArray h = embed(scope, tokens);
+            Map<Integer, Taps.Layer> taps = new LinkedHashMap<>();
+            int last = lastLayer(request);
+            for (int i = 0; i <= last; i++) {
+                boolean tap = request.wants(i);
+                Layer l = layers.get(i);
+                NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), config.rmsNormEps());
+                NDArray[] qkv = qkv(scope, l, xn, 0);
+                NDList att = LlamaBlocks.softmaxAttention(scope,
+                        qkv[0], LlamaBlocks.repeatKv(qkv[1], config.kvGroups()),
+                        LlamaBlocks.repeatKv(qkv[2], config.kvGroups()), 0, tap && request.attentionWeights());
+                NDArray perHead = att.get(0).transpose(0, 2, 1, 3); // [B, T, Hq, D]
+                if (tap) {
+                    taps.put(i, new Taps.Layer(
+                            request.hidden() ? keep(h, out) : null,
+                            request.qkv() ? keep(qkv[0], out) : null,
+                            request.qkv() ? keep(qkv[1], out) : null,
+                            request.qkv() ? keep(qkv[2], out) : null,
+                            request.attentionOutput() ? keep(perHead, out) : null,
+                            request.attentionWeights() ? keep(att.get(1), out) : null));
+                }
+                if (i == last && !request.logits()) {
+                    break;
+                }
+                h = layerTail(l, h, perHead);
+            }
+            NDArray logits = null;
+            if (request.logits()) {
+                logits = head(h);
+                logits.attach(out);
+            }
+            return new Output(logits, taps);
+        }
+    }
+
+    private int lastLayer(Taps.Request r) {
+        if (r.logits() || r.layers() == null) {
+            return config.numLayers() - 1;
+        }
+        return r.layers().stream().mapToInt(Integer::intValue).max().orElse(-1);
+    }
+
+    /** A copy of x owned by {@code out} (x itself stays in the per-call scope, which may still use it). */
+    private static NDArray keep(NDArray x, NDManager out) {
+        NDArray c = x.duplicate();
+        c.attach(out);
+        return c;
+    }
+
+    /**
+     * q [B, Hq, T, D], k and v [B, Hkv, T, D] for normed input xn [B, T, H] at positions start..start+T-1; q and
+     * k after RoPE.
+     */
+    public NDArray[] qkv(NDManager scope, Layer l, NDArray xn, long start) {
+        int t = Math.toIntExact(xn.getShape().get(1));
+        NDArray q = LlamaBlocks.splitHeads(LlamaBlocks.linear(xn, l.qT(), l.qB()), config.numHeads());
+        NDArray k = LlamaBlocks.splitHeads(LlamaBlocks.linear(xn, l.kT(), l.kB()), config.numKvHeads());
+        NDArray v = LlamaBlocks.splitHeads(LlamaBlocks.linear(xn, l.vT(), l.vB()), config.numKvHeads());
+        NDArray cos = rope.cos(scope, start, t);
+        NDArray sin = rope.sin(scope, start, t);
+        return new NDArray[] {Rope.apply(q, cos, sin), Rope.apply(k, cos, sin), v};
+    }
+
+    /** The rest of a layer after the attention core: o_proj, residual, post-norm, MLP, residual. */
+    public NDArray layerTail(Layer l, NDArray h, NDArray perHead) {
+        Shape s = perHead.getShape();
+        NDArray merged = perHead.reshape(s.get(0), s.get(1), s.get(2) * s.get(3)); // [B, T, Hq*D]
+        NDArray x = h.add(LlamaBlocks.linear(merged, l.oT(), l.oB()));
+        NDArray xn = LlamaBlocks.rmsNorm(x, l.postNorm(), config.rmsNormEps());
+        return x.add(LlamaBlocks.mlp(l, xn));
+    }
+
+    /** A fresh decoding state for this model. */
+    public KvCache newCache() {
+        return new KvCache(device, config.numLayers());
+    }
+
+    /**
+     * Runs {@code tokens} [B, t] through the model on top of the cache (prefill when the cache is empty, one
+     * decoding step when t = 1) and returns logits [B, t, V] attached to {@code out}.
+     */
+    public NDArray decode(NDManager out, KvCache cache, long[][] tokens) {
+        try (NDManager scope = out.newSubManager(device)) {
+            long start = cache.position;
+            NDArray h = embed(scope, tokens);
+            for (int i = 0; i < layers.size(); i++) {
+                Layer l = layers.get(i);
+                NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), config.rmsNormEps());
+                NDArray[] qkv = qkv(scope, l, xn, start);
+                NDArray[] kv = cache.append(i, qkv[1], qkv[2]);
+                NDArray k = LlamaBlocks.repeatKv(kv[0], config.kvGroups());
+                NDArray v = LlamaBlocks.repeatKv(kv[1], config.kvGroups());
+                k.attach(scope);
+                v.attach(scope);
+                NDList att = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, start, false);
+                h = layerTail(l, h, att.get(0).transpose(0, 2, 1, 3));
+            }
+            cache.position = start + tokens[0].length;
+            NDArray logits = head(h);
+            logits.attach(out);
+            return logits;
+        }
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

@@ -1,0 +1,95 @@
+package molt.teacher.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import molt.teacher.LlamaConfig;
+
+/**
+ * Rotary position embeddings in the rotate-half layout of transformers' Llama: for head dim D, frequencies
+ * inv_freq[i] = theta^(-2i/D), i < D/2, optionally rescaled ({@code linear}: divided by the factor;
+ * {@code llama3}: long wavelengths divided by the factor, short ones kept, a smooth blend between), and
+ * x' = x * cos + rotate_half(x) * sin with cos/sin of (position * inv_freq) repeated over both halves.
+ *
+ * <p>Shapes: x [B, H, T, D]; cos and sin [T, D].
+ */
+public final class Rope {
+    private final float[] invFreq;
+    private final int headDim;
+
+    public Rope(LlamaConfig config) {
+        this.headDim = config.headDim();
+        double[] f = inverseFrequencies(config);
+        this.invFreq = new float[f.length];
+        for (int i = 0; i < f.length; i++) {
+            this.invFreq[i] = (float) f[i];
+        }
+    }
+
+    /** inv_freq [D/2] in double, after the config's scaling. */
+    public static double[] inverseFrequencies(LlamaConfig c) {
+        int half = c.headDim() / 2;
+        double[] f = new double[half];
+        for (int i = 0; i < half; i++) {
+            f[i] = 1.0 / Math.pow(c.ropeTheta(), (2.0 * i) / c.headDim());
+        }
+        LlamaConfig.RopeScaling s = c.ropeScaling();
+        if (s == null) {
+            return f;
+        }
+        if (s.type().equals("linear")) {
+            for (int i = 0; i < half; i++) {
+                f[i] /= s.factor();
+            }
+            return f;
+        }
+        // llama3: transformers' _compute_llama3_parameters.
+        double lowFreqWavelen = s.originalMaxPositionEmbeddings() / s.lowFreqFactor();
+        double highFreqWavelen = s.originalMaxPositionEmbeddings() / s.highFreqFactor();
+        for (int i = 0; i < half; i++) {
+            double wavelen = 2 * Math.PI / f[i];
+            if (wavelen > lowFreqWavelen) {
+                f[i] = f[i] / s.factor();
+            } else if (wavelen >= highFreqWavelen) {
+                double smooth = (s.originalMaxPositionEmbeddings() / wavelen - s.lowFreqFactor())
+                        / (s.highFreqFactor() - s.lowFreqFactor());
+                f[i] = (1 - smooth) * f[i] / s.factor() + smooth * f[i];
+            }
+        }
+        return f;
+    }
+
+    /** cos [T, D] for positions start..start+T-1, created in {@code m}. */
+    public NDArray cos(NDManager m, long start, int t) {
+        return table(m, start, t, true);
+    }
+
+    /** sin [T, D] for positions start..start+T-1, created in {@code m}. */
+    public NDArray sin(NDManager m, long start, int t) {
+        return table(m, start, t, false);
+    }
+
+    private NDArray table(NDManager m, long start, int t, boolean cos) {
+        int half = headDim / 2;
+        float[] v = new float[t * headDim];
+        for (int p = 0; p < t; p++) {
+            for (int i = 0; i < half; i++) {
+                // As transformers does: inv_freq and the angle position * inv_freq in fp32, cos/sin of that angle.
+                float a = (float) (start + p) * invFreq[i];
+                float x = (float) (cos ? Math.cos(a) : Math.sin(a));
+                v[p * headDim + i] = x;
+                v[p * headDim + half + i] = x;
+            }
+        }
+        return m.create(v, new Shape(t, headDim));
+    }
+
+    /** x * cos + rotate_half(x) * sin for x [B, H, T, D]; the result belongs to x's manager. */
+    public static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
+        long d = x.getShape().get(3);
+        NDArray x1 = x.get(":, :, :, :" + d / 2);
+        NDArray x2 = x.get(":, :, :, " + d / 2 + ":");
+        NDArray rotated = x2.neg().concat(x1, 3); // [B, H, T, D]: (-x2, x1)
+        return x.mul(cos).add(rotated.mul(sin));
+    }
+}
