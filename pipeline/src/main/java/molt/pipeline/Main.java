@@ -13,6 +13,9 @@ import picocli.CommandLine.Option;
         description = "Distil a pretrained Llama-family Transformer into a sub-quadratic student.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            molt.pipeline.cli.InspectCommand.class,
+            molt.pipeline.cli.LogitsCommand.class,
+            molt.pipeline.cli.GenerateCommand.class,
         })
 public final class Main implements Runnable {
 

@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
  * Decoding state of the softmax teacher: per layer the keys (after RoPE) and values of every token seen,
  * [B, Hkv, T, D], and the next position. Its size grows with the context, which is what the students avoid.
  */
-public final class KvCache implements AutoCloseable {
+public final class KvCache implements LanguageModel.DecodingState {
     private final NDManager manager;
     final NDArray[] keys;
     final NDArray[] values;
@@ -20,11 +20,13 @@ public final class KvCache implements AutoCloseable {
     }
 
     /** Number of tokens cached. */
+    @Override
     public long position() {
         return position;
     }
 
     /** Bytes held by the cached keys and values. */
+    @Override
     public long bytes() {
         long n = 0;
         for (int i = 0; i < keys.length; i++) {

@@ -29,7 +29,7 @@ import org.apache.logging.log4j.Logger;
  *
  * <p>Shapes: B batch, T time, H hidden, V vocab, Hq/Hkv heads, D head dim.
  */
-public final class LlamaModel implements AutoCloseable {
+public final class LlamaModel implements LanguageModel {
     private static final Logger LOG = LogManager.getLogger(LlamaModel.class);
 
     /** One decoder layer's weights; projection weights transposed to [in, out]; biases may be null. */
@@ -131,10 +131,12 @@ public final class LlamaModel implements AutoCloseable {
         return present ? plain(m, w, name) : null;
     }
 
+    @Override
     public LlamaConfig config() {
         return config;
     }
 
+    @Override
     public Device device() {
         return device;
     }
@@ -263,6 +265,24 @@ public final class LlamaModel implements AutoCloseable {
         NDArray x = h.add(LlamaBlocks.linear(merged, l.oT(), l.oB()));
         NDArray xn = LlamaBlocks.rmsNorm(x, l.postNorm(), config.rmsNormEps());
         return x.add(LlamaBlocks.mlp(l, xn));
+    }
+
+    @Override
+    public NDArray logits(NDManager out, long[][] tokens) {
+        return forward(out, tokens, Taps.Request.none()).logits();
+    }
+
+    @Override
+    public KvCache newState() {
+        return newCache();
+    }
+
+    @Override
+    public NDArray decode(NDManager out, LanguageModel.DecodingState state, long[][] tokens) {
+        if (!(state instanceof KvCache cache)) {
+            throw new IllegalArgumentException("the teacher decodes with a KvCache, found " + state.getClass());
+        }
+        return decode(out, cache, tokens);
     }
 
     /** A fresh decoding state for this model. */
