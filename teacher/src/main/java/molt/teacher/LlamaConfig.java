@@ -88,7 +88,7 @@ public record LlamaConfig(
         } catch (NoSuchFileException e) {
             throw new InputException(file, "missing (a model directory needs config.json)");
         } catch (IOException e) {
-            throw new InputException(file, "not valid JSON: " + firstLine(e.getMessage()));
+            throw new InputException(file, "not valid JSON: " + molt.teacher.io.JsonErrors.describe(e));
         }
         if (root == null || !root.isObject()) {
             throw new InputException(file, "expected a JSON object");
@@ -221,14 +221,6 @@ public record LlamaConfig(
             return ids;
         }
         throw new InputException(file, "eos_token_id: expected an integer or a list, found " + node);
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) {
-            return "unknown error";
-        }
-        int nl = s.indexOf('\n');
-        return nl < 0 ? s : s.substring(0, nl);
     }
 
     /** Typed access to config.json fields with errors that name the file and the key. */

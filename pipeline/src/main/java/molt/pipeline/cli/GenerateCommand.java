@@ -4,7 +4,6 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
 import java.util.stream.LongStream;
-import molt.teacher.Devices;
 import molt.teacher.InputException;
 import molt.teacher.model.Generator;
 import molt.teacher.model.LanguageModel;
@@ -54,8 +53,8 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new InputException("--temperature/--top-p: " + e.getMessage());
         }
         TextTokenizer tok = prompt != null ? Tokenizers.load(model) : null;
-        try (LanguageModel m = Models.load(model, Devices.resolve(device), "recurrent")) {
-            long[] ids = TokenInput.resolve(tokens, prompt, model, m.config().vocabSize());
+        long[] ids = TokenInput.resolve(tokens, prompt, model, Models.config(model).vocabSize());
+        try (LanguageModel m = Models.load(model, device)) {
             long[] stops = LongStream.concat(Arrays.stream(m.config().eosTokenIds()),
                     tok != null && tok.eosId() >= 0 ? LongStream.of(tok.eosId()) : LongStream.empty()).toArray();
             Generator.Result r = Generator.generate(m, ids, maxTokens, sampler, stops);
@@ -64,8 +63,8 @@ public final class GenerateCommand implements Callable<Integer> {
             } else {
                 System.out.println(String.join(",", Arrays.stream(r.tokens()).mapToObj(Long::toString).toList()));
             }
-            System.err.printf("prefill: %d tokens, %.1f tokens/s; decode: %d tokens, %.1f tokens/s; state: %d bytes%n",
-                    r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(),
+            System.err.printf("device: %s; prefill: %d tokens, %.1f tokens/s; decode: %d tokens, %.1f tokens/s; state: %d bytes%n",
+                    m.device(), r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(),
                     r.stateBytes());
         }
         return 0;

@@ -7,7 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import molt.teacher.Devices;
+import molt.teacher.InputException;
 import molt.teacher.io.DType;
 import molt.teacher.io.SafetensorsWriter;
 import molt.teacher.model.LanguageModel;
@@ -40,9 +40,14 @@ public final class LogitsCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        try (LanguageModel m = Models.load(model, Devices.resolve(device), mode)) {
-            int vocab = m.config().vocabSize();
-            long[] ids = TokenInput.resolve(tokens, text, model, vocab);
+        Models.checkMode(mode);
+        int vocab = Models.config(model).vocabSize();
+        long[] ids = TokenInput.resolve(tokens, text, model, vocab);
+        Path parent = out.toAbsolutePath().getParent();
+        if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
+            throw new InputException(out, "--out: the directory " + parent + " does not exist");
+        }
+        try (LanguageModel m = Models.load(model, device)) {
             float[] logits;
             try (NDManager nd = NDManager.newBaseManager(m.device())) {
                 if (mode.equals("parallel")) {
@@ -64,7 +69,8 @@ public final class LogitsCommand implements Callable<Integer> {
                 tensors.add(SafetensorsWriter.Tensor.ofLongs("input_ids", DType.I64, new long[] {ids.length}, ids));
             }
             SafetensorsWriter.write(out, tensors, Map.of("model", model.toString(), "mode", mode));
-            System.out.println("wrote logits [" + ids.length + ", " + vocab + "] to " + out);
+            System.out.println("wrote logits [" + ids.length + ", " + vocab + "] to " + out + " (" + mode + ", "
+                    + m.device() + ")");
         }
         return 0;
     }

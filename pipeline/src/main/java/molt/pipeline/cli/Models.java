@@ -1,24 +1,45 @@
 package molt.pipeline.cli;
 
-import ai.djl.Device;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import molt.teacher.Devices;
 import molt.teacher.InputException;
+import molt.teacher.LlamaConfig;
+import molt.teacher.LlamaWeights;
+import molt.teacher.io.Checkpoints;
+import molt.teacher.io.WeightSource;
 import molt.teacher.model.LanguageModel;
 import molt.teacher.model.LlamaModel;
 
-/** Opens any model directory molt can run: a Hugging Face Llama-family teacher or an exported student. */
+/**
+ * Opens any model directory molt can run: a Hugging Face Llama-family teacher or an exported student. Everything
+ * a user can get wrong (config, weights, names, shapes) is checked before the device is chosen, so bad input
+ * fails with one line and nothing else on the console.
+ */
 final class Models {
     private Models() {
     }
 
-    static LanguageModel load(Path dir, Device device, String mode) {
+    /** The architecture of a model directory (read first, to validate token ids before loading anything). */
+    static LlamaConfig config(Path dir) {
         if (!Files.isDirectory(dir)) {
             throw new InputException(dir, "not a model directory");
         }
+        return LlamaConfig.read(dir);
+    }
+
+    static void checkMode(String mode) {
         if (!mode.equals("parallel") && !mode.equals("recurrent")) {
             throw new InputException("--mode: expected parallel or recurrent, found '" + mode + "'");
         }
-        return LlamaModel.load(dir, device);
+    }
+
+    /** Loads the model on the device named by {@code deviceSetting} (resolved after the files are validated). */
+    static LanguageModel load(Path dir, String deviceSetting) {
+        LlamaConfig c = config(dir);
+        try (WeightSource w = Checkpoints.open(dir)) {
+            LlamaWeights.validate(c, w);
+            return LlamaModel.fromWeights(c, w, Devices.resolve(deviceSetting));
+        }
     }
 }

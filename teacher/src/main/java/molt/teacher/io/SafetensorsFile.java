@@ -98,7 +98,7 @@ public final class SafetensorsFile implements WeightSource {
             readFully(ch, hb, 8);
             root = JSON.readTree(hb.array());
         } catch (IOException e) {
-            throw new InputException(file, "header is not valid JSON: " + firstLine(e.getMessage()));
+            throw new InputException(file, "header is not valid JSON: " + JsonErrors.describe(e));
         }
         if (root == null || !root.isObject()) {
             throw new InputException(file, "header is not a JSON object");
@@ -307,14 +307,6 @@ public final class SafetensorsFile implements WeightSource {
             }
             p += n;
         }
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) {
-            return "unknown error";
-        }
-        int nl = s.indexOf('\n');
-        return nl < 0 ? s : s.substring(0, nl);
     }
 
     private static void closeQuietly(FileChannel ch) {

@@ -41,7 +41,7 @@ public final class ShardedWeights implements WeightSource {
         } catch (NoSuchFileException e) {
             throw new InputException(indexFile, "missing");
         } catch (IOException e) {
-            throw new InputException(indexFile, "not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+            throw new InputException(indexFile, "not valid JSON: " + JsonErrors.describe(e));
         }
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject() || map.isEmpty()) {

@@ -42,7 +42,7 @@ public final class HfTokenizer implements TextTokenizer, AutoCloseable {
             bytes = Files.readAllBytes(file);
             root = JSON.readTree(bytes);
         } catch (IOException e) {
-            throw new InputException(file, "cannot read tokenizer: " + e.getMessage().lines().findFirst().orElse(""));
+            throw new InputException(file, "cannot read tokenizer: " + molt.teacher.io.JsonErrors.describe(e));
         }
         if (root == null || !root.isObject() || !root.has("model")) {
             throw new InputException(file, "not a Hugging Face tokenizer.json (no \"model\" section)");
