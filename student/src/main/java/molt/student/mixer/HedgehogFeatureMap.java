@@ -1,0 +1,44 @@
+package molt.student.mixer;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * LoLCATs' Hedgehog feature map, per head h: phi(x) = [softmax(x W_h), softmax(-x W_h)], two separate softmaxes
+ * over the feature axis, width 2F, each entry clamped below at 1e-12 (as LoLCATs does, so the normalizer never
+ * reaches zero). (flash-linear-attention instead takes one softmax over [x W, -x W]; molt follows LoLCATs.)
+ * W starts as the rectangular identity I[D, F] (LoLCATs' identity-style init), so phi starts as a softmax of
+ * the first F coordinates of x and its negation.
+ *
+ * <p>Shapes: x [B, H, T, D]; W [H, D, F]; phi(x) [B, H, T, 2F].
+ */
+public final class HedgehogFeatureMap {
+    public static final float CLAMP = 1e-12f;
+
+    private HedgehogFeatureMap() {
+    }
+
+    /** A fresh W [H, D, F] at the identity init, requiring gradients, owned by {@code manager}. */
+    public static NDArray init(NDManager manager, int heads, int headDim, int featureDim) {
+        float[] w = new float[heads * headDim * featureDim];
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < Math.min(headDim, featureDim); i++) {
+                w[(h * headDim + i) * featureDim + i] = 1f;
+            }
+        }
+        NDArray p = manager.create(w, new Shape(heads, headDim, featureDim));
+        p.setRequiresGradient(true);
+        return p;
+    }
+
+    /** phi(x) for x [B, H, T, D] and W [H, D, F]; the result belongs to x's manager. */
+    public static NDArray apply(NDArray x, NDArray w) {
+        NDArray wb = w.expandDims(0); // [1, H, D, F]
+        wb.attach(x.getManager());
+        NDArray proj = x.matMul(wb); // [B, H, T, F]
+        NDArray pos = proj.softmax(-1);
+        NDArray neg = proj.neg().softmax(-1);
+        return pos.concat(neg, -1).maximum(CLAMP); // [B, H, T, 2F]
+    }
+}

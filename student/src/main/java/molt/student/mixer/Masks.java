@@ -1,0 +1,37 @@
+package molt.student.mixer;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+
+/** Masks from index comparisons (DJL has no triu/tril), as 0/1 float arrays [rows, cols]. */
+public final class Masks {
+    private Masks() {
+    }
+
+    /** Query positions [rows, 1] starting at {@code q0}, key positions [1, cols] starting at {@code k0}. */
+    private static NDArray[] positions(NDManager m, long q0, long rows, long k0, long cols) {
+        NDArray qp = m.arange(q0, q0 + rows, 1, DataType.INT64).reshape(rows, 1); // [rows, 1]
+        NDArray kp = m.arange(k0, k0 + cols, 1, DataType.INT64).reshape(1, cols); // [1, cols]
+        return new NDArray[] {qp, kp};
+    }
+
+    /** 1 where key position <= query position (causal). */
+    public static NDArray causal(NDManager m, long q0, long rows, long k0, long cols) {
+        NDArray[] p = positions(m, q0, rows, k0, cols);
+        return p[1].lte(p[0]).toType(DataType.FLOAT32, false);
+    }
+
+    /** 1 where query - window < key <= query: the sliding window of the {@code window} most recent tokens. */
+    public static NDArray window(NDManager m, long q0, long rows, long k0, long cols, int window) {
+        NDArray[] p = positions(m, q0, rows, k0, cols);
+        NDArray inside = p[1].lte(p[0]).logicalAnd(p[1].gt(p[0].sub(window)));
+        return inside.toType(DataType.FLOAT32, false);
+    }
+
+    /** 1 where key <= query - window: the tokens that have left the window. */
+    public static NDArray beforeWindow(NDManager m, long q0, long rows, long k0, long cols, int window) {
+        NDArray[] p = positions(m, q0, rows, k0, cols);
+        return p[1].lte(p[0].sub(window)).toType(DataType.FLOAT32, false);
+    }
+}

@@ -1,0 +1,11 @@
+package molt.student.mixer;
+
+/** A mixer's decoding state; its size must not grow with the number of tokens seen. */
+public interface MixerState extends AutoCloseable {
+
+    /** Bytes of memory the state holds. */
+    long bytes();
+
+    @Override
+    void close();
+}
