@@ -13,7 +13,13 @@ public final class KvCache implements LanguageModel.DecodingState {
     final NDArray[] values;
     long position;
 
-    KvCache(ai.djl.Device device, int layers) {
+    /** Advances the position after a decode call has appended every layer. */
+    public void advance(long tokens) {
+        position += tokens;
+    }
+
+    /** An empty cache for {@code layers} layers (a student uses only its softmax layers' slots). */
+    public KvCache(ai.djl.Device device, int layers) {
         this.manager = NDManager.newBaseManager(device);
         this.keys = new NDArray[layers];
         this.values = new NDArray[layers];
@@ -38,7 +44,7 @@ public final class KvCache implements LanguageModel.DecodingState {
     }
 
     /** Appends k, v [B, Hkv, t, D] for layer i and returns the whole cached k and v. */
-    NDArray[] append(int layer, NDArray k, NDArray v) {
+    public NDArray[] append(int layer, NDArray k, NDArray v) {
         NDArray nk = keys[layer] == null ? k.duplicate() : keys[layer].concat(k, 2);
         NDArray nv = values[layer] == null ? v.duplicate() : values[layer].concat(v, 2);
         nk.attach(manager);

@@ -76,11 +76,11 @@ public final class LlamaBlocks {
         return withWeights ? new NDList(out, probs) : new NDList(out);
     }
 
-    /** The SwiGLU MLP: down(silu(gate(x)) * up(x)). */
-    public static NDArray mlp(LlamaModel.Layer l, NDArray x) {
-        NDArray gate = linear(x, l.gateT(), l.gateB());
-        NDArray up = linear(x, l.upT(), l.upB());
+    /** The SwiGLU MLP of layer i: down(silu(gate(x)) * up(x)). */
+    public static NDArray mlp(int i, LlamaModel.Layer l, NDArray x, Projector p) {
+        NDArray gate = p.project(i, "gate", x, l.gateT(), l.gateB());
+        NDArray up = p.project(i, "up", x, l.upT(), l.upB());
         NDArray act = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-        return linear(act, l.downT(), l.downB());
+        return p.project(i, "down", act, l.downT(), l.downB());
     }
 }

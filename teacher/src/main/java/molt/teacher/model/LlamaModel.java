@@ -202,7 +202,7 @@ public final class LlamaModel implements LanguageModel {
                 boolean tap = request.wants(i);
                 Layer l = layers.get(i);
                 NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), config.rmsNormEps());
-                NDArray[] qkv = qkv(scope, l, xn, 0);
+                NDArray[] qkv = qkv(scope, i, l, xn, 0, Projector.PLAIN);
                 NDList att = LlamaBlocks.softmaxAttention(scope,
                         qkv[0], LlamaBlocks.repeatKv(qkv[1], config.kvGroups()),
                         LlamaBlocks.repeatKv(qkv[2], config.kvGroups()), 0, tap && request.attentionWeights());
@@ -219,7 +219,7 @@ public final class LlamaModel implements LanguageModel {
                 if (i == last && !request.logits()) {
                     break;
                 }
-                h = layerTail(l, h, perHead);
+                h = layerTail(i, l, h, perHead, Projector.PLAIN);
             }
             NDArray logits = null;
             if (request.logits()) {
@@ -248,23 +248,23 @@ public final class LlamaModel implements LanguageModel {
      * q [B, Hq, T, D], k and v [B, Hkv, T, D] for normed input xn [B, T, H] at positions start..start+T-1; q and
      * k after RoPE.
      */
-    public NDArray[] qkv(NDManager scope, Layer l, NDArray xn, long start) {
+    public NDArray[] qkv(NDManager scope, int i, Layer l, NDArray xn, long start, Projector p) {
         int t = Math.toIntExact(xn.getShape().get(1));
-        NDArray q = LlamaBlocks.splitHeads(LlamaBlocks.linear(xn, l.qT(), l.qB()), config.numHeads());
-        NDArray k = LlamaBlocks.splitHeads(LlamaBlocks.linear(xn, l.kT(), l.kB()), config.numKvHeads());
-        NDArray v = LlamaBlocks.splitHeads(LlamaBlocks.linear(xn, l.vT(), l.vB()), config.numKvHeads());
+        NDArray q = LlamaBlocks.splitHeads(p.project(i, "q", xn, l.qT(), l.qB()), config.numHeads());
+        NDArray k = LlamaBlocks.splitHeads(p.project(i, "k", xn, l.kT(), l.kB()), config.numKvHeads());
+        NDArray v = LlamaBlocks.splitHeads(p.project(i, "v", xn, l.vT(), l.vB()), config.numKvHeads());
         NDArray cos = rope.cos(scope, start, t);
         NDArray sin = rope.sin(scope, start, t);
         return new NDArray[] {Rope.apply(q, cos, sin), Rope.apply(k, cos, sin), v};
     }
 
     /** The rest of a layer after the attention core: o_proj, residual, post-norm, MLP, residual. */
-    public NDArray layerTail(Layer l, NDArray h, NDArray perHead) {
+    public NDArray layerTail(int i, Layer l, NDArray h, NDArray perHead, Projector p) {
         Shape s = perHead.getShape();
         NDArray merged = perHead.reshape(s.get(0), s.get(1), s.get(2) * s.get(3)); // [B, T, Hq*D]
-        NDArray x = h.add(LlamaBlocks.linear(merged, l.oT(), l.oB()));
+        NDArray x = h.add(p.project(i, "o", merged, l.oT(), l.oB()));
         NDArray xn = LlamaBlocks.rmsNorm(x, l.postNorm(), config.rmsNormEps());
-        return x.add(LlamaBlocks.mlp(l, xn));
+        return x.add(LlamaBlocks.mlp(i, l, xn, p));
     }
 
     @Override
@@ -301,14 +301,14 @@ public final class LlamaModel implements LanguageModel {
             for (int i = 0; i < layers.size(); i++) {
                 Layer l = layers.get(i);
                 NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), config.rmsNormEps());
-                NDArray[] qkv = qkv(scope, l, xn, start);
+                NDArray[] qkv = qkv(scope, i, l, xn, start, Projector.PLAIN);
                 NDArray[] kv = cache.append(i, qkv[1], qkv[2]);
                 NDArray k = LlamaBlocks.repeatKv(kv[0], config.kvGroups());
                 NDArray v = LlamaBlocks.repeatKv(kv[1], config.kvGroups());
                 k.attach(scope);
                 v.attach(scope);
                 NDList att = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, start, false);
-                h = layerTail(l, h, att.get(0).transpose(0, 2, 1, 3));
+                h = layerTail(i, l, h, att.get(0).transpose(0, 2, 1, 3), Projector.PLAIN);
             }
             cache.position = start + tokens[0].length;
             NDArray logits = head(h);

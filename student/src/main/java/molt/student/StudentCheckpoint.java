@@ -1,0 +1,292 @@
+package molt.student;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import molt.student.lora.LoraAdapter;
+import molt.student.lora.LoraConfig;
+import molt.student.mixer.MixerSettings;
+import molt.teacher.InputException;
+import molt.teacher.LlamaConfig;
+import molt.teacher.LlamaWeights;
+import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.Checkpoints;
+import molt.teacher.io.DType;
+import molt.teacher.io.JsonErrors;
+import molt.teacher.io.SafetensorsWriter;
+import molt.teacher.io.TensorInfo;
+import molt.teacher.io.WeightSource;
+import molt.teacher.model.LlamaModel;
+
+/**
+ * Student checkpoint directories: {@code config.json} ({@code model_type: molt_student}, the base model's config,
+ * the plan, mixer and LoRA settings, the base model's identity: path and SHA-256 of its weights), the weights as
+ * {@code model.safetensors}, and the base model's tokenizer files. Weights are either {@code merged} (every
+ * teacher tensor with LoRA folded in, plus the mixers: the directory stands alone) or {@code adapters} (only the
+ * mixers and LoRA; loading checks the referenced base model's hash).
+ */
+public final class StudentCheckpoint {
+    public static final String MODEL_TYPE = "molt_student";
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json");
+
+    private StudentCheckpoint() {
+    }
+
+    /** The base model's storage dtype from its {@code torch_dtype}. */
+    public static DType baseDtype(LlamaConfig c) {
+        return switch (c.torchDtype()) {
+            case "bfloat16" -> DType.BF16;
+            case "float16" -> DType.F16;
+            default -> DType.F32;
+        };
+    }
+
+    /**
+     * Writes {@code student} to {@code dir}. {@code merged} folds LoRA into the teacher weights and writes them
+     * all; otherwise only mixers and adapters are written. {@code dtype} null means the base model's dtype.
+     * {@code extra} is stored under {@code "molt"} in config.json (resolved run config, versions).
+     */
+    public static void export(StudentModel student, Path dir, boolean merged, DType dtype, ObjectNode extra)
+            throws IOException {
+        Path baseDir = student.baseDir();
+        if (baseDir == null) {
+            throw new IllegalArgumentException("export needs the base model's directory");
+        }
+        LlamaConfig c = student.config();
+        DType out = dtype == null ? baseDtype(c) : dtype;
+        Files.createDirectories(dir);
+        List<SafetensorsWriter.Tensor> tensors = new ArrayList<>();
+        WeightSource base = Checkpoints.open(baseDir);
+        try {
+            if (merged) {
+                for (Map.Entry<String, long[]> e : LlamaWeights.expected(c).entrySet()) {
+                    String name = e.getKey();
+                    LoraAdapter a = adapterFor(student, name);
+                    tensors.add(SafetensorsWriter.Tensor.ofFloats(name, out, e.getValue(),
+                            () -> a == null ? base.readFloats(name) : a.mergeInto(base.readFloats(name))));
+                }
+            } else {
+                for (Map.Entry<String, NDArray> e : student.loraParameters().entrySet()) {
+                    tensors.add(tensor(e.getKey(), out, e.getValue()));
+                }
+            }
+            for (Map.Entry<String, NDArray> e : student.mixerParameters().entrySet()) {
+                tensors.add(tensor(e.getKey(), out, e.getValue()));
+            }
+            SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt",
+                    "producer", "molt"));
+        } finally {
+            base.close();
+        }
+        for (String f : TOKENIZER_FILES) {
+            Path src = baseDir.resolve(f);
+            if (Files.isRegularFile(src)) {
+                AtomicFiles.writeBytes(dir.resolve(f), Files.readAllBytes(src));
+            }
+        }
+        ObjectNode cfg = JSON.createObjectNode();
+        cfg.put("model_type", MODEL_TYPE);
+        cfg.put("weights", merged ? "merged" : "adapters");
+        cfg.put("dtype", out.name());
+        ObjectNode baseNode = cfg.putObject("base_model");
+        baseNode.put("path", baseDir.toAbsolutePath().normalize().toString());
+        baseNode.put("sha256", Checkpoints.weightsSha256(baseDir));
+        cfg.set("base_config", c.raw());
+        ArrayNode plan = cfg.putArray("plan");
+        student.plan().layers().forEach(plan::add);
+        MixerSettings s = student.settings();
+        cfg.putObject("mixer").put("feature_dim", s.featureDim()).put("window", s.window())
+                .put("chunk_size", s.chunkSize()).put("window_factor_init", s.windowFactorInit());
+        LoraConfig l = student.loraConfig();
+        if (l == null || merged) {
+            cfg.putNull("lora");
+        } else {
+            ObjectNode ln = cfg.putObject("lora").put("rank", l.rank()).put("alpha", l.alpha()).put("dropout", l.dropout());
+            ArrayNode t = ln.putArray("targets");
+            l.targets().forEach(t::add);
+        }
+        if (extra != null) {
+            cfg.set("molt", extra);
+        }
+        AtomicFiles.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(cfg));
+    }
+
+    private static SafetensorsWriter.Tensor tensor(String name, DType dtype, NDArray a) {
+        return SafetensorsWriter.Tensor.ofFloats(name, dtype, a.getShape().getShape(), a.toFloatArray());
+    }
+
+    /** The adapter whose projection weight is {@code name}, or null. */
+    private static LoraAdapter adapterFor(StudentModel s, String name) {
+        for (int i = 0; i < s.config().numLayers(); i++) {
+            for (String t : LoraConfig.KNOWN_TARGETS) {
+                if (name.equals(StudentModel.projectionPrefix(i, t) + "weight")) {
+                    return s.adapter(i, t);
+                }
+            }
+        }
+        return null;
+    }
+
+    /** True when {@code DIR/config.json} declares a molt student. */
+    public static boolean isStudent(Path dir) {
+        Path f = dir.resolve("config.json");
+        if (!Files.isRegularFile(f)) {
+            return false;
+        }
+        try {
+            return MODEL_TYPE.equals(JSON.readTree(f.toFile()).path("model_type").asText());
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private static ObjectNode readConfig(Path dir) {
+        Path f = dir.resolve("config.json");
+        try {
+            JsonNode n = JSON.readTree(Files.readString(f));
+            if (n == null || !n.isObject()) {
+                throw new InputException(f, "expected a JSON object");
+            }
+            return (ObjectNode) n;
+        } catch (NoSuchFileException e) {
+            throw new InputException(f, "missing");
+        } catch (IOException e) {
+            throw new InputException(f, "not valid JSON: " + JsonErrors.describe(e));
+        }
+    }
+
+    /** The base architecture recorded in a student's config.json. */
+    public static LlamaConfig baseConfig(Path dir) {
+        Path f = dir.resolve("config.json");
+        JsonNode base = readConfig(dir).get("base_config");
+        if (base == null || !base.isObject()) {
+            throw new InputException(f, "missing base_config");
+        }
+        return LlamaConfig.fromJson((ObjectNode) base, f);
+    }
+
+    /** Loads a student checkpoint directory onto {@code device}. */
+    public static StudentModel load(Path dir, Device device) {
+        Path f = dir.resolve("config.json");
+        ObjectNode cfg = readConfig(dir);
+        LlamaConfig c = baseConfig(dir);
+        String weights = cfg.path("weights").asText("");
+        if (!weights.equals("merged") && !weights.equals("adapters")) {
+            throw new InputException(f, "weights: expected merged or adapters, found '" + weights + "'");
+        }
+        StudentPlan plan = plan(cfg, f, c);
+        MixerSettings settings = settings(cfg, f);
+        JsonNode baseNode = cfg.path("base_model");
+        Path basePath = Path.of(baseNode.path("path").asText(""));
+        try (WeightSource own = Checkpoints.open(dir)) {
+            Map<String, float[]> extra = new HashMap<>();
+            LlamaModel base;
+            if (weights.equals("merged")) {
+                WeightSource teacherPart = new Filtered(own, LlamaWeights.expected(c).keySet());
+                base = LlamaModel.fromWeights(c, teacherPart, device);
+            } else {
+                if (!Files.isDirectory(basePath)) {
+                    throw new InputException(f, "base model " + basePath + " is missing (adapters-only checkpoints"
+                            + " need the base model they were trained on)");
+                }
+                String want = baseNode.path("sha256").asText("");
+                String found = Checkpoints.weightsSha256(basePath);
+                if (!want.equals(found)) {
+                    throw new InputException(f, "base model " + basePath + " has SHA-256 " + found + ", expected "
+                            + want + " (not the model this student was trained on)");
+                }
+                base = LlamaModel.load(basePath, device);
+            }
+            for (String n : own.names()) {
+                if (n.contains(".self_attn.mixer.") || n.contains(".lora_")) {
+                    extra.put(n, own.readFloats(n));
+                }
+            }
+            StudentModel s = StudentModel.create(base, weights.equals("merged") ? dir : basePath, plan, settings);
+            s.loadMixerParameters(extra);
+            JsonNode lora = cfg.get("lora");
+            if (lora != null && !lora.isNull()) {
+                List<String> targets = new ArrayList<>();
+                lora.path("targets").forEach(t -> targets.add(t.asText()));
+                LoraConfig lc;
+                try {
+                    lc = new LoraConfig(lora.path("rank").asInt(), lora.path("alpha").asDouble(),
+                            lora.path("dropout").asDouble(), targets);
+                } catch (IllegalArgumentException e) {
+                    throw new InputException(f, "lora: " + e.getMessage());
+                }
+                s.loadLora(lc, extra);
+            }
+            s.setMixersTrainable(false);
+            s.setLoraTrainable(false);
+            return s;
+        }
+    }
+
+    private static StudentPlan plan(ObjectNode cfg, Path f, LlamaConfig c) {
+        JsonNode p = cfg.get("plan");
+        if (p == null || !p.isArray()) {
+            throw new InputException(f, "missing plan (a list of mixer names, one per layer)");
+        }
+        if (p.size() != c.numLayers()) {
+            throw new InputException(f, "plan lists " + p.size() + " layers, base_config has " + c.numLayers());
+        }
+        List<String> layers = new ArrayList<>();
+        p.forEach(n -> layers.add(n.asText()));
+        try {
+            return new StudentPlan(layers);
+        } catch (InputException e) {
+            throw new InputException(f, e.getMessage());
+        }
+    }
+
+    private static MixerSettings settings(ObjectNode cfg, Path f) {
+        JsonNode m = cfg.path("mixer");
+        try {
+            return new MixerSettings(m.path("feature_dim").asInt(64), m.path("window").asInt(64),
+                    m.path("chunk_size").asInt(64), m.path("window_factor_init").asDouble(-2.197));
+        } catch (IllegalArgumentException e) {
+            throw new InputException(f, "mixer: " + e.getMessage());
+        }
+    }
+
+    /** A view of a weight source restricted to some names. */
+    private record Filtered(WeightSource inner, Set<String> keep) implements WeightSource {
+        @Override
+        public Path origin() {
+            return inner.origin();
+        }
+
+        @Override
+        public Set<String> names() {
+            Set<String> n = new TreeSet<>(inner.names());
+            n.retainAll(keep);
+            return n;
+        }
+
+        @Override
+        public TensorInfo info(String name) {
+            return inner.info(name);
+        }
+
+        @Override
+        public float[] readFloats(String name) {
+            return inner.readFloats(name);
+        }
+    }
+}
