@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
+import molt.student.StudentCheckpoint;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import molt.teacher.io.Checkpoints;
@@ -24,6 +25,9 @@ public final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (StudentCheckpoint.isStudent(model)) {
+            return inspectStudent();
+        }
         LlamaConfig c = LlamaConfig.read(model);
         StringBuilder sb = new StringBuilder();
         try (WeightSource w = Checkpoints.open(model)) {
@@ -64,6 +68,42 @@ public final class InspectCommand implements Callable<Integer> {
             line(sb, "file", f.getFileName() + " (" + String.format("%,d", size) + " bytes)");
         }
         line(sb, "weights on disk", String.format("%,d bytes", total));
+        line(sb, "tokenizer", Tokenizers.present(model) ? "tokenizer.json" : "none (use --tokens)");
+        System.out.print(sb);
+        return 0;
+    }
+
+    private int inspectStudent() throws Exception {
+        com.fasterxml.jackson.databind.JsonNode cfg = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(model.resolve("config.json").toFile());
+        LlamaConfig c = StudentCheckpoint.baseConfig(model);
+        StringBuilder sb = new StringBuilder();
+        line(sb, "model", model.toAbsolutePath().normalize().toString());
+        line(sb, "model_type", StudentCheckpoint.MODEL_TYPE + " (base " + c.modelType() + ", " + c.numLayers()
+                + " layers, hidden " + c.hiddenSize() + ")");
+        line(sb, "weights", cfg.path("weights").asText() + " (" + cfg.path("dtype").asText() + ")");
+        line(sb, "base model", cfg.path("base_model").path("path").asText() + " sha256 "
+                + cfg.path("base_model").path("sha256").asText());
+        java.util.List<String> plan = new java.util.ArrayList<>();
+        cfg.path("plan").forEach(n -> plan.add(n.asText()));
+        for (int i = 0; i < plan.size(); i++) {
+            line(sb, "layer " + i, plan.get(i));
+        }
+        line(sb, "mixer settings", cfg.path("mixer").toString());
+        line(sb, "lora", cfg.path("lora").isNull() ? "none (merged or not used)" : cfg.path("lora").toString());
+        long own = 0;
+        long mixer = 0;
+        long lora = 0;
+        try (WeightSource w = Checkpoints.open(model)) {
+            for (String n : w.names()) {
+                long k = w.info(n).numel();
+                own += k;
+                mixer += n.contains(".self_attn.mixer.") ? k : 0;
+                lora += n.contains(".lora_") ? k : 0;
+            }
+        }
+        line(sb, "parameters", String.format("%,d stored (mixers %,d, LoRA %,d; base architecture %,d)", own, mixer,
+                lora, LlamaWeights.parameterCount(c)));
         line(sb, "tokenizer", Tokenizers.present(model) ? "tokenizer.json" : "none (use --tokens)");
         System.out.print(sb);
         return 0;

@@ -2,6 +2,7 @@ package molt.pipeline.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import molt.student.StudentCheckpoint;
 import molt.teacher.Devices;
 import molt.teacher.InputException;
 import molt.teacher.LlamaConfig;
@@ -25,7 +26,7 @@ final class Models {
         if (!Files.isDirectory(dir)) {
             throw new InputException(dir, "not a model directory");
         }
-        return LlamaConfig.read(dir);
+        return StudentCheckpoint.isStudent(dir) ? StudentCheckpoint.baseConfig(dir) : LlamaConfig.read(dir);
     }
 
     static void checkMode(String mode) {
@@ -36,6 +37,13 @@ final class Models {
 
     /** Loads the model on the device named by {@code deviceSetting} (resolved after the files are validated). */
     static LanguageModel load(Path dir, String deviceSetting) {
+        if (StudentCheckpoint.isStudent(dir)) {
+            StudentCheckpoint.baseConfig(dir);
+            try (WeightSource w = Checkpoints.open(dir)) {
+                w.names(); // headers checked before the device is chosen
+            }
+            return StudentCheckpoint.load(dir, Devices.resolve(deviceSetting));
+        }
         LlamaConfig c = config(dir);
         try (WeightSource w = Checkpoints.open(dir)) {
             LlamaWeights.validate(c, w);
