@@ -27,8 +27,9 @@ import picocli.CommandLine.Option;
  * machines are noisy and only ratios travel.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmarks. 'teacher': forward tokens/s at several model sizes beside the fp32 GEMM rate.",
-        subcommands = {BenchCommand.Teacher.class})
+        description = "Benchmarks: 'teacher' (forward tokens/s by model size) and 'mixers' (mixers vs softmax "
+                + "attention), each beside the fp32 GEMM rate measured in the same run.",
+        subcommands = {BenchCommand.Teacher.class, MixerBench.class})
 public final class BenchCommand implements Runnable {
 
     @Override

@@ -66,12 +66,15 @@ public final class HedgehogMixer implements Mixer {
         NDArray norm = scope.zeros(new Shape(b, h, f2, 1));
         NDList outs = new NDList();
         int c = settings.chunkSize();
-        for (long c0 = 0; c0 < t; c0 += c) {
+        NDList qs = Masks.chunks(fq, c);
+        NDList ks = Masks.chunks(fk, c);
+        NDList vs = Masks.chunks(v, c);
+        for (int ci = 0; ci < qs.size(); ci++) {
+            long c0 = (long) ci * c;
             long c1 = Math.min(t, c0 + c);
-            String range = ":, :, " + c0 + ":" + c1;
-            NDArray qc = fq.get(range); // [B, H, n, 2F]
-            NDArray kc = fk.get(range); // [B, H, n, 2F]
-            NDArray vc = v.get(range); // [B, H, n, D]
+            NDArray qc = qs.get(ci); // [B, H, n, 2F]
+            NDArray kc = ks.get(ci); // [B, H, n, 2F]
+            NDArray vc = vs.get(ci); // [B, H, n, D]
             NDArray a = qc.matMul(kc.transpose(0, 1, 3, 2)) // [B, H, n, n]
                     .mul(Masks.causal(scope, c0, c1 - c0, c0, c1 - c0));
             NDArray num = a.matMul(vc).add(qc.matMul(state)); // [B, H, n, D]

@@ -94,21 +94,26 @@ public final class HedgehogWindowMixer implements Mixer {
         NDArray lagS = scope.zeros(new Shape(b, h, f2, d)); // tokens before the previous chunk
         NDArray lagZ = scope.zeros(new Shape(b, h, f2, 1));
         NDList outs = new NDList();
+        NDList qs = Masks.chunks(q, c);
+        NDList fqs = Masks.chunks(fq, c);
+        NDList ks = Masks.chunks(k, c);
+        NDList fks = Masks.chunks(fk, c);
+        NDList vs = Masks.chunks(v, c);
         long lastP0 = 0;
         NDArray lastLagS = lagS;
         NDArray lastLagZ = lagZ;
-        for (long c0 = 0; c0 < t; c0 += c) {
+        for (int ci = 0; ci < qs.size(); ci++) {
+            long c0 = (long) ci * c;
             long c1 = Math.min(t, c0 + c);
             long p0 = Math.max(0, c0 - c);
             long n = c1 - c0;
             long m = c1 - p0;
-            String cur = ":, :, " + c0 + ":" + c1;
-            String blk = ":, :, " + p0 + ":" + c1;
-            NDArray qc = q.get(cur); // [B, H, n, D]
-            NDArray fqc = fq.get(cur); // [B, H, n, 2F]
-            NDArray kb = k.get(blk); // [B, H, m, D]
-            NDArray vb = v.get(blk); // [B, H, m, D]
-            NDArray fkb = fk.get(blk); // [B, H, m, 2F]
+            NDArray qc = qs.get(ci); // [B, H, n, D]
+            NDArray fqc = fqs.get(ci); // [B, H, n, 2F]
+            // The block: previous chunk (if any) then the current one.
+            NDArray kb = ci == 0 ? ks.get(0) : ks.get(ci - 1).concat(ks.get(ci), 2); // [B, H, m, D]
+            NDArray vb = ci == 0 ? vs.get(0) : vs.get(ci - 1).concat(vs.get(ci), 2); // [B, H, m, D]
+            NDArray fkb = ci == 0 ? fks.get(0) : fks.get(ci - 1).concat(fks.get(ci), 2); // [B, H, m, 2F]
             NDArray win = Masks.window(scope, c0, n, p0, m, w); // [n, m]
             NDArray before = Masks.beforeWindow(scope, c0, n, p0, m, w); // [n, m]
             NDArray scores = qc.matMul(kb.transpose(0, 1, 3, 2)).mul(scale); // [B, H, n, m]
@@ -123,11 +128,10 @@ public final class HedgehogWindowMixer implements Mixer {
             lastP0 = p0;
             lastLagS = lagS;
             lastLagZ = lagZ;
-            if (c0 > 0) {
+            if (ci > 0) {
                 // The previous chunk [p0, c0) moves behind the next chunk's block: fold it into the lag state.
-                String prev = ":, :, " + p0 + ":" + c0;
-                NDArray kT = fk.get(prev).transpose(0, 1, 3, 2); // [B, H, 2F, C]
-                lagS = lagS.add(kT.matMul(v.get(prev)));
+                NDArray kT = fks.get(ci - 1).transpose(0, 1, 3, 2); // [B, H, 2F, C]
+                lagS = lagS.add(kT.matMul(vs.get(ci - 1)));
                 lagZ = lagZ.add(kT.sum(new int[] {-1}, true));
             }
         }

@@ -4,9 +4,24 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
-/** Masks from index comparisons (DJL has no triu/tril), as 0/1 float arrays [rows, cols]. */
+/** Masks from index comparisons (DJL has no triu/tril), as 0/1 float arrays [rows, cols], and chunking. */
 public final class Masks {
     private Masks() {
+    }
+
+    /**
+     * Splits x [B, H, T, ...] along time into chunks of {@code c} (the last may be shorter) with one split op:
+     * slicing each chunk separately would make autograd build a full-length zero gradient per slice, turning
+     * the backward pass quadratic in T.
+     */
+    public static ai.djl.ndarray.NDList chunks(NDArray x, int c) {
+        long t = x.getShape().get(2);
+        int n = (int) ((t + c - 1) / c);
+        long[] cuts = new long[n - 1];
+        for (int i = 1; i < n; i++) {
+            cuts[i - 1] = (long) i * c;
+        }
+        return n == 1 ? new ai.djl.ndarray.NDList(x) : x.split(cuts, 2);
     }
 
     /** Query positions [rows, 1] starting at {@code q0}, key positions [1, cols] starting at {@code k0}. */

@@ -1,0 +1,159 @@
+package molt.pipeline.cli;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import java.util.List;
+import java.util.concurrent.Callable;
+import molt.student.mixer.Mixer;
+import molt.student.mixer.MixerInput;
+import molt.student.mixer.MixerRegistry;
+import molt.student.mixer.MixerSettings;
+import molt.student.mixer.MixerState;
+import molt.teacher.Devices;
+import molt.teacher.model.LlamaBlocks;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code molt bench mixers}: each mixer's training form (forward + backward) at growing lengths and its decoding
+ * step at two context lengths, beside causal softmax attention on the same q, k, v in the same run.
+ */
+@Command(name = "mixers", mixinStandardHelpOptions = true,
+        description = "Mixers vs softmax attention: training-form time by length, decode time and state bytes.")
+final class MixerBench implements Callable<Integer> {
+    @Option(names = "--lengths", split = ",", defaultValue = "512,1024,2048,4096,8192",
+            description = "Sequence lengths for the training form. Default: ${DEFAULT-VALUE}.")
+    List<Integer> lengths;
+
+    @Option(names = "--mixers", split = ",", defaultValue = "softmax,hedgehog,hedgehog_window",
+            description = "What to measure. Default: ${DEFAULT-VALUE}.")
+    List<String> mixers;
+
+    @Option(names = "--heads", defaultValue = "4") int heads;
+    @Option(names = "--head-dim", defaultValue = "64") int headDim;
+    @Option(names = "--contexts", split = ",", defaultValue = "512,8192",
+            description = "Decode context lengths. Default: ${DEFAULT-VALUE}.")
+    List<Integer> contexts;
+    @Option(names = "--device", defaultValue = "cpu") String device;
+
+    @Override
+    public Integer call() {
+        Device d = Devices.resolve(device);
+        MixerSettings s = MixerSettings.lolcats();
+        double gemm = BenchCommand.gemmGflops(d, 2048, 3);
+        System.out.printf("fp32 GEMM: %.1f GFLOP/s; B=1, H=%d, D=%d, feature_dim %d, window %d, chunk %d%n", gemm,
+                heads, headDim, s.featureDim(), s.window(), s.chunkSize());
+        StringBuilder head = new StringBuilder(String.format("%-16s", "train fwd+bwd"));
+        for (int t : lengths) {
+            head.append(String.format("%12s", "T=" + t));
+        }
+        head.append(String.format("  %s", "t(last)/t(1024)"));
+        System.out.println(head);
+        for (String name : mixers) {
+            StringBuilder row = new StringBuilder(String.format("%-16s", name));
+            double at1024 = Double.NaN;
+            double last = Double.NaN;
+            for (int t : lengths) {
+                double sec = trainTime(d, name, s, t);
+                row.append(String.format("%11.3fs", sec));
+                if (t == 1024) {
+                    at1024 = sec;
+                }
+                last = sec;
+            }
+            row.append(String.format("  %15.1f", last / at1024));
+            System.out.println(row);
+        }
+        System.out.printf("%-16s", "decode");
+        for (int c : contexts) {
+            System.out.printf("%16s %14s", "ms/token@" + c, "state B@" + c);
+        }
+        System.out.println();
+        for (String name : mixers) {
+            System.out.printf("%-16s", name);
+            for (int c : contexts) {
+                double[] r = decode(d, name, s, c);
+                System.out.printf("%16.3f %14d", r[0], (long) r[1]);
+            }
+            System.out.println();
+        }
+        return 0;
+    }
+
+    private NDArray[] qkv(NDManager m, int t) {
+        Shape shape = new Shape(1, heads, t, headDim);
+        NDArray q = m.randomNormal(shape);
+        NDArray k = m.randomNormal(shape);
+        NDArray v = m.randomNormal(shape);
+        for (NDArray x : new NDArray[] {q, k, v}) {
+            x.setRequiresGradient(true);
+        }
+        return new NDArray[] {q, k, v};
+    }
+
+    private double trainTime(Device d, String name, MixerSettings s, int t) {
+        long best = Long.MAX_VALUE;
+        for (int rep = 0; rep < 2; rep++) {
+            try (NDManager m = NDManager.newBaseManager(d)) {
+                Mixer mixer = name.equals(MixerRegistry.SOFTMAX) ? null : MixerRegistry.create(name, m, heads, headDim, s);
+                NDArray[] x = qkv(m, t);
+                long t0 = System.nanoTime();
+                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    NDArray out = mixer == null
+                            ? LlamaBlocks.softmaxAttention(m, x[0], x[1], x[2], 0, false).get(0)
+                            : mixer.forward(m, MixerInput.qkv(x[0], x[1], x[2]), false).out();
+                    gc.backward(out.sum());
+                }
+                x[0].getGradient().getFloat(0, 0, 0, 0);
+                best = Math.min(best, System.nanoTime() - t0);
+            }
+        }
+        return best / 1e9;
+    }
+
+    /** ms per decoded token after a context of {@code c} tokens, and the state's bytes. */
+    private double[] decode(Device d, String name, MixerSettings s, int c) {
+        try (NDManager m = NDManager.newBaseManager(d)) {
+            int steps = 32;
+            if (name.equals(MixerRegistry.SOFTMAX)) {
+                NDArray k = m.randomNormal(new Shape(1, heads, c, headDim));
+                NDArray v = m.randomNormal(new Shape(1, heads, c, headDim));
+                long t0 = System.nanoTime();
+                for (int i = 0; i < steps; i++) {
+                    try (NDManager step = m.newSubManager()) {
+                        NDArray q = step.randomNormal(new Shape(1, heads, 1, headDim));
+                        NDArray nk = k.concat(step.randomNormal(new Shape(1, heads, 1, headDim)), 2);
+                        NDArray nv = v.concat(step.randomNormal(new Shape(1, heads, 1, headDim)), 2);
+                        nk.attach(step);
+                        nv.attach(step);
+                        LlamaBlocks.softmaxAttention(step, q, nk, nv, c, false).get(0).getFloat(0, 0, 0, 0);
+                    }
+                }
+                return new double[] {(System.nanoTime() - t0) / 1e6 / steps, 2.0 * heads * (c + 1) * headDim * 4};
+            }
+            Mixer mixer = MixerRegistry.create(name, m, heads, headDim, s);
+            mixer.setTrainable(false);
+            NDArray[] x;
+            try (NDManager pre = m.newSubManager()) {
+                NDArray q = pre.randomNormal(new Shape(1, heads, c, headDim));
+                NDArray k = pre.randomNormal(new Shape(1, heads, c, headDim));
+                NDArray v = pre.randomNormal(new Shape(1, heads, c, headDim));
+                Mixer.Output o = mixer.forward(pre, MixerInput.qkv(q, k, v), true);
+                try (MixerState st = o.state()) {
+                    long t0 = System.nanoTime();
+                    for (int i = 0; i < steps; i++) {
+                        try (NDManager step = m.newSubManager()) {
+                            NDArray one = step.randomNormal(new Shape(1, heads, 1, headDim));
+                            mixer.step(step, st, MixerInput.qkv(one, one, one)).getFloat(0, 0, 0, 0);
+                        }
+                    }
+                    return new double[] {(System.nanoTime() - t0) / 1e6 / steps, st.bytes()};
+                }
+            }
+        }
+    }
+}
