@@ -1,0 +1,110 @@
+package molt.data;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import molt.teacher.InputException;
+
+/**
+ * Batches of packed sequences from one split of a prepared dataset, in a deterministic shuffled order: each epoch
+ * permutes the shards, and each shard's rows, with generators seeded from (seed, epoch, shard). Memory holds one
+ * shard. {@link #position()} and {@link #seek} save and restore the exact place, so a restarted stage sees exactly
+ * the batches an uninterrupted run would have seen.
+ */
+public final class BatchReader {
+    /** A place in the stream: epoch, index into the epoch's shard order, row index into the shard's row order. */
+    public record Position(long epoch, int shard, int row) {
+    }
+
+    private final PreparedDataset dataset;
+    private final List<Path> shards;
+    private final int batchSize;
+    private final long seed;
+    private long epoch;
+    private int shardCursor;
+    private int rowCursor;
+    private int[] shardOrder;
+    private List<long[]> rows;
+    private int[] rowOrder;
+
+    public BatchReader(PreparedDataset dataset, String split, int batchSize, long seed) {
+        this.dataset = dataset;
+        this.shards = dataset.shards(split);
+        this.batchSize = batchSize;
+        this.seed = seed;
+        if (shards.isEmpty()) {
+            throw new InputException(dataset.dir(), "has no " + split + " sequences");
+        }
+        if (batchSize < 1) {
+            throw new InputException("batch size must be >= 1, found " + batchSize);
+        }
+        seek(new Position(0, 0, 0));
+    }
+
+    private static int[] permutation(int n, long seed) {
+        int[] p = new int[n];
+        for (int i = 0; i < n; i++) {
+            p[i] = i;
+        }
+        Random r = new Random(seed);
+        for (int i = n - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            int t = p[i];
+            p[i] = p[j];
+            p[j] = t;
+        }
+        return p;
+    }
+
+    public Position position() {
+        return new Position(epoch, shardCursor, rowCursor);
+    }
+
+    /** Moves to a saved position. */
+    public void seek(Position p) {
+        epoch = p.epoch();
+        shardOrder = permutation(shards.size(), seed * 1_000_003L + epoch);
+        if (p.shard() < 0 || p.shard() >= shards.size()) {
+            throw new InputException("data position: shard " + p.shard() + " is out of range [0, " + shards.size() + ")");
+        }
+        shardCursor = p.shard();
+        loadShard();
+        if (p.row() < 0 || p.row() > rows.size()) {
+            throw new InputException("data position: row " + p.row() + " is out of range [0, " + rows.size() + "]");
+        }
+        rowCursor = p.row();
+    }
+
+    private void loadShard() {
+        int shard = shardOrder[shardCursor];
+        rows = SequenceShards.read(shards.get(shard));
+        rowOrder = permutation(rows.size(), (seed * 1_000_003L + epoch) * 31 + shard);
+    }
+
+    /** The next batch [batchSize][seqLen + 1], wrapping into the next epoch at the end of the split. */
+    public long[][] next() {
+        long[][] batch = new long[batchSize][];
+        for (int b = 0; b < batchSize; b++) {
+            while (rowCursor >= rows.size()) {
+                shardCursor++;
+                if (shardCursor == shards.size()) {
+                    epoch++;
+                    shardCursor = 0;
+                    shardOrder = permutation(shards.size(), seed * 1_000_003L + epoch);
+                }
+                rowCursor = 0;
+                loadShard();
+            }
+            batch[b] = rows.get(rowOrder[rowCursor++]);
+        }
+        return batch;
+    }
+
+    public long epoch() {
+        return epoch;
+    }
+
+    public PreparedDataset dataset() {
+        return dataset;
+    }
+}

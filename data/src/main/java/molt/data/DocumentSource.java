@@ -1,0 +1,17 @@
+package molt.data;
+
+/** A stream of documents, read lazily so datasets larger than memory stream with flat memory. */
+public interface DocumentSource extends AutoCloseable {
+
+    /** The next document, or null at the end. */
+    Document next();
+
+    /**
+     * What this source is, for manifests: its kind, location and what identifies its content (file sizes and
+     * modification times, or a built-in corpus' name and version).
+     */
+    String identity();
+
+    @Override
+    void close();
+}

@@ -1,0 +1,75 @@
+package molt.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import molt.teacher.InputException;
+
+/** Documents from JSON Lines: one object per line, the text in a string field (default {@code text}). */
+public final class JsonlDocuments implements DocumentSource {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final Path file;
+    private final String field;
+    private final BufferedReader in;
+    private long line;
+
+    public JsonlDocuments(Path file, String field) {
+        this.file = file;
+        this.field = field;
+        try {
+            this.in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new InputException(file, "cannot open: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public Document next() {
+        try {
+            String s;
+            while ((s = in.readLine()) != null) {
+                line++;
+                if (s.isBlank()) {
+                    continue;
+                }
+                JsonNode n;
+                try {
+                    n = JSON.readTree(s);
+                } catch (IOException e) {
+                    throw new InputException(file, "line " + line + ": not valid JSON");
+                }
+                JsonNode v = n == null ? null : n.get(field);
+                if (v == null || !v.isTextual()) {
+                    throw new InputException(file, "line " + line + ": expected a string field '" + field + "'");
+                }
+                return Document.ofText(v.asText());
+            }
+            return null;
+        } catch (IOException e) {
+            throw new InputException(file, "cannot read: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public String identity() {
+        try {
+            return "jsonl:" + file.toAbsolutePath().normalize() + "#" + field + ";" + Files.size(file) + ":"
+                    + Files.getLastModifiedTime(file).toMillis();
+        } catch (IOException e) {
+            throw new InputException(file, "cannot stat: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            in.close();
+        } catch (IOException e) {
+            // Nothing was written.
+        }
+    }
+}
