@@ -16,6 +16,7 @@ import picocli.CommandLine.Option;
             molt.pipeline.cli.InspectCommand.class,
             molt.pipeline.cli.LogitsCommand.class,
             molt.pipeline.cli.GenerateCommand.class,
+            molt.pipeline.cli.DataCommand.class,
             molt.pipeline.cli.BenchCommand.class,
         })
 public final class Main implements Runnable {
