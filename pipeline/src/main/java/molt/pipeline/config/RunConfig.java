@@ -1,0 +1,295 @@
+package molt.pipeline.config;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import molt.student.StudentPlan;
+import molt.student.lora.LoraConfig;
+import molt.student.mixer.MixerRegistry;
+import molt.student.mixer.MixerSettings;
+import molt.teacher.InputException;
+
+/**
+ * A run, as its YAML config describes it, with every default filled in (LoLCATs' values). Built by
+ * {@link ConfigLoader}; {@link #toJson} is the canonical resolved form written into run directories and
+ * checkpoints.
+ */
+public record RunConfig(String name, Path outputDir, long seed, String device, Checkpointing checkpoint,
+                        Path teacher, Data data, Student student, Lora lora, List<Stage> stages) {
+
+    /** How often training stages checkpoint and how many checkpoints they keep (plus the best). */
+    public record Checkpointing(int everySteps, int keepLast) {
+    }
+
+    /** The training data: a source prepared with the teacher's tokenizer into the run directory. */
+    public record Data(String source, String column, int seqLen, double valFraction, long seed, int rowsPerShard,
+                       int batchSize) {
+    }
+
+    /** The student's plan and mixer settings. */
+    public record Student(String mixer, List<Integer> softmaxLayers, Map<Integer, String> layers, MixerSettings settings) {
+        public StudentPlan plan(int numLayers) {
+            return StudentPlan.of(numLayers, mixer, new HashSet<>(softmaxLayers), layers);
+        }
+    }
+
+    /** LoRA for the fine-tuning stage. */
+    public record Lora(int rank, double alpha, double dropout, List<String> targets) {
+        public LoraConfig toConfig() {
+            return new LoraConfig(rank, alpha, dropout, targets);
+        }
+    }
+
+    /**
+     * One stage. Training stages run to a token budget ({@code tokens}); fields a type does not use keep their
+     * defaults and are rejected when set.
+     */
+    public record Stage(String name, String type, long tokens, double lr, double weightDecay, int gradAccum,
+                        double clipNorm, double mseWeight, double attentionCeWeight, double ceWeight, double klWeight,
+                        double temperature, int valEvery, int valBatches, String scheduler, double plateauFactor,
+                        int plateauPatience, int logEvery, boolean merged, String dtype) {
+
+        public boolean trains() {
+            return type.equals(ATTENTION_TRANSFER) || type.equals(LORA_FINETUNE);
+        }
+    }
+
+    public static final String ATTENTION_TRANSFER = "attention_transfer";
+    public static final String LORA_FINETUNE = "lora_finetune";
+    public static final String EXPORT = "export";
+    public static final Set<String> STAGE_TYPES = Set.of(ATTENTION_TRANSFER, LORA_FINETUNE, EXPORT);
+
+    static RunConfig bind(Binder b, String defaultName) {
+        String name = b.str("name", defaultName);
+        Path out = Path.of(b.str("output_dir", "runs/" + name));
+        long seed = b.integer("seed", 0, 0, Long.MAX_VALUE);
+        String device = b.str("device", "cpu");
+        if (!device.matches("auto|cpu|gpu|gpu:\\d+")) {
+            throw b.error("device", "expected auto, cpu, gpu or gpu:N, found '" + device + "'");
+        }
+        b.str("extends", null); // consumed by the loader
+        Binder cp = b.object("checkpoint");
+        Checkpointing checkpoint = new Checkpointing((int) cp.integer("every_steps", 50, 1, Integer.MAX_VALUE),
+                (int) cp.integer("keep_last", 2, 1, 1000));
+        cp.finish();
+        Binder t = b.object("teacher");
+        Path teacher = Path.of(t.requiredStr("path"));
+        t.finish();
+        Binder d = b.object("data");
+        Data data = new Data(d.str("source", "europarl-en"), d.str("column", "text"),
+                (int) d.integer("seq_len", 1024, 2, 1 << 20), d.number("val_fraction", 0.05, 0, 0.9, true),
+                d.integer("seed", seed, 0, Long.MAX_VALUE), (int) d.integer("rows_per_shard", 4096, 1, 1 << 24),
+                (int) d.integer("batch_size", 1, 1, 1 << 16));
+        d.finish();
+        Student student = student(b.object("student"));
+        Binder l = b.object("lora");
+        List<String> targets = l.strings("targets", List.of("q", "k", "v", "o"));
+        for (String target : targets) {
+            if (!LoraConfig.KNOWN_TARGETS.contains(target)) {
+                throw l.error("targets", "unknown target '" + target + "' (expected some of " + LoraConfig.KNOWN_TARGETS
+                        + ")");
+            }
+        }
+        Lora lora = new Lora((int) l.integer("rank", 8, 1, 4096), l.number("alpha", 16, 0, 1e6, false),
+                l.number("dropout", 0, 0, 0.99, true), targets);
+        l.finish();
+        List<Stage> stages = new ArrayList<>();
+        Set<String> names = new HashSet<>();
+        for (Binder s : b.objects("stages")) {
+            Stage st = stage(s);
+            if (!names.add(st.name())) {
+                throw s.error("name", "duplicate stage name '" + st.name() + "'");
+            }
+            stages.add(st);
+        }
+        if (stages.isEmpty()) {
+            throw new InputException(b.where("stages") + ": at least one stage is required");
+        }
+        b.finish();
+        return new RunConfig(name, out, seed, device, checkpoint, teacher, data, student, lora, stages);
+    }
+
+    private static Student student(Binder s) {
+        Set<String> mixers = new java.util.TreeSet<>(MixerRegistry.names());
+        String mixer = s.choice("mixer", "hedgehog_window", mixers);
+        List<Integer> softmax = s.ints("softmax_layers");
+        Map<Integer, String> layers = new LinkedHashMap<>();
+        Binder l = s.object("layers");
+        for (java.util.Iterator<String> it = l.raw().fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            int idx;
+            try {
+                idx = Integer.parseInt(k);
+            } catch (NumberFormatException e) {
+                throw l.error(k, "expected a layer index as key");
+            }
+            Set<String> allowed = new java.util.TreeSet<>(mixers);
+            allowed.add(MixerRegistry.SOFTMAX);
+            layers.put(idx, l.choice(k, null, allowed));
+        }
+        l.finish();
+        int window = (int) s.integer("window", 64, 1, 1 << 20);
+        MixerSettings settings = new MixerSettings((int) s.integer("feature_dim", 64, 1, 1 << 16), window,
+                (int) s.integer("chunk_size", Math.max(64, window), 1, 1 << 20),
+                s.number("window_factor_init", -2.197, -1e3, 1e3, true));
+        if (settings.chunkSize() < settings.window()) {
+            throw s.error("chunk_size", "must be >= window (" + settings.window() + "), found " + settings.chunkSize());
+        }
+        s.finish();
+        return new Student(mixer, softmax, layers, settings);
+    }
+
+    private static Stage stage(Binder s) {
+        String name = s.requiredStr("name");
+        String type = s.choice("type", null, STAGE_TYPES);
+        if (type == null) {
+            throw s.error("type", "is required (one of " + STAGE_TYPES + ")");
+        }
+        boolean at = type.equals(ATTENTION_TRANSFER);
+        boolean lf = type.equals(LORA_FINETUNE);
+        long tokens = 0;
+        double lr = 0;
+        double wd = 0;
+        int accum = 1;
+        double clip = 0;
+        double mse = 0;
+        double attCe = 0;
+        double ce = 0;
+        double kl = 0;
+        double temp = 1;
+        int valEvery = 0;
+        int valBatches = 0;
+        String sched = "constant";
+        double factor = 0.5;
+        int patience = 2;
+        int logEvery = 10;
+        boolean merged = true;
+        String dtype = null;
+        if (at || lf) {
+            tokens = s.integer("tokens", -1, 1, Long.MAX_VALUE);
+            if (tokens < 0) {
+                throw s.error("tokens", "is required: the stage's token budget");
+            }
+            lr = s.number("lr", at ? 1e-2 : 1e-4, 0, 10, false);
+            wd = s.number("weight_decay", at ? 0.0 : 0.0, 0, 10, true);
+            clip = s.number("clip_norm", 1.0, 0, 1e6, true);
+            valEvery = (int) s.integer("val_every", 50, 1, Integer.MAX_VALUE);
+            valBatches = (int) s.integer("val_batches", 4, 1, 1 << 20);
+            sched = s.choice("scheduler", at ? "plateau" : "constant", Set.of("plateau", "constant"));
+            factor = s.number("plateau_factor", 0.5, 0, 1, false);
+            patience = (int) s.integer("plateau_patience", 2, 0, 1 << 20);
+            logEvery = (int) s.integer("log_every", 10, 1, 1 << 20);
+        }
+        if (at) {
+            mse = s.number("mse_weight", 1000, 0, 1e12, true);
+            attCe = s.number("attention_ce_weight", 0, 0, 1e12, true);
+        }
+        if (lf) {
+            accum = (int) s.integer("grad_accum", 8, 1, 1 << 16);
+            ce = s.number("ce_weight", 1, 0, 1e6, true);
+            kl = s.number("kl_weight", 0, 0, 1e6, true);
+            temp = s.number("temperature", 1, 0, 1e3, false);
+            if (ce == 0 && kl == 0) {
+                throw s.error("ce_weight", "ce_weight and kl_weight cannot both be 0");
+            }
+        }
+        if (type.equals(EXPORT)) {
+            merged = s.bool("merged", true);
+            dtype = s.choice("dtype", null, Set.of("F32", "F16", "BF16"));
+        }
+        s.finish();
+        return new Stage(name, type, tokens, lr, wd, accum, clip, mse, attCe, ce, kl, temp, valEvery, valBatches,
+                sched, factor, patience, logEvery, merged, dtype);
+    }
+
+    /** The canonical resolved form: every setting, defaults included, in schema order. */
+    public ObjectNode toJson() {
+        ObjectMapper m = new ObjectMapper();
+        ObjectNode r = m.createObjectNode();
+        r.put("name", name);
+        r.put("output_dir", outputDir.toString());
+        r.put("seed", seed);
+        r.put("device", device);
+        r.putObject("checkpoint").put("every_steps", checkpoint.everySteps()).put("keep_last", checkpoint.keepLast());
+        r.putObject("teacher").put("path", teacher.toString());
+        r.putObject("data").put("source", data.source()).put("column", data.column()).put("seq_len", data.seqLen())
+                .put("val_fraction", data.valFraction()).put("seed", data.seed())
+                .put("rows_per_shard", data.rowsPerShard()).put("batch_size", data.batchSize());
+        ObjectNode st = r.putObject("student");
+        st.put("mixer", student.mixer());
+        ArrayNode sl = st.putArray("softmax_layers");
+        student.softmaxLayers().forEach(sl::add);
+        ObjectNode layers = st.putObject("layers");
+        student.layers().forEach((k, v) -> layers.put(String.valueOf(k), v));
+        MixerSettings ms = student.settings();
+        st.put("feature_dim", ms.featureDim()).put("window", ms.window()).put("chunk_size", ms.chunkSize())
+                .put("window_factor_init", ms.windowFactorInit());
+        ObjectNode l = r.putObject("lora").put("rank", lora.rank()).put("alpha", lora.alpha()).put("dropout", lora.dropout());
+        ArrayNode lt = l.putArray("targets");
+        lora.targets().forEach(lt::add);
+        ArrayNode ss = r.putArray("stages");
+        for (Stage s : stages) {
+            ObjectNode n = ss.addObject().put("name", s.name()).put("type", s.type());
+            if (s.trains()) {
+                n.put("tokens", s.tokens()).put("lr", s.lr()).put("weight_decay", s.weightDecay())
+                        .put("clip_norm", s.clipNorm()).put("val_every", s.valEvery()).put("val_batches", s.valBatches())
+                        .put("scheduler", s.scheduler()).put("plateau_factor", s.plateauFactor())
+                        .put("plateau_patience", s.plateauPatience()).put("log_every", s.logEvery());
+            }
+            if (s.type().equals(ATTENTION_TRANSFER)) {
+                n.put("mse_weight", s.mseWeight()).put("attention_ce_weight", s.attentionCeWeight());
+            }
+            if (s.type().equals(LORA_FINETUNE)) {
+                n.put("grad_accum", s.gradAccum()).put("ce_weight", s.ceWeight()).put("kl_weight", s.klWeight())
+                        .put("temperature", s.temperature());
+            }
+            if (s.type().equals(EXPORT)) {
+                n.put("merged", s.merged());
+                if (s.dtype() == null) {
+                    n.putNull("dtype");
+                } else {
+                    n.put("dtype", s.dtype());
+                }
+            }
+        }
+        return r;
+    }
+
+    /** Key paths whose values differ between two resolved configs. */
+    public static List<String> differences(com.fasterxml.jackson.databind.JsonNode a,
+                                           com.fasterxml.jackson.databind.JsonNode b) {
+        Map<String, String> fa = new java.util.TreeMap<>();
+        Map<String, String> fb = new java.util.TreeMap<>();
+        flatten("", a, fa);
+        flatten("", b, fb);
+        Set<String> keys = new java.util.TreeSet<>(fa.keySet());
+        keys.addAll(fb.keySet());
+        List<String> out = new ArrayList<>();
+        for (String k : keys) {
+            if (!java.util.Objects.equals(fa.get(k), fb.get(k))) {
+                out.add(k);
+            }
+        }
+        return out;
+    }
+
+    private static void flatten(String p, com.fasterxml.jackson.databind.JsonNode n, Map<String, String> out) {
+        if (n.isObject()) {
+            n.fields().forEachRemaining(e -> flatten(p.isEmpty() ? e.getKey() : p + "." + e.getKey(), e.getValue(), out));
+        } else if (n.isArray()) {
+            out.put(p + ".length", String.valueOf(n.size()));
+            for (int i = 0; i < n.size(); i++) {
+                flatten(p + "[" + i + "]", n.get(i), out);
+            }
+        } else {
+            out.put(p, n.toString());
+        }
+    }
+}

@@ -1,0 +1,112 @@
+package molt.pipeline.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * AdamW (Loshchilov and Hutter): m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, w -= lr (m^ / (sqrt(v^) + eps) + wd w)
+ * with bias-corrected m^, v^. Written here rather than taken from DJL so that its state (moments and step) can be
+ * saved into checkpoints and restored exactly. Gradients are zeroed after each update.
+ */
+public final class AdamW {
+    private final double beta1;
+    private final double beta2;
+    private final double eps;
+    private final double weightDecay;
+    private final NDManager manager;
+    private final Map<String, NDArray> m = new LinkedHashMap<>();
+    private final Map<String, NDArray> v = new LinkedHashMap<>();
+    private long step;
+
+    public AdamW(NDManager manager, double weightDecay) {
+        this(manager, 0.9, 0.999, 1e-8, weightDecay);
+    }
+
+    public AdamW(NDManager manager, double beta1, double beta2, double eps, double weightDecay) {
+        this.manager = manager;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+    }
+
+    /** Global L2 norm of the gradients. */
+    public static double gradNorm(Map<String, NDArray> params) {
+        double sum = 0;
+        for (NDArray p : params.values()) {
+            NDArray g = p.getGradient();
+            try (NDArray sq = g.square().sum()) {
+                sum += sq.getFloat();
+            }
+        }
+        return Math.sqrt(sum);
+    }
+
+    /** One update with learning rate {@code lr}; gradients scaled by {@code gradScale} first (clipping). */
+    public void update(Map<String, NDArray> params, double lr, double gradScale) {
+        step++;
+        double c1 = 1 - Math.pow(beta1, step);
+        double c2 = 1 - Math.pow(beta2, step);
+        for (Map.Entry<String, NDArray> e : params.entrySet()) {
+            NDArray w = e.getValue();
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray g = w.getGradient().duplicate();
+                g.attach(scope);
+                if (gradScale != 1.0) {
+                    g = g.mul((float) gradScale);
+                }
+                NDArray mi = m.computeIfAbsent(e.getKey(), k -> zerosLike(w));
+                NDArray vi = v.computeIfAbsent(e.getKey(), k -> zerosLike(w));
+                mi.muli((float) beta1).addi(g.mul((float) (1 - beta1)));
+                vi.muli((float) beta2).addi(g.square().mul((float) (1 - beta2)));
+                NDArray mhat = mi.div((float) c1);
+                mhat.attach(scope);
+                NDArray vhat = vi.div((float) c2);
+                vhat.attach(scope);
+                NDArray upd = mhat.div(vhat.sqrt().add((float) eps));
+                if (weightDecay > 0) {
+                    NDArray decay = w.mul((float) weightDecay);
+                    decay.attach(scope);
+                    upd = upd.add(decay);
+                }
+                NDArray next = w.stopGradient();
+                next.attach(scope);
+                float[] values = next.sub(upd.mul((float) lr)).toFloatArray();
+                w.set(values);
+                w.getGradient().set(new float[Math.toIntExact(w.size())]);
+            }
+        }
+    }
+
+    private NDArray zerosLike(NDArray w) {
+        NDArray z = manager.zeros(w.getShape());
+        return z;
+    }
+
+    public long step() {
+        return step;
+    }
+
+    /** Moments by name ({@code m.<param>}, {@code v.<param>}) for checkpoints. */
+    public Map<String, NDArray> state() {
+        Map<String, NDArray> s = new LinkedHashMap<>();
+        m.forEach((k, a) -> s.put("adam.m." + k, a));
+        v.forEach((k, a) -> s.put("adam.v." + k, a));
+        return s;
+    }
+
+    /** Restores moments and the step count saved by {@link #state()}. */
+    public void restore(Map<String, float[]> values, Map<String, NDArray> params, long step) {
+        this.step = step;
+        for (Map.Entry<String, NDArray> e : params.entrySet()) {
+            float[] mv = values.get("adam.m." + e.getKey());
+            float[] vv = values.get("adam.v." + e.getKey());
+            if (mv != null && vv != null) {
+                m.put(e.getKey(), manager.create(mv, e.getValue().getShape()));
+                v.put(e.getKey(), manager.create(vv, e.getValue().getShape()));
+            }
+        }
+    }
+}
