@@ -16,6 +16,9 @@ import picocli.CommandLine.Option;
             molt.pipeline.cli.InspectCommand.class,
             molt.pipeline.cli.LogitsCommand.class,
             molt.pipeline.cli.GenerateCommand.class,
+            molt.pipeline.cli.RunCommand.class,
+            molt.pipeline.cli.StatusCommand.class,
+            molt.pipeline.cli.ValidateCommand.class,
             molt.pipeline.cli.DataCommand.class,
             molt.pipeline.cli.BenchCommand.class,
         })

@@ -1,0 +1,72 @@
+package molt.pipeline.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import molt.pipeline.config.ConfigLoader;
+import molt.pipeline.config.RunConfig;
+import molt.student.StudentPlan;
+import molt.student.lora.LoraConfig;
+import molt.teacher.LlamaConfig;
+import molt.teacher.LlamaWeights;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code molt validate CONFIG}: checks a config without running it. */
+@Command(name = "validate", mixinStandardHelpOptions = true,
+        description = "Check a config without running it; print the resolved config, parameter counts and a memory estimate.")
+public final class ValidateCommand implements Callable<Integer> {
+    @Parameters(index = "0", description = "The run config (YAML).")
+    Path config;
+
+    @Option(names = "--set", description = "Override a config value: key.path=value.")
+    List<String> sets = new ArrayList<>();
+
+    @Override
+    public Integer call() throws Exception {
+        RunConfig cfg = ConfigLoader.load(config, sets);
+        ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
+        System.out.print(yaml.writeValueAsString(cfg.toJson()));
+        if (!Files.isRegularFile(cfg.teacher().resolve("config.json"))) {
+            System.out.println("# teacher " + cfg.teacher() + " not found: parameter counts need its config.json");
+            return 0;
+        }
+        LlamaConfig c = LlamaConfig.read(cfg.teacher());
+        StudentPlan plan = cfg.student().plan(c.numLayers());
+        long teacher = LlamaWeights.parameterCount(c);
+        long mixers = 0;
+        int f = cfg.student().settings().featureDim();
+        for (String m : plan.layers()) {
+            if (m.equals("hedgehog") || m.equals("hedgehog_window")) {
+                mixers += 2L * c.numHeads() * c.headDim() * f + (m.equals("hedgehog_window") ? c.numHeads() : 0);
+            }
+        }
+        LoraConfig l = cfg.lora().toConfig();
+        long lora = 0;
+        for (String t : l.targets()) {
+            int[] io = switch (t) {
+                case "q" -> new int[] {c.hiddenSize(), c.qDim()};
+                case "k", "v" -> new int[] {c.hiddenSize(), c.kvDim()};
+                case "o" -> new int[] {c.qDim(), c.hiddenSize()};
+                case "gate", "up" -> new int[] {c.hiddenSize(), c.intermediateSize()};
+                default -> new int[] {c.intermediateSize(), c.hiddenSize()};
+            };
+            lora += (long) l.rank() * (io[0] + io[1]) * c.numLayers();
+        }
+        long t = (long) cfg.data().batchSize() * cfg.data().seqLen();
+        long activations = 4L * t * (long) c.numLayers() * (12L * c.hiddenSize() + 2L * c.intermediateSize())
+                + 4L * t * c.vocabSize() * 3;
+        long memory = 4 * teacher + 16 * (mixers + lora) + activations;
+        System.out.printf("# plan: %s%n", String.join(", ", plan.layers()));
+        System.out.printf("# parameters: teacher %,d; attention transfer trains %,d (%.4f%%); LoRA trains %,d (%.4f%%)%n",
+                teacher, mixers, 100.0 * mixers / teacher, lora, 100.0 * lora / teacher);
+        System.out.printf("# memory estimate: %.2f GiB (fp32 teacher weights, trained parameters with AdamW state and "
+                + "gradients, activations of one %d-token micro-batch)%n", memory / (double) (1L << 30), t);
+        return 0;
+    }
+}

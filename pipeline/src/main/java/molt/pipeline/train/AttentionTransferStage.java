@@ -1,0 +1,139 @@
+package molt.pipeline.train;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.Arrays;
+import java.util.Map;
+import molt.student.StudentModel;
+import molt.teacher.model.Taps;
+
+/**
+ * LoLCATs stage 1: the teacher is frozen and only the mixers' new parameters train, so that each layer's mixer
+ * output (per head, before o_proj) matches the teacher's attention output on the teacher's own q, k, v: the loss
+ * is mse_weight x MSE averaged over the mixer layers. Layers see the teacher's inputs, so no gradient crosses
+ * layers. The final per-layer MSE on validation data shows which layers are hard to linearize.
+ */
+public final class AttentionTransferStage extends TrainingLoop {
+    private final StudentModel student;
+    private final NDManager manager;
+    private final int[] mixerLayers;
+
+    public AttentionTransferStage(StageContext ctx, Device device) {
+        super(ctx);
+        this.student = StudentFactory.build(ctx, device, false);
+        this.manager = NDManager.newBaseManager(device);
+        this.mixerLayers = java.util.stream.IntStream.range(0, student.config().numLayers())
+                .filter(i -> student.mixer(i) != null).toArray();
+        student.setMixersTrainable(true);
+        student.setLoraTrainable(false);
+    }
+
+    @Override
+    protected NDManager manager() {
+        return manager;
+    }
+
+    @Override
+    protected Map<String, NDArray> trainable() {
+        return student.mixerParameters();
+    }
+
+    @Override
+    protected Map<String, NDArray> studentWeights() {
+        Map<String, NDArray> m = new java.util.LinkedHashMap<>(student.mixerParameters());
+        m.putAll(student.loraParameters());
+        return m;
+    }
+
+    /** Inputs [B][T] of a packed batch [B][T+1]. */
+    static long[][] inputs(long[][] batch) {
+        long[][] x = new long[batch.length][];
+        for (int b = 0; b < batch.length; b++) {
+            x[b] = Arrays.copyOf(batch[b], batch[b].length - 1);
+        }
+        return x;
+    }
+
+    /** Per-layer MSE between mixer and teacher outputs, as [layers] (the teacher runs outside any collector). */
+    private NDArray[] layerErrors(NDManager step, Map<Integer, Taps.Layer> taps) {
+        NDArray[] errs = new NDArray[mixerLayers.length];
+        for (int j = 0; j < mixerLayers.length; j++) {
+            int i = mixerLayers[j];
+            Taps.Layer t = taps.get(i);
+            NDArray out = student.mixerOutput(step, i, null, t.q(), t.k(), t.v()); // [B, T, Hq, D]
+            errs[j] = out.sub(t.attentionOutput()).square().mean();
+        }
+        return errs;
+    }
+
+    private Map<Integer, Taps.Layer> teacherTaps(NDManager step, long[][] batch) {
+        return student.base().forward(step, inputs(batch), new Taps.Request(
+                java.util.Set.of(Arrays.stream(mixerLayers).boxed().toArray(Integer[]::new)), false, true, true, false,
+                false)).taps();
+    }
+
+    /** True when the plan has at least one mixer layer (otherwise there is nothing to transfer). */
+    public boolean hasMixers() {
+        return mixerLayers.length > 0;
+    }
+
+    @Override
+    protected NDArray loss(NDManager step, long[][] batch, long stepIndex, Object prepared) {
+        @SuppressWarnings("unchecked")
+        Map<Integer, Taps.Layer> taps = (Map<Integer, Taps.Layer>) prepared;
+        NDArray[] errs = layerErrors(step, taps);
+        NDArray sum = errs[0];
+        for (int j = 1; j < errs.length; j++) {
+            sum = sum.add(errs[j]);
+        }
+        return sum.div(errs.length).mul((float) stage.mseWeight());
+    }
+
+    @Override
+    protected Object prepare(NDManager step, long[][] batch) {
+        return teacherTaps(step, batch);
+    }
+
+    @Override
+    protected double validationLoss(NDManager step, long[][] batch) {
+        NDArray[] errs = layerErrors(step, teacherTaps(step, batch));
+        double s = 0;
+        for (NDArray e : errs) {
+            s += e.getFloat();
+        }
+        return s / errs.length * stage.mseWeight();
+    }
+
+    @Override
+    protected ObjectNode results() {
+        ObjectNode r = super.results();
+        ArrayNode layers = r.putArray("per_layer_mse");
+        double[] sums = new double[mixerLayers.length];
+        var val = new molt.data.BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
+        for (int b = 0; b < stage.valBatches(); b++) {
+            try (NDManager s = manager.newSubManager()) {
+                NDArray[] errs = layerErrors(s, teacherTaps(s, val.next()));
+                for (int j = 0; j < errs.length; j++) {
+                    sums[j] += errs[j].getFloat() / stage.valBatches();
+                }
+            }
+        }
+        for (int j = 0; j < mixerLayers.length; j++) {
+            layers.addObject().put("layer", mixerLayers[j]).put("mixer", student.plan().mixer(mixerLayers[j]))
+                    .put("mse", sums[j]);
+        }
+        return r;
+    }
+
+    public StudentModel student() {
+        return student;
+    }
+
+    public void close() {
+        manager.close();
+        student.close();
+    }
+}

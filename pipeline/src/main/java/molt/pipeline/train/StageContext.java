@@ -1,0 +1,22 @@
+package molt.pipeline.train;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import molt.data.PreparedDataset;
+import molt.pipeline.config.RunConfig;
+import molt.pipeline.run.MetricsLog;
+import molt.pipeline.run.StopSignal;
+
+/**
+ * What a stage gets from the runner: the resolved config, its own directory, the prepared data, the metrics log,
+ * the stop signal, the file holding the student's trainable weights from the previous training stage (or null),
+ * and the header (resolved config and versions) that goes into every checkpoint.
+ */
+public record StageContext(RunConfig config, RunConfig.Stage stage, Path runDir, Path stageDir, PreparedDataset data,
+                           MetricsLog metrics, StopSignal stop, Path previousWeights, ObjectNode header) {
+
+    /** The file a training stage leaves its final (best) trainable weights in. */
+    public static Path finalWeights(Path stageDir) {
+        return stageDir.resolve("final.safetensors");
+    }
+}

@@ -1,0 +1,218 @@
+package molt.pipeline.train;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import molt.data.BatchReader;
+import molt.pipeline.config.RunConfig;
+import molt.pipeline.run.CheckpointStore;
+import molt.pipeline.run.MetricsLog;
+import molt.teacher.io.AtomicFiles;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * The loop every training stage shares: a token budget turned into optimizer steps, AdamW with global-norm
+ * clipping, a reduce-on-plateau or constant schedule, validation that keeps the best weights, checkpoints that
+ * hold everything a bit-exact resume needs (weights, optimizer moments, schedule, best, data position), NaN
+ * detection, a polite stop on SIGTERM, and one metrics line per step. Subclasses supply the loss.
+ */
+public abstract class TrainingLoop {
+    private static final Logger LOG = LogManager.getLogger(TrainingLoop.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    protected final StageContext ctx;
+    protected final RunConfig.Stage stage;
+
+    protected TrainingLoop(StageContext ctx) {
+        this.ctx = ctx;
+        this.stage = ctx.stage();
+    }
+
+    /** The parameters this stage trains, by name (they require gradients). */
+    protected abstract Map<String, NDArray> trainable();
+
+    /** Everything that defines the student after this stage (saved as the stage's final weights). */
+    protected abstract Map<String, NDArray> studentWeights();
+
+    /**
+     * Work on a micro-batch that must happen before the gradient collector opens (a frozen teacher's forward);
+     * its result is handed to {@link #loss}.
+     */
+    protected Object prepare(NDManager step, long[][] batch) {
+        return null;
+    }
+
+    /**
+     * The training loss of one micro-batch [B][T+1] (called under the gradient collector; arrays in {@code step}),
+     * with the micro-step index for seeded dropout.
+     */
+    protected abstract NDArray loss(NDManager step, long[][] batch, long stepIndex, Object prepared);
+
+    /** Validation loss of one batch (no gradients). */
+    protected abstract double validationLoss(NDManager step, long[][] batch);
+
+    /** Micro-batches per optimizer step. */
+    protected int accumulation() {
+        return 1;
+    }
+
+    /** Extra results for result.json after training (e.g. per-layer errors). */
+    protected ObjectNode results() {
+        return JSON.createObjectNode();
+    }
+
+    protected abstract NDManager manager();
+
+    private static final class Schedule {
+        double lr;
+        double best = Double.POSITIVE_INFINITY;
+        int bad;
+    }
+
+    /** Runs (or resumes) the stage to its token budget. */
+    public final void run() throws IOException {
+        RunConfig cfg = ctx.config();
+        int batch = cfg.data().batchSize();
+        long tokensPerStep = (long) batch * cfg.data().seqLen() * accumulation();
+        long totalSteps = Math.max(1, (stage.tokens() + tokensPerStep - 1) / tokensPerStep);
+        CheckpointStore store = new CheckpointStore(ctx.stageDir().resolve("checkpoints"), cfg.checkpoint().keepLast());
+        Map<String, NDArray> params = trainable();
+        AdamW opt = new AdamW(manager(), stage.weightDecay());
+        BatchReader reader = new BatchReader(ctx.data(), "train", batch, cfg.data().seed() + stage.name().hashCode());
+        Schedule sched = new Schedule();
+        sched.lr = stage.lr();
+        long step = 0;
+        Path bestFile = ctx.stageDir().resolve("best.safetensors");
+        var latest = store.latest();
+        if (latest.isPresent()) {
+            step = restore(latest.get().path(), params, opt, reader, sched);
+            MetricsLog.truncateAfter(ctx.runDir().resolve("metrics.jsonl"), stage.name(), step);
+            LOG.info("{}: resuming at step {} of {}", stage.name(), step, totalSteps);
+        } else {
+            LOG.info("{}: {} steps of {} tokens ({} trainable parameters)", stage.name(), totalSteps, tokensPerStep,
+                    params.values().stream().mapToLong(NDArray::size).sum());
+        }
+        long started = System.nanoTime();
+        long startStep = step;
+        double lastLoss = Double.NaN;
+        while (step < totalSteps) {
+            if (ctx.stop().requested()) {
+                checkpoint(store, step, params, opt, reader, sched);
+                throw new StageStopped(stage.name(), step);
+            }
+            long t0 = System.nanoTime();
+            double loss = 0;
+            for (int a = 0; a < accumulation(); a++) {
+                long[][] b = reader.next();
+                try (NDManager s = manager().newSubManager()) {
+                    Object prepared = prepare(s, b);
+                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                        NDArray l = loss(s, b, step * accumulation() + a, prepared).div(accumulation());
+                        loss += l.getFloat();
+                        gc.backward(l);
+                    }
+                }
+            }
+            if (!Double.isFinite(loss)) {
+                throw new TrainingDiverged(stage.name(), step + 1, loss);
+            }
+            double norm = AdamW.gradNorm(params);
+            double scale = stage.clipNorm() > 0 && norm > stage.clipNorm() ? stage.clipNorm() / norm : 1.0;
+            opt.update(params, sched.lr, scale);
+            step++;
+            lastLoss = loss;
+            double sec = (System.nanoTime() - t0) / 1e9;
+            ObjectNode rec = MetricsLog.record().put("stage", stage.name()).put("step", step)
+                    .put("tokens", step * tokensPerStep).put("loss", loss).put("lr", sched.lr)
+                    .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec);
+            boolean last = step == totalSteps;
+            if (step % stage.valEvery() == 0 || last) {
+                double val = validate();
+                rec.put("val_loss", val);
+                if (val < sched.best) {
+                    sched.best = val;
+                    sched.bad = 0;
+                    WeightsFile.write(bestFile, studentWeights(), Map.of("step", String.valueOf(step)));
+                } else if (stage.scheduler().equals("plateau") && ++sched.bad > stage.plateauPatience()) {
+                    sched.lr *= stage.plateauFactor();
+                    sched.bad = 0;
+                    LOG.info("{}: validation loss has not improved; learning rate now {}", stage.name(), sched.lr);
+                }
+            }
+            ctx.metrics().write(rec);
+            if (step % stage.logEvery() == 0 || last || step == 1) {
+                double elapsed = (System.nanoTime() - started) / 1e9;
+                double perStep = elapsed / (step - startStep);
+                LOG.info("{} step {}/{} loss {} {} tokens/s ETA {}s", stage.name(), step, totalSteps,
+                        String.format("%.5f", loss), String.format("%.0f", tokensPerStep / perStep),
+                        String.format("%.0f", perStep * (totalSteps - step)));
+            }
+            if (step % ctx.config().checkpoint().everySteps() == 0 || last) {
+                checkpoint(store, step, params, opt, reader, sched);
+            }
+        }
+        // Keep the best validated weights, as LoLCATs does.
+        Path fin = StageContext.finalWeights(ctx.stageDir());
+        if (Files.isRegularFile(bestFile)) {
+            AtomicFiles.writeBytes(fin, Files.readAllBytes(bestFile));
+        } else {
+            WeightsFile.write(fin, studentWeights(), Map.of());
+        }
+        WeightsFile.load(studentWeights(), WeightsFile.read(fin));
+        ObjectNode result = results();
+        result.put("steps", step).put("tokens", step * tokensPerStep).put("best_val_loss", sched.best)
+                .put("last_loss", lastLoss);
+        AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
+                JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
+    }
+
+    private double validate() {
+        BatchReader val = new BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
+        double sum = 0;
+        for (int i = 0; i < stage.valBatches(); i++) {
+            try (NDManager s = manager().newSubManager()) {
+                sum += validationLoss(s, val.next());
+            }
+        }
+        return sum / stage.valBatches();
+    }
+
+    private void checkpoint(CheckpointStore store, long step, Map<String, NDArray> params, AdamW opt,
+                            BatchReader reader, Schedule sched) throws IOException {
+        Path tmp = store.begin(step);
+        Map<String, NDArray> all = new LinkedHashMap<>(studentWeights());
+        all.putAll(opt.state());
+        WeightsFile.write(tmp.resolve("state.safetensors"), all, Map.of());
+        ObjectNode s = JSON.createObjectNode();
+        s.put("step", step).put("adam_step", opt.step()).put("lr", sched.lr).put("best", sched.best)
+                .put("bad", sched.bad);
+        BatchReader.Position p = reader.position();
+        s.putObject("data_position").put("epoch", p.epoch()).put("shard", p.shard()).put("row", p.row());
+        s.set("run", ctx.header());
+        AtomicFiles.writeString(tmp.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
+        store.commit(tmp, step, Double.NaN);
+    }
+
+    private long restore(Path dir, Map<String, NDArray> params, AdamW opt, BatchReader reader, Schedule sched)
+            throws IOException {
+        ObjectNode s = (ObjectNode) JSON.readTree(dir.resolve("state.json").toFile());
+        Map<String, float[]> values = WeightsFile.read(dir.resolve("state.safetensors"));
+        WeightsFile.load(studentWeights(), values);
+        opt.restore(values, params, s.get("adam_step").asLong());
+        sched.lr = s.get("lr").asDouble();
+        sched.best = s.get("best").asDouble();
+        sched.bad = s.get("bad").asInt();
+        var p = s.get("data_position");
+        reader.seek(new BatchReader.Position(p.get("epoch").asLong(), p.get("shard").asInt(), p.get("row").asInt()));
+        return s.get("step").asLong();
+    }
+}

@@ -1,0 +1,52 @@
+package molt.pipeline.run;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import molt.pipeline.cli.CliTestSupport;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PipelineTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void aReducedConfigRunsEndToEndAndResumesAsDone(@TempDir Path dir) throws Exception {
+        Path teacher = PipelineTestSupport.teacher(dir);
+        Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), "");
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
+        assertEquals(0, r.exit(), r.err());
+        Path run = dir.resolve("run");
+        JsonNode report = JSON.readTree(run.resolve("report.json").toFile());
+        Path student = Path.of(report.get("student").asText());
+        assertTrue(Files.isRegularFile(student.resolve("config.json")));
+        JsonNode transfer = report.path("stages").path("transfer").path("result");
+        assertEquals(2, transfer.path("per_layer_mse").size(), report.toString());
+        assertTrue(Files.isRegularFile(run.resolve("config.resolved.json")));
+        assertTrue(Files.readString(run.resolve("molt.log")).contains("stage transfer"));
+        long lines = Files.readAllLines(run.resolve("metrics.jsonl")).size();
+        assertEquals(8 + 4, lines, "one metrics line per optimizer step: 8 transfer + 4 finetune");
+
+        CliTestSupport.Run logits = CliTestSupport.run("logits", "--model", student.toString(), "--text", "The committee",
+                "--out", dir.resolve("l.safetensors").toString(), "--mode", "recurrent");
+        assertEquals(0, logits.exit(), logits.err());
+
+        CliTestSupport.Run again = CliTestSupport.run("run", config.toString());
+        assertEquals(0, again.exit(), again.err());
+        assertEquals(lines, Files.readAllLines(run.resolve("metrics.jsonl")).size(), "finished stages are skipped");
+
+        CliTestSupport.Run status = CliTestSupport.run("status", run.toString());
+        assertEquals(0, status.exit());
+        JsonNode st = JSON.readTree(status.out());
+        assertEquals("done", st.path("stages").path("finetune").path("status").asText());
+        assertEquals(4, st.path("stages").path("finetune").path("latest").path("step").asInt());
+
+        CliTestSupport.Run changed = CliTestSupport.run("run", config.toString(), "--set", "stages[0].lr=0.5");
+        assertEquals(2, changed.exit());
+        assertTrue(changed.err().contains("stages[0].lr"), changed.err());
+    }
+}

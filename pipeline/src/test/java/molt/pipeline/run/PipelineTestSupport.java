@@ -1,0 +1,74 @@
+package molt.pipeline.run;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import molt.teacher.testing.TinyCheckpoints;
+import molt.teacher.tokenizer.ByteTokenizer;
+
+/** A tiny teacher and a run config for pipeline tests. */
+public final class PipelineTestSupport {
+    private PipelineTestSupport() {
+    }
+
+    public static Path teacher(Path dir) throws Exception {
+        Path t = TinyCheckpoints.builder().layers(2).hidden(32).heads(4, 2).vocab(ByteTokenizer.VOCAB)
+                .write(dir.resolve("teacher"));
+        new ByteTokenizer().save(t);
+        return t;
+    }
+
+    public static Path corpus(Path dir) throws Exception {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 120; i++) {
+            sb.append("{\"text\": \"The committee discussed item ").append(i)
+                    .append(" of the agenda and agreed to vote on it tomorrow.\"}\n");
+        }
+        Path f = dir.resolve("corpus.jsonl");
+        Files.writeString(f, sb);
+        return f;
+    }
+
+    public static Path config(Path dir, Path teacher, Path corpus, String extra) throws Exception {
+        String yaml = """
+                name: tiny
+                output_dir: %s
+                seed: 3
+                checkpoint:
+                  every_steps: 2
+                  keep_last: 2
+                teacher:
+                  path: %s
+                data:
+                  source: %s
+                  seq_len: 32
+                  val_fraction: 0.1
+                  rows_per_shard: 16
+                student:
+                  mixer: hedgehog_window
+                  feature_dim: 4
+                  window: 8
+                  chunk_size: 16
+                lora:
+                  rank: 2
+                  alpha: 4
+                stages:
+                  - name: transfer
+                    type: attention_transfer
+                    tokens: 256
+                    val_every: 3
+                    val_batches: 2
+                  - name: finetune
+                    type: lora_finetune
+                    tokens: 256
+                    grad_accum: 2
+                    kl_weight: 0.5
+                    val_every: 2
+                    val_batches: 2
+                  - name: export
+                    type: export
+                """.formatted(dir.resolve("run"), teacher, corpus) + extra;
+        Path f = dir.resolve("tiny.yaml");
+        Files.writeString(f, yaml);
+        return f;
+    }
+}
