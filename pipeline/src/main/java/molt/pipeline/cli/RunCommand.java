@@ -17,7 +17,8 @@ import picocli.CommandLine.Parameters;
 /** {@code molt run CONFIG}: runs (or resumes) a staged distillation. */
 @Command(name = "run", mixinStandardHelpOptions = true,
         description = "Run the stages of a config in its output_dir; an existing run directory with the same resolved "
-                + "config resumes. Exit: 0 done, 2 bad input or config, 3 stopped by a signal (resumable), 1 failure.")
+                + "config resumes. Exit: 0 done, 2 bad input or config, 143 stopped by SIGTERM after writing a "
+                + "checkpoint (run again to resume), 1 failure.")
 public final class RunCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The run config (YAML).")
     Path config;
@@ -28,6 +29,9 @@ public final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         RunConfig cfg = ConfigLoader.load(config, sets);
+        // Read by DJL when the engine starts, which has not happened yet in this process.
+        System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(cfg.threads()));
+        System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
         try (StopSignal stop = StopSignal.install()) {
             Path dir = Runner.run(cfg, stop);
             System.out.println("done: " + dir.resolve("report.json"));

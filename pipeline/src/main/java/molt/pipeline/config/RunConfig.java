@@ -21,7 +21,7 @@ import molt.teacher.InputException;
  * {@link ConfigLoader}; {@link #toJson} is the canonical resolved form written into run directories and
  * checkpoints.
  */
-public record RunConfig(String name, Path outputDir, long seed, String device, Checkpointing checkpoint,
+public record RunConfig(String name, Path outputDir, long seed, String device, int threads, Checkpointing checkpoint,
                         Path teacher, Data data, Student student, Lora lora, List<Stage> stages) {
 
     /** How often training stages checkpoint and how many checkpoints they keep (plus the best). */
@@ -74,6 +74,9 @@ public record RunConfig(String name, Path outputDir, long seed, String device, C
         if (!device.matches("auto|cpu|gpu|gpu:\\d+")) {
             throw b.error("device", "expected auto, cpu, gpu or gpu:N, found '" + device + "'");
         }
+        // PyTorch's multi-threaded CPU kernels can differ in the last bits between processes; one thread makes a
+        // killed-and-resumed run byte-identical to an uninterrupted one.
+        int threads = (int) b.integer("threads", 1, 1, 4096);
         b.str("extends", null); // consumed by the loader
         Binder cp = b.object("checkpoint");
         Checkpointing checkpoint = new Checkpointing((int) cp.integer("every_steps", 50, 1, Integer.MAX_VALUE),
@@ -113,7 +116,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, C
             throw new InputException(b.where("stages") + ": at least one stage is required");
         }
         b.finish();
-        return new RunConfig(name, out, seed, device, checkpoint, teacher, data, student, lora, stages);
+        return new RunConfig(name, out, seed, device, threads, checkpoint, teacher, data, student, lora, stages);
     }
 
     private static Student student(Binder s) {
@@ -217,6 +220,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, C
         r.put("output_dir", outputDir.toString());
         r.put("seed", seed);
         r.put("device", device);
+        r.put("threads", threads);
         r.putObject("checkpoint").put("every_steps", checkpoint.everySteps()).put("keep_last", checkpoint.keepLast());
         r.putObject("teacher").put("path", teacher.toString());
         r.putObject("data").put("source", data.source()).put("column", data.column()).put("seq_len", data.seqLen())

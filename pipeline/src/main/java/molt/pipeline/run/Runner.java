@@ -44,7 +44,8 @@ public final class Runner {
         h.put("molt_version", BuildInfo.version());
         h.put("molt_commit", BuildInfo.commit());
         h.put("djl_version", BuildInfo.djlVersion());
-        h.put("threads", Runtime.getRuntime().availableProcessors());
+        h.put("threads", cfg.threads());
+        h.put("available_processors", Runtime.getRuntime().availableProcessors());
         h.set("config", cfg.toJson());
         return h;
     }
@@ -76,6 +77,15 @@ public final class Runner {
                         cfg.data().seed(), cfg.data().valFraction(), cfg.data().rowsPerShard(), dir.resolve("data"));
             }
             RunState state = RunState.load(dir, cfg);
+            // Lines logged after an unfinished stage's last checkpoint are replayed on resume: drop them first, so
+            // metrics.jsonl reads as one uninterrupted run.
+            for (RunConfig.Stage stage : cfg.stages()) {
+                if (stage.trains() && !state.done(stage.name())) {
+                    long step = molt.pipeline.train.TrainingLoop.resumeStep(dir.resolve("stages").resolve(stage.name()),
+                            cfg.checkpoint().keepLast());
+                    MetricsLog.truncateAfter(dir.resolve("metrics.jsonl"), stage.name(), step);
+                }
+            }
             Path previous = null;
             Path student = null;
             try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl"))) {

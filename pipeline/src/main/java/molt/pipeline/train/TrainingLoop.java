@@ -78,6 +78,12 @@ public abstract class TrainingLoop {
         int bad;
     }
 
+    /** The step of a stage's latest checkpoint, or 0 (the runner truncates metrics to it before resuming). */
+    public static long resumeStep(Path stageDir, int keepLast) {
+        return new CheckpointStore(stageDir.resolve("checkpoints"), keepLast).latest().map(CheckpointStore.Entry::step)
+                .orElse(0L);
+    }
+
     /** Runs (or resumes) the stage to its token budget. */
     public final void run() throws IOException {
         RunConfig cfg = ctx.config();
@@ -95,7 +101,6 @@ public abstract class TrainingLoop {
         var latest = store.latest();
         if (latest.isPresent()) {
             step = restore(latest.get().path(), params, opt, reader, sched);
-            MetricsLog.truncateAfter(ctx.runDir().resolve("metrics.jsonl"), stage.name(), step);
             LOG.info("{}: resuming at step {} of {}", stage.name(), step, totalSteps);
         } else {
             LOG.info("{}: {} steps of {} tokens ({} trainable parameters)", stage.name(), totalSteps, tokensPerStep,

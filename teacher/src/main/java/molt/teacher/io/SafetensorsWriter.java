@@ -60,7 +60,7 @@ public final class SafetensorsWriter {
         ObjectNode header = JSON.createObjectNode();
         if (metadata != null && !metadata.isEmpty()) {
             ObjectNode meta = header.putObject("__metadata__");
-            metadata.forEach(meta::put);
+            new java.util.TreeMap<>(metadata).forEach(meta::put); // sorted: the same bytes in every process
         }
         Set<String> seen = new HashSet<>();
         long offset = 0;
