@@ -359,6 +359,11 @@ public final class StudentModel implements LanguageModel {
         }
     }
 
+    /** Arrays alive in the student's and the teacher's managers (flat across training steps, or something leaks). */
+    public int liveArrays() {
+        return params.getManagedArrays().size() + base.manager().getManagedArrays().size();
+    }
+
     @Override
     public void close() {
         params.close();

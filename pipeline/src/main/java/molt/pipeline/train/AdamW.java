@@ -36,9 +36,12 @@ public final class AdamW {
     public static double gradNorm(Map<String, NDArray> params) {
         double sum = 0;
         for (NDArray p : params.values()) {
-            NDArray g = p.getGradient();
-            try (NDArray sq = g.square().sum()) {
-                sum += sq.getFloat();
+            // The gradient's wrapper and everything computed from it would belong to the parameter's manager:
+            // keep them in a scope that is closed at once.
+            try (NDManager scope = p.getManager().newSubManager()) {
+                NDArray g = p.getGradient();
+                g.attach(scope);
+                sum += g.square().sum().getFloat();
             }
         }
         return Math.sqrt(sum);
@@ -52,8 +55,9 @@ public final class AdamW {
         for (Map.Entry<String, NDArray> e : params.entrySet()) {
             NDArray w = e.getValue();
             try (NDManager scope = manager.newSubManager()) {
-                NDArray g = w.getGradient().duplicate();
-                g.attach(scope);
+                NDArray grad = w.getGradient();
+                grad.attach(scope);
+                NDArray g = grad.duplicate();
                 if (gradScale != 1.0) {
                     g = g.mul((float) gradScale);
                 }
@@ -75,7 +79,7 @@ public final class AdamW {
                 next.attach(scope);
                 float[] values = next.sub(upd.mul((float) lr)).toFloatArray();
                 w.set(values);
-                w.getGradient().set(new float[Math.toIntExact(w.size())]);
+                grad.set(new float[Math.toIntExact(w.size())]); // zero the gradient in place
             }
         }
     }

@@ -37,6 +37,11 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
+    protected int liveArrays() {
+        return student.liveArrays();
+    }
+
+    @Override
     protected Map<String, NDArray> trainable() {
         return student.mixerParameters();
     }

@@ -31,6 +31,11 @@ public final class LoraFinetuneStage extends TrainingLoop {
     }
 
     @Override
+    protected int liveArrays() {
+        return student.liveArrays();
+    }
+
+    @Override
     protected int accumulation() {
         return stage.gradAccum();
     }

@@ -72,6 +72,23 @@ public abstract class TrainingLoop {
 
     protected abstract NDManager manager();
 
+    /** Live NDArrays the stage holds (model, parameters, optimizer), logged per step to catch leaks. */
+    protected abstract int liveArrays();
+
+    /** Resident memory in MiB (Linux), or -1. */
+    static long rssMib() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("\\D+", "")) / 1024;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux
+        }
+        return -1;
+    }
+
     private static final class Schedule {
         double lr;
         double best = Double.POSITIVE_INFINITY;
@@ -138,7 +155,8 @@ public abstract class TrainingLoop {
             double sec = (System.nanoTime() - t0) / 1e9;
             ObjectNode rec = MetricsLog.record().put("stage", stage.name()).put("step", step)
                     .put("tokens", step * tokensPerStep).put("loss", loss).put("lr", sched.lr)
-                    .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec);
+                    .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec)
+                    .put("ndarrays", liveArrays() + manager().getManagedArrays().size()).put("rss_mib", rssMib());
             boolean last = step == totalSteps;
             if (step % stage.valEvery() == 0 || last) {
                 double val = validate();

@@ -31,6 +31,20 @@ class PipelineTest {
         long lines = Files.readAllLines(run.resolve("metrics.jsonl")).size();
         assertEquals(8 + 4, lines, "one metrics line per optimizer step: 8 transfer + 4 finetune");
 
+        // Native memory stays flat: after warm-up the live NDArray count does not change from step to step.
+        for (String stage : new String[] {"transfer", "finetune"}) {
+            java.util.List<Long> counts = new java.util.ArrayList<>();
+            for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
+                JsonNode n = JSON.readTree(line);
+                if (n.path("stage").asText().equals(stage)) {
+                    counts.add(n.path("ndarrays").asLong());
+                }
+            }
+            for (int i = 2; i < counts.size(); i++) {
+                assertEquals(counts.get(1), counts.get(i), stage + " NDArray count by step: " + counts);
+            }
+        }
+
         CliTestSupport.Run logits = CliTestSupport.run("logits", "--model", student.toString(), "--text", "The committee",
                 "--out", dir.resolve("l.safetensors").toString(), "--mode", "recurrent");
         assertEquals(0, logits.exit(), logits.err());
