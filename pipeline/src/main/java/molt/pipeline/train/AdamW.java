@@ -32,16 +32,25 @@ public final class AdamW {
         this.weightDecay = weightDecay;
     }
 
+    private final Map<String, NDArray> grads = new LinkedHashMap<>();
+
+    /**
+     * The gradient of a parameter. DJL's wrapper of a gradient points at the tensor autograd owns, so it must never
+     * be closed (closing it corrupts autograd); it is fetched once, after the first backward, and reused, since
+     * PyTorch accumulates into the same tensor on every later backward.
+     */
+    private NDArray grad(String name, NDArray w) {
+        return grads.computeIfAbsent(name, k -> w.getGradient());
+    }
+
     /** Global L2 norm of the gradients. */
-    public static double gradNorm(Map<String, NDArray> params) {
+    public double gradNorm(Map<String, NDArray> params) {
         double sum = 0;
-        for (NDArray p : params.values()) {
-            // The gradient's wrapper and everything computed from it would belong to the parameter's manager:
-            // keep them in a scope that is closed at once.
-            try (NDManager scope = p.getManager().newSubManager()) {
-                NDArray g = p.getGradient();
-                g.attach(scope);
-                sum += g.square().sum().getFloat();
+        for (Map.Entry<String, NDArray> e : params.entrySet()) {
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray sq = grad(e.getKey(), e.getValue()).square(); // in the parameter's manager until attached
+                sq.attach(scope);
+                sum += sq.sum().getFloat();
             }
         }
         return Math.sqrt(sum);
@@ -55,9 +64,9 @@ public final class AdamW {
         for (Map.Entry<String, NDArray> e : params.entrySet()) {
             NDArray w = e.getValue();
             try (NDManager scope = manager.newSubManager()) {
-                NDArray grad = w.getGradient();
-                grad.attach(scope);
+                NDArray grad = grad(e.getKey(), w);
                 NDArray g = grad.duplicate();
+                g.attach(scope);
                 if (gradScale != 1.0) {
                     g = g.mul((float) gradScale);
                 }

@@ -37,11 +37,6 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
-    protected int liveArrays() {
-        return student.liveArrays();
-    }
-
-    @Override
     protected Map<String, NDArray> trainable() {
         return student.mixerParameters();
     }

@@ -31,11 +31,6 @@ public final class LoraFinetuneStage extends TrainingLoop {
     }
 
     @Override
-    protected int liveArrays() {
-        return student.liveArrays();
-    }
-
-    @Override
     protected int accumulation() {
         return stage.gradAccum();
     }

@@ -72,8 +72,17 @@ public abstract class TrainingLoop {
 
     protected abstract NDManager manager();
 
-    /** Live NDArrays the stage holds (model, parameters, optimizer), logged per step to catch leaks. */
-    protected abstract int liveArrays();
+    /**
+     * Every live NDArray of the engine, counted from the root manager (arrays DJL attaches to its system manager
+     * included), logged per step to catch leaks.
+     */
+    protected final int liveArrays() {
+        NDManager m = manager();
+        while (m.getParentManager() != null && m.getParentManager() != m) {
+            m = m.getParentManager();
+        }
+        return m.getManagedArrays().size();
+    }
 
     /** Resident memory in MiB (Linux), or -1. */
     static long rssMib() {
@@ -147,7 +156,7 @@ public abstract class TrainingLoop {
             if (!Double.isFinite(loss)) {
                 throw new TrainingDiverged(stage.name(), step + 1, loss);
             }
-            double norm = AdamW.gradNorm(params);
+            double norm = opt.gradNorm(params);
             double scale = stage.clipNorm() > 0 && norm > stage.clipNorm() ? stage.clipNorm() / norm : 1.0;
             opt.update(params, sched.lr, scale);
             step++;
@@ -156,7 +165,7 @@ public abstract class TrainingLoop {
             ObjectNode rec = MetricsLog.record().put("stage", stage.name()).put("step", step)
                     .put("tokens", step * tokensPerStep).put("loss", loss).put("lr", sched.lr)
                     .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec)
-                    .put("ndarrays", liveArrays() + manager().getManagedArrays().size()).put("rss_mib", rssMib());
+                    .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
             boolean last = step == totalSteps;
             if (step % stage.valEvery() == 0 || last) {
                 double val = validate();
