@@ -1,0 +1,136 @@
+package molt.pipeline.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import molt.pipeline.cli.CliTestSupport;
+import molt.teacher.InputException;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigTest {
+    private static final String MINIMAL = """
+            name: t
+            teacher:
+              path: /models/x
+            stages:
+              - name: transfer
+                type: attention_transfer
+                tokens: 1000
+              - name: export
+                type: export
+            """;
+
+    private static Path write(Path dir, String name, String yaml) throws Exception {
+        Path f = dir.resolve(name);
+        Files.createDirectories(f.getParent());
+        Files.writeString(f, yaml);
+        return f;
+    }
+
+    private static String error(Path file, String... sets) {
+        InputException e = assertThrows(InputException.class, () -> ConfigLoader.load(file, List.of(sets)));
+        assertFalse(e.getMessage().contains("\n"), e.getMessage());
+        return e.getMessage();
+    }
+
+    @Test
+    void defaultsAreLolcats(@TempDir Path dir) throws Exception {
+        RunConfig c = ConfigLoader.load(write(dir, "t.yaml", MINIMAL), List.of());
+        assertEquals("hedgehog_window", c.student().mixer());
+        assertEquals(64, c.student().settings().window());
+        assertEquals(0.01, c.stages().get(0).lr());
+        assertEquals(1000, c.stages().get(0).mseWeight());
+        assertEquals(8, c.lora().rank());
+        assertEquals(16, c.lora().alpha());
+        assertEquals(List.of("q", "k", "v", "o"), c.lora().targets());
+        assertEquals(Path.of("runs/t"), c.outputDir());
+        assertEquals("cpu", c.device());
+    }
+
+    @Test
+    void errorsNameFileLineAndKeyPath(@TempDir Path dir) throws Exception {
+        Path unknown = write(dir, "u.yaml", MINIMAL + "colour: blue\n");
+        assertTrue(error(unknown).matches(".*u\\.yaml:10: colour: unknown key.*"), error(unknown));
+        Path misspelt = write(dir, "m.yaml", MINIMAL.replace("    tokens: 1000", "    tokens: 1000\n    learning_rate: 0.1"));
+        String m = error(misspelt);
+        assertTrue(m.contains("m.yaml:8: stages[0].learning_rate: unknown key"), m);
+        Path typo = write(dir, "ty.yaml", MINIMAL.replace("name: t\n", "name: t\nstudnet:\n  mixer: hedgehog\n"));
+        assertTrue(error(typo).contains("did you mean 'student'?"), error(typo));
+        Path type = write(dir, "w.yaml", MINIMAL.replace("tokens: 1000", "tokens: lots"));
+        assertTrue(error(type).contains("w.yaml:7: stages[0].tokens: expected an integer, found \"lots\""), error(type));
+        Path range = write(dir, "r.yaml", MINIMAL + "lora:\n  dropout: 1.5\n");
+        assertTrue(error(range).contains("r.yaml:11: lora.dropout: expected a number in [0.0, 0.99]"), error(range));
+        Path mixer = write(dir, "x.yaml", MINIMAL + "student:\n  mixer: hedgehg\n");
+        assertTrue(error(mixer).contains("did you mean 'hedgehog'?"), error(mixer));
+        Path stage = write(dir, "s.yaml", MINIMAL.replace("type: export", "type: exprot"));
+        assertTrue(error(stage).contains("stages[1].type: expected one of"), error(stage));
+        Path dup = write(dir, "d.yaml", MINIMAL.replace("name: export", "name: transfer"));
+        assertTrue(error(dup).contains("duplicate stage name"), error(dup));
+    }
+
+    @Test
+    void extendsMergesAndSetOverrides(@TempDir Path dir) throws Exception {
+        write(dir, "base/b.yaml", MINIMAL + "student:\n  window: 32\n  chunk_size: 32\n");
+        Path child = write(dir, "exp/c.yaml", "extends: ../base/b.yaml\nname: child\nstudent:\n  mixer: hedgehog\n");
+        RunConfig c = ConfigLoader.load(child, List.of("stages[0].lr=0.5", "lora.targets=[q, v]", "stages.1.merged=false"));
+        assertEquals("child", c.name());
+        assertEquals("hedgehog", c.student().mixer());
+        assertEquals(32, c.student().settings().window(), "inherited through the merge");
+        assertEquals(0.5, c.stages().get(0).lr());
+        assertEquals(List.of("q", "v"), c.lora().targets());
+        assertFalse(c.stages().get(1).merged());
+
+        Path missing = write(dir, "e.yaml", "extends: nowhere.yaml\n" + MINIMAL);
+        assertTrue(error(missing).contains("e.yaml:1: extends: ") && error(missing).contains("does not exist"),
+                error(missing));
+        write(dir, "loop/a.yaml", "extends: b.yaml\n");
+        Path loop = write(dir, "loop/b.yaml", "extends: a.yaml\n");
+        assertTrue(error(loop).contains("extends itself"), error(loop));
+        Path ok = write(dir, "ok.yaml", MINIMAL);
+        assertTrue(error(ok, "lr").contains("--set lr: expected key.path=value"));
+        assertTrue(error(ok, "stages[5].lr=1").contains("index 5 is outside"));
+        assertTrue(error(ok, "stages[0].lr=fast").contains("--set stages[0].lr=fast: stages[0].lr: expected a number"),
+                error(ok, "stages[0].lr=fast"));
+        assertTrue(error(ok, "stages[0].lrr=1").contains("did you mean 'lr'?"), error(ok, "stages[0].lrr=1"));
+    }
+
+    @Test
+    void resolvedConfigsDiffByKey(@TempDir Path dir) throws Exception {
+        Path f = write(dir, "t.yaml", MINIMAL);
+        RunConfig a = ConfigLoader.load(f, List.of());
+        RunConfig b = ConfigLoader.load(f, List.of("stages[0].lr=0.2", "seed=4"));
+        assertEquals(List.of(), RunConfig.differences(a.toJson(), a.toJson()));
+        List<String> d = RunConfig.differences(a.toJson(), b.toJson());
+        assertTrue(d.contains("seed") && d.contains("stages[0].lr"), d.toString());
+    }
+
+    @Test
+    void everyShippedConfigValidates(@TempDir Path dir) throws Exception {
+        // SmolLM2-135M's depth (30 layers), tiny widths: the hybrid config names layer 15.
+        Path teacher = molt.teacher.testing.TinyCheckpoints.builder().layers(30).vocab(258).write(dir.resolve("t30"));
+        new molt.teacher.tokenizer.ByteTokenizer().save(teacher);
+        Path configs = Path.of("..", "configs");
+        List<Path> files;
+        try (Stream<Path> s = Files.walk(configs)) {
+            files = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
+        }
+        assertTrue(files.size() >= 6, files.toString());
+        for (Path f : files) {
+            CliTestSupport.Run r = CliTestSupport.run("validate", f.toString(), "--set", "teacher.path=" + teacher);
+            assertEquals(0, r.exit(), f + ": " + r.err());
+            assertTrue(r.out().contains("# parameters: teacher"), r.out());
+            assertTrue(r.out().contains("# memory estimate"), r.out());
+        }
+        CliTestSupport.Run bad = CliTestSupport.run("validate", configs.resolve("base/lolcats.yaml").toString(), "--set",
+                "student.window=128");
+        assertEquals(2, bad.exit());
+        assertEquals(1, bad.err().strip().lines().count(), bad.err());
+    }
+}
