@@ -193,6 +193,10 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         if (at) {
             mse = s.number("mse_weight", 1000, 0, 1e12, true);
             attCe = s.number("attention_ce_weight", 0, 0, 1e12, true);
+            if (attCe > 0) {
+                // The chunked mixers never form the T x T attention matrix this loss needs.
+                throw s.error("attention_ce_weight", "cross-entropy on attention weights is not supported yet; use 0");
+            }
         }
         if (lf) {
             accum = (int) s.integer("grad_accum", 8, 1, 1 << 16);

@@ -137,7 +137,7 @@ public abstract class TrainingLoop {
         double lastLoss = Double.NaN;
         while (step < totalSteps) {
             if (ctx.stop().requested()) {
-                checkpoint(store, step, params, opt, reader, sched);
+                checkpoint(store, step, params, opt, reader, sched, Double.NaN);
                 throw new StageStopped(stage.name(), step);
             }
             long t0 = System.nanoTime();
@@ -167,8 +167,9 @@ public abstract class TrainingLoop {
                     .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec)
                     .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
             boolean last = step == totalSteps;
+            double val = Double.NaN;
             if (step % stage.valEvery() == 0 || last) {
-                double val = validate();
+                val = validate();
                 rec.put("val_loss", val);
                 if (val < sched.best) {
                     sched.best = val;
@@ -189,7 +190,7 @@ public abstract class TrainingLoop {
                         String.format("%.0f", perStep * (totalSteps - step)));
             }
             if (step % ctx.config().checkpoint().everySteps() == 0 || last) {
-                checkpoint(store, step, params, opt, reader, sched);
+                checkpoint(store, step, params, opt, reader, sched, val);
             }
         }
         // Keep the best validated weights, as LoLCATs does.
@@ -218,8 +219,9 @@ public abstract class TrainingLoop {
         return sum / stage.valBatches();
     }
 
+    /** Writes a checkpoint; {@code val} is its validation loss when validated at this step (the store keeps the best). */
     private void checkpoint(CheckpointStore store, long step, Map<String, NDArray> params, AdamW opt,
-                            BatchReader reader, Schedule sched) throws IOException {
+                            BatchReader reader, Schedule sched, double val) throws IOException {
         Path tmp = store.begin(step);
         Map<String, NDArray> all = new LinkedHashMap<>(studentWeights());
         all.putAll(opt.state());
@@ -231,7 +233,7 @@ public abstract class TrainingLoop {
         s.putObject("data_position").put("epoch", p.epoch()).put("shard", p.shard()).put("row", p.row());
         s.set("run", ctx.header());
         AtomicFiles.writeString(tmp.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
-        store.commit(tmp, step, Double.NaN);
+        store.commit(tmp, step, val);
     }
 
     private long restore(Path dir, Map<String, NDArray> params, AdamW opt, BatchReader reader, Schedule sched)
