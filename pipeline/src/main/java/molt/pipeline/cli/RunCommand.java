@@ -33,15 +33,20 @@ public final class RunCommand implements Callable<Integer> {
         System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(cfg.threads()));
         System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
         try (StopSignal stop = StopSignal.install()) {
-            Path dir = Runner.run(cfg, stop);
-            System.out.println("done: " + dir.resolve("report.json"));
-            return 0;
-        } catch (StageStopped e) {
-            System.err.println("molt: " + e.getMessage());
-            return 3;
-        } catch (TrainingDiverged e) {
-            System.err.println("molt: " + e.getMessage());
-            return 1;
+            // Caught inside the try: closing the signal lets a waiting SIGTERM hook end the JVM, so everything to
+            // say must be said first.
+            try {
+                Path dir = Runner.run(cfg, stop);
+                System.out.println("done: " + dir.resolve("report.json"));
+                return 0;
+            } catch (StageStopped e) {
+                System.err.println("molt: " + e.getMessage());
+                System.err.flush();
+                return 3;
+            } catch (TrainingDiverged e) {
+                System.err.println("molt: " + e.getMessage());
+                return 1;
+            }
         }
     }
 }
