@@ -81,9 +81,20 @@ public final class BatchReader {
         rowOrder = permutation(rows.size(), (seed * 1_000_003L + epoch) * 31 + shard);
     }
 
+    /** A batch and where its rows come from: the shard file and each row's index in it. */
+    public record Batch(long[][] rows, Path[] shards, int[] rowIndices) {
+    }
+
     /** The next batch [batchSize][seqLen + 1], wrapping into the next epoch at the end of the split. */
     public long[][] next() {
+        return nextBatch().rows();
+    }
+
+    /** The next batch with the origin of each row (for caches aligned with the shards, such as top-k targets). */
+    public Batch nextBatch() {
         long[][] batch = new long[batchSize][];
+        Path[] from = new Path[batchSize];
+        int[] index = new int[batchSize];
         for (int b = 0; b < batchSize; b++) {
             while (rowCursor >= rows.size()) {
                 shardCursor++;
@@ -95,9 +106,11 @@ public final class BatchReader {
                 rowCursor = 0;
                 loadShard();
             }
+            from[b] = shards.get(shardOrder[shardCursor]);
+            index[b] = rowOrder[rowCursor];
             batch[b] = rows.get(rowOrder[rowCursor++]);
         }
-        return batch;
+        return new Batch(batch, from, index);
     }
 
     public long epoch() {

@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 
 /** {@code molt data}: dataset preparation. */
 @Command(name = "data", mixinStandardHelpOptions = true, description = "Prepare datasets.",
-        subcommands = {DataCommand.Prepare.class})
+        subcommands = {DataCommand.Prepare.class, DataCommand.TopK.class})
 public final class DataCommand implements Runnable {
 
     @Override
@@ -65,6 +65,44 @@ public final class DataCommand implements Runnable {
                 System.out.printf("%s: %d train and %d validation sequences of %d tokens%n", ds.dir(),
                         ds.sequences("train"), ds.sequences("val"), ds.seqLen() + 1);
             }
+            return 0;
+        }
+    }
+
+    @Command(name = "topk", mixinStandardHelpOptions = true,
+            description = "Store a teacher's top-k next-token log-probabilities beside a prepared dataset's shards "
+                    + "(topk-<shard>.parquet), so logit distillation can run without the teacher in memory.")
+    static final class TopK implements Callable<Integer> {
+        @Option(names = "--model", required = true, description = "Teacher model directory.")
+        Path model;
+
+        @Option(names = "--data", required = true, description = "Prepared dataset directory.")
+        Path data;
+
+        @Option(names = "--k", defaultValue = "16", description = "Tokens kept per position. Default: ${DEFAULT-VALUE}.")
+        int k;
+
+        @Option(names = "--batch", defaultValue = "4", description = "Sequences per forward. Default: ${DEFAULT-VALUE}.")
+        int batch;
+
+        @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto.")
+        String device;
+
+        @Override
+        public Integer call() throws Exception {
+            PreparedDataset ds = PreparedDataset.open(data);
+            int vocab = Models.config(model).vocabSize();
+            if (k < 1 || k > vocab) {
+                throw new InputException("--k: expected 1.." + vocab + ", found " + k);
+            }
+            if (batch < 1) {
+                throw new InputException("--batch: expected >= 1, found " + batch);
+            }
+            long rows;
+            try (molt.teacher.model.LanguageModel m = Models.load(model, device)) {
+                rows = molt.pipeline.train.TopKTargets.build(m, ds, k, batch);
+            }
+            System.out.printf("%s: top-%d teacher targets for %d sequences%n", ds.dir(), k, rows);
             return 0;
         }
     }

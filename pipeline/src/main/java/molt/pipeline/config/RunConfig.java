@@ -54,7 +54,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public record Stage(String name, String type, long tokens, double lr, double weightDecay, int gradAccum,
                         double clipNorm, double mseWeight, double attentionCeWeight, double ceWeight, double klWeight,
                         double temperature, int valEvery, int valBatches, String scheduler, double plateauFactor,
-                        int plateauPatience, int logEvery, boolean merged, String dtype) {
+                        int plateauPatience, int logEvery, boolean merged, String dtype, String klSource, int topK) {
 
         public boolean trains() {
             return type.equals(ATTENTION_TRANSFER) || type.equals(LORA_FINETUNE);
@@ -175,6 +175,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         int logEvery = 10;
         boolean merged = true;
         String dtype = null;
+        String klSource = "online";
+        int topK = 16;
         if (at || lf) {
             tokens = s.integer("tokens", -1, 1, Long.MAX_VALUE);
             if (tokens < 0) {
@@ -206,6 +208,11 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             if (ce == 0 && kl == 0) {
                 throw s.error("ce_weight", "ce_weight and kl_weight cannot both be 0");
             }
+            klSource = s.choice("kl_source", "online", Set.of("online", "cache"));
+            topK = (int) s.integer("top_k", 16, 1, 1 << 20);
+            if (klSource.equals("cache") && temp != 1) {
+                throw s.error("temperature", "the top-k cache holds temperature-1 log-probabilities; use 1 with kl_source: cache");
+            }
         }
         if (type.equals(EXPORT)) {
             merged = s.bool("merged", true);
@@ -213,7 +220,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         s.finish();
         return new Stage(name, type, tokens, lr, wd, accum, clip, mse, attCe, ce, kl, temp, valEvery, valBatches,
-                sched, factor, patience, logEvery, merged, dtype);
+                sched, factor, patience, logEvery, merged, dtype, klSource, topK);
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */
@@ -256,7 +263,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             }
             if (s.type().equals(LORA_FINETUNE)) {
                 n.put("grad_accum", s.gradAccum()).put("ce_weight", s.ceWeight()).put("kl_weight", s.klWeight())
-                        .put("temperature", s.temperature());
+                        .put("temperature", s.temperature()).put("kl_source", s.klSource()).put("top_k", s.topK());
             }
             if (s.type().equals(EXPORT)) {
                 n.put("merged", s.merged());

@@ -93,8 +93,8 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
-    protected Object prepare(NDManager step, long[][] batch) {
-        return teacherTaps(step, batch);
+    protected Object prepare(NDManager step, molt.data.BatchReader.Batch batch) {
+        return teacherTaps(step, batch.rows());
     }
 
     @Override

@@ -17,12 +17,31 @@ public final class LoraFinetuneStage extends TrainingLoop {
     private final StudentModel student;
     private final NDManager manager;
 
-    public LoraFinetuneStage(StageContext ctx, Device device) {
+    private final molt.data.TeacherTargets cache;
+
+    public LoraFinetuneStage(StageContext ctx, Device device) throws java.io.IOException {
         super(ctx);
         this.student = StudentFactory.build(ctx, device, true);
         this.manager = NDManager.newBaseManager(device);
         student.setMixersTrainable(false);
         student.setLoraTrainable(true);
+        if (stage.klWeight() > 0 && stage.klSource().equals("cache")) {
+            java.nio.file.Path first = ctx.data().shards("train").get(0);
+            if (!java.nio.file.Files.isRegularFile(molt.data.TeacherTargets.fileFor(first))) {
+                org.apache.logging.log4j.LogManager.getLogger(getClass()).info(
+                        "{}: computing the teacher's top-{} targets once for {}", stage.name(), stage.topK(), ctx.data().dir());
+                try (StudentModel teacherOnly = StudentFactory.build(ctx, device, false)) {
+                    TopKTargets.build(teacherOnly.base(), ctx.data(), stage.topK(), ctx.config().data().batchSize());
+                }
+            }
+            this.cache = new molt.data.TeacherTargets(ctx.data(), "train");
+            if (cache.k() != stage.topK()) {
+                throw new molt.teacher.InputException(ctx.data().dir(), "holds top-" + cache.k()
+                        + " teacher targets, the stage asks for top_k " + stage.topK());
+            }
+        } else {
+            this.cache = null;
+        }
     }
 
     @Override
@@ -57,12 +76,33 @@ public final class LoraFinetuneStage extends TrainingLoop {
         return m.create(y, new ai.djl.ndarray.types.Shape(b, t, 1)); // [B, T, 1]
     }
 
+    /** Teacher targets: top-k ids and log-probabilities from the cache, or the full distribution online. */
+    private record CachedTargets(NDArray ids, NDArray logprobs) {
+    }
+
     @Override
-    protected Object prepare(NDManager step, long[][] batch) {
+    protected Object prepare(NDManager step, molt.data.BatchReader.Batch batch) {
         if (stage.klWeight() == 0) {
             return null;
         }
-        NDArray teacher = student.base().forward(step, AttentionTransferStage.inputs(batch), Taps.Request.none()).logits();
+        if (cache != null) {
+            long[][] rows = batch.rows();
+            int t = rows[0].length - 1;
+            int k = cache.k();
+            long[] ids = new long[rows.length * t * k];
+            float[] lp = new float[ids.length];
+            for (int b = 0; b < rows.length; b++) {
+                molt.data.TopKCache.Entry e = cache.entry(batch.shards()[b], batch.rowIndices()[b], rows[b]);
+                for (int j = 0; j < t * k; j++) {
+                    ids[b * t * k + j] = e.topIds()[j];
+                    lp[b * t * k + j] = e.topLogprobs()[j];
+                }
+            }
+            ai.djl.ndarray.types.Shape shape = new ai.djl.ndarray.types.Shape(rows.length, t, k);
+            return new CachedTargets(step.create(ids, shape), step.create(lp, shape)); // [B, T, k]
+        }
+        NDArray teacher = student.base().forward(step, AttentionTransferStage.inputs(batch.rows()),
+                Taps.Request.none()).logits();
         return teacher.div((float) stage.temperature()).logSoftmax(-1); // [B, T, V]
     }
 
@@ -76,7 +116,13 @@ public final class LoraFinetuneStage extends TrainingLoop {
             NDArray ce = logp.gather(targets(step, batch), -1).mean().neg();
             loss = ce.mul((float) stage.ceWeight());
         }
-        if (stage.klWeight() > 0) {
+        if (stage.klWeight() > 0 && prepared instanceof CachedTargets c) {
+            // KL over the teacher's top-k support: sum_j p_t(j) (log p_t(j) - log p_s(j)), temperature 1.
+            NDArray studentLogp = logits.logSoftmax(-1).gather(c.ids(), -1); // [B, T, k]
+            NDArray kl = c.logprobs().exp().mul(c.logprobs().sub(studentLogp)).sum(new int[] {-1}).mean();
+            NDArray term = kl.mul((float) stage.klWeight());
+            loss = loss == null ? term : loss.add(term);
+        } else if (stage.klWeight() > 0) {
             NDArray teacherLogp = (NDArray) prepared;
             NDArray studentLogp = logits.div((float) stage.temperature()).logSoftmax(-1);
             float t2 = (float) (stage.temperature() * stage.temperature());

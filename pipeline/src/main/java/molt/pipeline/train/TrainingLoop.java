@@ -47,7 +47,7 @@ public abstract class TrainingLoop {
      * Work on a micro-batch that must happen before the gradient collector opens (a frozen teacher's forward);
      * its result is handed to {@link #loss}.
      */
-    protected Object prepare(NDManager step, long[][] batch) {
+    protected Object prepare(NDManager step, BatchReader.Batch batch) {
         return null;
     }
 
@@ -143,11 +143,11 @@ public abstract class TrainingLoop {
             long t0 = System.nanoTime();
             double loss = 0;
             for (int a = 0; a < accumulation(); a++) {
-                long[][] b = reader.next();
+                BatchReader.Batch b = reader.nextBatch();
                 try (NDManager s = manager().newSubManager()) {
                     Object prepared = prepare(s, b);
                     try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        NDArray l = loss(s, b, step * accumulation() + a, prepared).div(accumulation());
+                        NDArray l = loss(s, b.rows(), step * accumulation() + a, prepared).div(accumulation());
                         loss += l.getFloat();
                         gc.backward(l);
                     }

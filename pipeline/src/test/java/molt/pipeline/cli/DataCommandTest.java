@@ -36,4 +36,28 @@ class DataCommandTest {
         assertEquals(1, missing.err().strip().lines().count(), missing.err());
         assertFalse(Files.exists(dir.resolve("x").resolve(PreparedDataset.MANIFEST)));
     }
+
+    @Test
+    void topkStoresTeacherTargetsBesideTheShards(@TempDir Path dir) throws Exception {
+        Path teacher = molt.pipeline.run.PipelineTestSupport.teacher(dir);
+        Path out = dir.resolve("prepared");
+        assertEquals(0, CliTestSupport.run("data", "prepare", "--source",
+                molt.pipeline.run.PipelineTestSupport.corpus(dir).toString(), "--tokenizer", teacher.toString(),
+                "--seq-len", "32", "--out", out.toString(), "--rows-per-shard", "100").exit());
+        CliTestSupport.Run r = CliTestSupport.run("data", "topk", "--model", teacher.toString(), "--data", out.toString(),
+                "--k", "3");
+        assertEquals(0, r.exit(), r.err());
+        PreparedDataset ds = PreparedDataset.open(out);
+        molt.data.TeacherTargets targets = new molt.data.TeacherTargets(ds, "train");
+        assertEquals(3, targets.k());
+        Path shard = ds.shards("train").get(0);
+        long[] row = molt.data.SequenceShards.read(shard).get(0);
+        molt.data.TopKCache.Entry e = targets.entry(shard, 0, row);
+        assertEquals(31 * 3, e.topIds().length);
+        for (int t = 0; t < 31; t++) {
+            assertTrue(e.topLogprobs()[t * 3] >= e.topLogprobs()[t * 3 + 1], "sorted by probability");
+        }
+        assertEquals(2, CliTestSupport.run("data", "topk", "--model", teacher.toString(), "--data", out.toString(),
+                "--k", "0").exit());
+    }
 }

@@ -63,4 +63,38 @@ class PipelineTest {
         assertEquals(2, changed.exit());
         assertTrue(changed.err().contains("stages[0].lr"), changed.err());
     }
+
+    @Test
+    void klFromTheTopKCacheRunsWithoutTheTeacherOnline(@TempDir Path dir) throws Exception {
+        Path teacher = PipelineTestSupport.teacher(dir);
+        Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), "");
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString(), "--set", "stages[1].kl_source=cache",
+                "--set", "stages[1].top_k=4");
+        assertEquals(0, r.exit(), r.err());
+        Path data = dir.resolve("run/data");
+        molt.data.PreparedDataset ds = molt.data.PreparedDataset.open(data);
+        Path shard = ds.shards("train").get(0);
+        java.util.List<molt.data.TopKCache.Entry> cache = molt.data.TopKCache.read(molt.data.TeacherTargets.fileFor(shard));
+        java.util.List<long[]> rows = molt.data.SequenceShards.read(shard);
+        assertEquals(rows.size(), cache.size());
+        // The cached targets are the teacher's: check one row against a fresh teacher forward.
+        long[] in = java.util.Arrays.copyOf(rows.get(3), rows.get(3).length - 1);
+        assertEquals(java.util.Arrays.toString(in), java.util.Arrays.toString(cache.get(3).inputIds()));
+        try (molt.teacher.model.LlamaModel m = molt.teacher.model.LlamaModel.load(teacher, ai.djl.Device.cpu());
+             ai.djl.ndarray.NDManager nd = ai.djl.ndarray.NDManager.newBaseManager()) {
+            float[] lp = m.logits(nd, new long[][] {in}).logSoftmax(-1).toFloatArray();
+            int v = m.config().vocabSize();
+            for (int t = 0; t < in.length; t += 7) {
+                int best = 0;
+                for (int j = 1; j < v; j++) {
+                    best = lp[t * v + j] > lp[t * v + best] ? j : best;
+                }
+                assertEquals(best, cache.get(3).topIds()[t * 4], "position " + t);
+                assertEquals(lp[t * v + best], cache.get(3).topLogprobs()[t * 4], 1e-5);
+            }
+        }
+        CliTestSupport.Run bad = CliTestSupport.run("validate", config.toString(), "--set", "stages[1].kl_source=cache",
+                "--set", "stages[1].temperature=2");
+        assertEquals(2, bad.exit());
+    }
 }
