@@ -53,8 +53,8 @@ class DataCommandTest {
         Path shard = ds.shards("train").get(0);
         long[] row = molt.data.SequenceShards.read(shard).get(0);
         molt.data.TopKCache.Entry e = targets.entry(shard, 0, row);
-        assertEquals(31 * 3, e.topIds().length);
-        for (int t = 0; t < 31; t++) {
+        assertEquals(32 * 3, e.topIds().length); // 33-token rows: 32 input positions
+        for (int t = 0; t < 32; t++) {
             assertTrue(e.topLogprobs()[t * 3] >= e.topLogprobs()[t * 3 + 1], "sorted by probability");
         }
         assertEquals(2, CliTestSupport.run("data", "topk", "--model", teacher.toString(), "--data", out.toString(),
