@@ -25,6 +25,7 @@ public final class BatchReader {
     private int rowCursor;
     private int[] shardOrder;
     private List<long[]> rows;
+    private List<long[]> masks;
     private int[] rowOrder;
 
     public BatchReader(PreparedDataset dataset, String split, int batchSize, long seed) {
@@ -78,11 +79,15 @@ public final class BatchReader {
     private void loadShard() {
         int shard = shardOrder[shardCursor];
         rows = SequenceShards.read(shards.get(shard));
+        masks = dataset.masked() ? SequenceShards.readMasks(shards.get(shard)) : null;
         rowOrder = permutation(rows.size(), (seed * 1_000_003L + epoch) * 31 + shard);
     }
 
-    /** A batch and where its rows come from: the shard file and each row's index in it. */
-    public record Batch(long[][] rows, Path[] shards, int[] rowIndices) {
+    /**
+     * A batch, its loss masks (null unless the dataset has prompt/response data; 1 marks tokens to learn) and
+     * where its rows come from: the shard file and each row's index in it.
+     */
+    public record Batch(long[][] rows, long[][] masks, Path[] shards, int[] rowIndices) {
     }
 
     /** The next batch [batchSize][seqLen + 1], wrapping into the next epoch at the end of the split. */
@@ -95,6 +100,7 @@ public final class BatchReader {
         long[][] batch = new long[batchSize][];
         Path[] from = new Path[batchSize];
         int[] index = new int[batchSize];
+        long[][] mask = dataset.masked() ? new long[batchSize][] : null;
         for (int b = 0; b < batchSize; b++) {
             while (rowCursor >= rows.size()) {
                 shardCursor++;
@@ -108,9 +114,12 @@ public final class BatchReader {
             }
             from[b] = shards.get(shardOrder[shardCursor]);
             index[b] = rowOrder[rowCursor];
+            if (mask != null) {
+                mask[b] = masks.get(rowOrder[rowCursor]);
+            }
             batch[b] = rows.get(rowOrder[rowCursor++]);
         }
-        return new Batch(batch, from, index);
+        return new Batch(batch, mask, from, index);
     }
 
     public long epoch() {

@@ -12,6 +12,11 @@ public interface DocumentSource extends AutoCloseable {
      */
     String identity();
 
+    /** True when documents are prompt/response pairs (prepared datasets then store a loss mask). */
+    default boolean pairs() {
+        return false;
+    }
+
     @Override
     void close();
 }

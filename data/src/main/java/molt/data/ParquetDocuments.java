@@ -9,19 +9,27 @@ import molt.teacher.InputException;
 
 /**
  * Documents from a Parquet file or a folder of Parquet shards (read in name order), one row at a time, from a
- * text column or a token-id column.
+ * text column, a token-id column, or a prompt and a response column (instruction data, read in lockstep).
  */
 public final class ParquetDocuments implements DocumentSource {
     private final Path location;
     private final String column;
+    private final String responseColumn;
     private final List<Path> files;
     private int fileIndex = -1;
     private ParquetColumnReader current;
+    private ParquetColumnReader currentResponse;
     private long rows;
 
     public ParquetDocuments(Path location, String column) {
+        this(location, column, null);
+    }
+
+    /** With {@code responseColumn} non-null, {@code column} holds prompts and documents are prompt/response pairs. */
+    public ParquetDocuments(Path location, String column, String responseColumn) {
         this.location = location;
         this.column = column;
+        this.responseColumn = responseColumn;
         if (Files.isDirectory(location)) {
             try (Stream<Path> s = Files.list(location)) {
                 files = s.filter(p -> p.getFileName().toString().endsWith(".parquet")).sorted().toList();
@@ -38,7 +46,20 @@ public final class ParquetDocuments implements DocumentSource {
         }
         // Open every shard once up front, so a bad shard or a missing column fails before any work starts.
         for (Path f : files) {
-            new ParquetColumnReader(f, column).close();
+            try (ParquetColumnReader r = new ParquetColumnReader(f, column)) {
+                if (responseColumn != null) {
+                    textOnly(f, r, column);
+                    try (ParquetColumnReader s = new ParquetColumnReader(f, responseColumn)) {
+                        textOnly(f, s, responseColumn);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void textOnly(Path f, ParquetColumnReader r, String col) {
+        if (r.kind() != ParquetColumnReader.Kind.TEXT) {
+            throw new InputException(f, "column '" + col + "' must hold text for prompt/response data");
         }
     }
 
@@ -49,21 +70,38 @@ public final class ParquetDocuments implements DocumentSource {
                 Document d = current.next();
                 if (d != null) {
                     rows++;
-                    return d;
+                    if (responseColumn == null) {
+                        return d;
+                    }
+                    Document r = currentResponse.next();
+                    return Document.ofPair(d.text(), r.text());
                 }
                 current.close();
                 current = null;
+                if (currentResponse != null) {
+                    currentResponse.close();
+                    currentResponse = null;
+                }
             }
             if (++fileIndex >= files.size()) {
                 return null;
             }
             current = new ParquetColumnReader(files.get(fileIndex), column);
+            if (responseColumn != null) {
+                currentResponse = new ParquetColumnReader(files.get(fileIndex), responseColumn);
+            }
         }
     }
 
     @Override
+    public boolean pairs() {
+        return responseColumn != null;
+    }
+
+    @Override
     public String identity() {
-        StringBuilder sb = new StringBuilder("parquet:" + location.toAbsolutePath().normalize() + "#" + column);
+        StringBuilder sb = new StringBuilder("parquet:" + location.toAbsolutePath().normalize() + "#" + column
+                + (responseColumn == null ? "" : "+" + responseColumn));
         for (Path f : files) {
             try {
                 sb.append(';').append(f.getFileName()).append(':').append(Files.size(f)).append(':')
@@ -79,6 +117,9 @@ public final class ParquetDocuments implements DocumentSource {
     public void close() {
         if (current != null) {
             current.close();
+        }
+        if (currentResponse != null) {
+            currentResponse.close();
         }
     }
 }

@@ -78,9 +78,10 @@ public final class PreparedDataset {
         if (eos < 0) {
             throw new InputException("the tokenizer has no EOS token to separate documents");
         }
+        boolean masked = source.pairs();
         Map<String, ShardSink> sinks = new LinkedHashMap<>();
-        sinks.put("train", new ShardSink(out, "train", rowsPerShard));
-        sinks.put("val", new ShardSink(out, "val", rowsPerShard));
+        sinks.put("train", new ShardSink(out, "train", rowsPerShard, masked));
+        sinks.put("val", new ShardSink(out, "val", rowsPerShard, masked));
         Map<String, Packer> packers = new LinkedHashMap<>();
         for (String split : sinks.keySet()) {
             packers.put(split, new Packer(seqLen, eos, tokenizer.vocabSize(), sinks.get(split)::accept));
@@ -107,6 +108,7 @@ public final class PreparedDataset {
         m.put("val_fraction", valFraction);
         m.put("eos_id", eos);
         m.put("vocab_size", tokenizer.vocabSize());
+        m.put("loss_mask", masked);
         ObjectNode counts = m.putObject("splits");
         for (String split : sinks.keySet()) {
             ObjectNode c = counts.putObject(split);
@@ -178,6 +180,11 @@ public final class PreparedDataset {
         return manifest;
     }
 
+    /** True when shards carry a loss mask (prompt/response data). */
+    public boolean masked() {
+        return manifest.path("loss_mask").asBoolean(false);
+    }
+
     public int seqLen() {
         return manifest.path("seq_len").asInt();
     }
@@ -197,18 +204,22 @@ public final class PreparedDataset {
         private final Path dir;
         private final String split;
         private final int rowsPerShard;
+        private final boolean masked;
         private final List<long[]> buffer = new ArrayList<>();
+        private final List<byte[]> masks = new ArrayList<>();
         private final List<String> names = new ArrayList<>();
         private long rows;
 
-        ShardSink(Path dir, String split, int rowsPerShard) {
+        ShardSink(Path dir, String split, int rowsPerShard, boolean masked) {
             this.dir = dir;
             this.split = split;
             this.rowsPerShard = rowsPerShard;
+            this.masked = masked;
         }
 
-        void accept(long[] row) {
+        void accept(long[] row, byte[] mask) {
             buffer.add(row);
+            masks.add(mask);
             rows++;
             if (buffer.size() == rowsPerShard) {
                 flush();
@@ -221,12 +232,13 @@ public final class PreparedDataset {
             }
             String name = String.format("%s-%05d.parquet", split, names.size());
             try {
-                SequenceShards.write(dir.resolve(name), buffer, CompressionCodecName.ZSTD);
+                SequenceShards.write(dir.resolve(name), buffer, masked ? masks : null, CompressionCodecName.ZSTD);
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
             names.add(name);
             buffer.clear();
+            masks.clear();
         }
     }
 }

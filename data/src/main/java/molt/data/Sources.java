@@ -10,10 +10,21 @@ public final class Sources {
     }
 
     public static DocumentSource open(String spec, String column) {
+        return open(spec, column, null);
+    }
+
+    /**
+     * With {@code responseColumn} non-null, documents are prompt/response pairs from {@code column} (the prompt) and
+     * {@code responseColumn}; the loss is then taken on responses only.
+     */
+    public static DocumentSource open(String spec, String column, String responseColumn) {
         if (spec == null || spec.isBlank()) {
             throw new InputException("data source: expected europarl-en, a .jsonl file, a .parquet file or a folder of shards");
         }
         if (spec.equals(EuroparlCorpus.NAME)) {
+            if (responseColumn != null) {
+                throw new InputException("data source " + spec + " has no prompt/response columns");
+            }
             return new EuroparlCorpus();
         }
         Path p = Path.of(spec);
@@ -21,8 +32,8 @@ public final class Sources {
             if (!Files.isRegularFile(p)) {
                 throw new InputException(p, "no such file");
             }
-            return new JsonlDocuments(p, column);
+            return new JsonlDocuments(p, column, responseColumn);
         }
-        return new ParquetDocuments(p, column);
+        return new ParquetDocuments(p, column, responseColumn);
     }
 }

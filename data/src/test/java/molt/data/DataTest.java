@@ -286,4 +286,44 @@ class DataTest {
         assertTrue(bytes > 1_000_000 && bytes < 1_400_000, "about 1.3 MB of English: " + bytes);
         assertTrue(docs.stream().anyMatch(d -> d.contains("Commission")));
     }
+
+    @Test
+    void promptResponseDataCarriesALossMaskThroughPacking(@TempDir Path dir) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 60; i++) {
+            sb.append("{\"q\": \"Question ").append(i).append("?\", \"a\": \"Answer ").append(i).append(".\"}\n");
+        }
+        Path f = dir.resolve("inst.jsonl");
+        Files.writeString(f, sb);
+        PreparedDataset ds;
+        try (DocumentSource s = Sources.open(f.toString(), "q", "a")) {
+            assertTrue(s.pairs());
+            ds = PreparedDataset.prepare(s, TOK, 24, 1, 0.1, 10, dir.resolve("p"));
+        }
+        assertTrue(ds.masked());
+        BatchReader r = new BatchReader(ds, "train", 2, 0);
+        for (int i = 0; i < 20; i++) {
+            BatchReader.Batch b = r.nextBatch();
+            for (int j = 0; j < 2; j++) {
+                String text = TOK.decode(b.rows()[j], false);
+                long[] row = b.rows()[j];
+                long[] m = b.masks()[j];
+                assertEquals(row.length, m.length);
+                // Each token's mask is 1 exactly when it belongs to an answer or is the EOS after it.
+                StringBuilder learned = new StringBuilder();
+                for (int t = 0; t < row.length; t++) {
+                    if (m[t] == 1 && row[t] < 256) {
+                        learned.append((char) row[t]);
+                    }
+                }
+                assertFalse(learned.toString().contains("Question"), learned.toString());
+                if (text.contains("Answer")) {
+                    assertTrue(learned.toString().contains("nswer"), text + " -> " + learned);
+                }
+            }
+        }
+        try (DocumentSource s = Sources.open(f.toString(), "q", "missing")) {
+            assertThrows(InputException.class, s::next);
+        }
+    }
 }

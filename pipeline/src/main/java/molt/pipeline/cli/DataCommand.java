@@ -43,6 +43,13 @@ public final class DataCommand implements Runnable {
                         + "Default: ${DEFAULT-VALUE}.")
         String column;
 
+        @Option(names = "--prompt-column", description = "Instruction data: the prompt column/field (with --response-column); "
+                + "the loss then covers response tokens only.")
+        String promptColumn;
+
+        @Option(names = "--response-column", description = "Instruction data: the response column/field.")
+        String responseColumn;
+
         @Option(names = "--seed", defaultValue = "0", description = "Split seed. Default: ${DEFAULT-VALUE}.")
         long seed;
 
@@ -60,7 +67,11 @@ public final class DataCommand implements Runnable {
             }
             TextTokenizer tok = Tokenizers.load(tokenizer);
             new PreparedDataset.Spec("", "", seqLen, seed, valFraction);
-            try (DocumentSource src = Sources.open(source, column)) {
+            if ((promptColumn == null) != (responseColumn == null)) {
+                throw new InputException("--prompt-column and --response-column go together");
+            }
+            try (DocumentSource src = promptColumn == null ? Sources.open(source, column)
+                    : Sources.open(source, promptColumn, responseColumn)) {
                 PreparedDataset ds = PreparedDataset.prepare(src, tok, seqLen, seed, valFraction, rowsPerShard, out);
                 System.out.printf("%s: %d train and %d validation sequences of %d tokens%n", ds.dir(),
                         ds.sequences("train"), ds.sequences("val"), ds.seqLen() + 1);

@@ -29,8 +29,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     }
 
     /** The training data: a source prepared with the teacher's tokenizer into the run directory. */
-    public record Data(String source, String column, int seqLen, double valFraction, long seed, int rowsPerShard,
-                       int batchSize) {
+    public record Data(String source, String column, String promptColumn, String responseColumn, int seqLen,
+                       double valFraction, long seed, int rowsPerShard, int batchSize) {
     }
 
     /** The student's plan and mixer settings. */
@@ -86,7 +86,13 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         Path teacher = Path.of(t.requiredStr("path"));
         t.finish();
         Binder d = b.object("data");
-        Data data = new Data(d.str("source", "europarl-en"), d.str("column", "text"),
+        String promptColumn = d.str("prompt_column", null);
+        String responseColumn = d.str("response_column", null);
+        if ((promptColumn == null) != (responseColumn == null)) {
+            throw d.error(promptColumn == null ? "prompt_column" : "response_column",
+                    "prompt_column and response_column go together (instruction data)");
+        }
+        Data data = new Data(d.str("source", "europarl-en"), d.str("column", "text"), promptColumn, responseColumn,
                 (int) d.integer("seq_len", 1024, 2, 1 << 20), d.number("val_fraction", 0.05, 0, 0.9, true),
                 d.integer("seed", seed, 0, Long.MAX_VALUE), (int) d.integer("rows_per_shard", 4096, 1, 1 << 24),
                 (int) d.integer("batch_size", 1, 1, 1 << 16));
@@ -234,7 +240,9 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         r.put("threads", threads);
         r.putObject("checkpoint").put("every_steps", checkpoint.everySteps()).put("keep_last", checkpoint.keepLast());
         r.putObject("teacher").put("path", teacher.toString());
-        r.putObject("data").put("source", data.source()).put("column", data.column()).put("seq_len", data.seqLen())
+        r.putObject("data").put("source", data.source()).put("column", data.column())
+                .put("prompt_column", data.promptColumn()).put("response_column", data.responseColumn())
+                .put("seq_len", data.seqLen())
                 .put("val_fraction", data.valFraction()).put("seed", data.seed())
                 .put("rows_per_shard", data.rowsPerShard()).put("batch_size", data.batchSize());
         ObjectNode st = r.putObject("student");

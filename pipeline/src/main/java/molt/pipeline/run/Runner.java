@@ -72,7 +72,8 @@ public final class Runner {
             }
             Device device = Devices.resolve(cfg.device());
             PreparedDataset data;
-            try (DocumentSource src = Sources.open(cfg.data().source(), cfg.data().column())) {
+            String first = cfg.data().promptColumn() != null ? cfg.data().promptColumn() : cfg.data().column();
+            try (DocumentSource src = Sources.open(cfg.data().source(), first, cfg.data().responseColumn())) {
                 data = PreparedDataset.prepare(src, Tokenizers.load(cfg.teacher()), cfg.data().seqLen(),
                         cfg.data().seed(), cfg.data().valFraction(), cfg.data().rowsPerShard(), dir.resolve("data"));
             }

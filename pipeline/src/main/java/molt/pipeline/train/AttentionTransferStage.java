@@ -81,7 +81,7 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
-    protected NDArray loss(NDManager step, long[][] batch, long stepIndex, Object prepared) {
+    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
         @SuppressWarnings("unchecked")
         Map<Integer, Taps.Layer> taps = (Map<Integer, Taps.Layer>) prepared;
         NDArray[] errs = layerErrors(step, taps);
@@ -98,8 +98,8 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
-    protected double validationLoss(NDManager step, long[][] batch) {
-        NDArray[] errs = layerErrors(step, teacherTaps(step, batch));
+    protected double validationLoss(NDManager step, molt.data.BatchReader.Batch batch) {
+        NDArray[] errs = layerErrors(step, teacherTaps(step, batch.rows()));
         double s = 0;
         for (NDArray e : errs) {
             s += e.getFloat();

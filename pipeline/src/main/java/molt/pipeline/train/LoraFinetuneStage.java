@@ -106,15 +106,26 @@ public final class LoraFinetuneStage extends TrainingLoop {
         return teacher.div((float) stage.temperature()).logSoftmax(-1); // [B, T, V]
     }
 
+    /**
+     * Mean next-token cross-entropy; with a loss mask (prompt/response data) only over target tokens whose mask is
+     * 1, so prompt tokens are never learned.
+     */
+    static NDArray crossEntropy(NDManager step, NDArray logits, molt.data.BatchReader.Batch batch) {
+        NDArray nll = logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).neg(); // [B, T, 1]
+        if (batch.masks() == null) {
+            return nll.mean();
+        }
+        NDArray m = targets(step, batch.masks()).toType(ai.djl.ndarray.types.DataType.FLOAT32, false); // [B, T, 1]
+        return nll.mul(m).sum().div(m.sum().maximum(1f));
+    }
+
     @Override
-    protected NDArray loss(NDManager step, long[][] batch, long stepIndex, Object prepared) {
+    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
         student.setTraining(true, ctx.config().seed() * 1_000_003L + stepIndex);
-        NDArray logits = student.logits(step, AttentionTransferStage.inputs(batch)); // [B, T, V]
+        NDArray logits = student.logits(step, AttentionTransferStage.inputs(batch.rows())); // [B, T, V]
         NDArray loss = null;
         if (stage.ceWeight() > 0) {
-            NDArray logp = logits.logSoftmax(-1);
-            NDArray ce = logp.gather(targets(step, batch), -1).mean().neg();
-            loss = ce.mul((float) stage.ceWeight());
+            loss = crossEntropy(step, logits, batch).mul((float) stage.ceWeight());
         }
         if (stage.klWeight() > 0 && prepared instanceof CachedTargets c) {
             // KL over the teacher's top-k support: sum_j p_t(j) (log p_t(j) - log p_s(j)), temperature 1.
@@ -134,10 +145,9 @@ public final class LoraFinetuneStage extends TrainingLoop {
     }
 
     @Override
-    protected double validationLoss(NDManager step, long[][] batch) {
+    protected double validationLoss(NDManager step, molt.data.BatchReader.Batch batch) {
         student.setTraining(false, 0);
-        NDArray logp = student.logits(step, AttentionTransferStage.inputs(batch)).logSoftmax(-1);
-        return -logp.gather(targets(step, batch), -1).mean().getFloat();
+        return crossEntropy(step, student.logits(step, AttentionTransferStage.inputs(batch.rows())), batch).getFloat();
     }
 
     public void close() {

@@ -55,10 +55,10 @@ public abstract class TrainingLoop {
      * The training loss of one micro-batch [B][T+1] (called under the gradient collector; arrays in {@code step}),
      * with the micro-step index for seeded dropout.
      */
-    protected abstract NDArray loss(NDManager step, long[][] batch, long stepIndex, Object prepared);
+    protected abstract NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Object prepared);
 
     /** Validation loss of one batch (no gradients). */
-    protected abstract double validationLoss(NDManager step, long[][] batch);
+    protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
 
     /** Micro-batches per optimizer step. */
     protected int accumulation() {
@@ -147,7 +147,7 @@ public abstract class TrainingLoop {
                 try (NDManager s = manager().newSubManager()) {
                     Object prepared = prepare(s, b);
                     try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        NDArray l = loss(s, b.rows(), step * accumulation() + a, prepared).div(accumulation());
+                        NDArray l = loss(s, b, step * accumulation() + a, prepared).div(accumulation());
                         loss += l.getFloat();
                         gc.backward(l);
                     }
@@ -213,7 +213,7 @@ public abstract class TrainingLoop {
         double sum = 0;
         for (int i = 0; i < stage.valBatches(); i++) {
             try (NDManager s = manager().newSubManager()) {
-                sum += validationLoss(s, val.next());
+                sum += validationLoss(s, val.nextBatch());
             }
         }
         return sum / stage.valBatches();

@@ -97,4 +97,22 @@ class PipelineTest {
                 "--set", "stages[1].temperature=2");
         assertEquals(2, bad.exit());
     }
+
+    @Test
+    void instructionDataTrainsOnResponsesOnly(@TempDir Path dir) throws Exception {
+        Path teacher = PipelineTestSupport.teacher(dir);
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 80; i++) {
+            sb.append("{\"prompt\": \"Summarise item ").append(i).append(".\", \"response\": \"Item ").append(i)
+                    .append(" was adopted.\"}\n");
+        }
+        Path data = dir.resolve("inst.jsonl");
+        Files.writeString(data, sb);
+        Path config = PipelineTestSupport.config(dir, teacher, data, "");
+        Files.writeString(config, Files.readString(config).replace("  seq_len: 32\n",
+                "  seq_len: 32\n  prompt_column: prompt\n  response_column: response\n"));
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(molt.data.PreparedDataset.open(dir.resolve("run/data")).masked());
+    }
 }

@@ -45,14 +45,14 @@ class DivergenceTest {
         }
 
         @Override
-        protected NDArray loss(NDManager step, long[][] batch, long stepIndex, Object prepared) {
+        protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
             NDArray l = p.square().sum();
             l.attach(step);
             return stepIndex >= 4 ? l.mul(Float.NaN) : l;
         }
 
         @Override
-        protected double validationLoss(NDManager step, long[][] batch) {
+        protected double validationLoss(NDManager step, molt.data.BatchReader.Batch batch) {
             return 0;
         }
 
