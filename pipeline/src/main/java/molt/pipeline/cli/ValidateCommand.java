@@ -44,6 +44,8 @@ public final class ValidateCommand implements Callable<Integer> {
         for (String m : plan.layers()) {
             if (m.equals("hedgehog") || m.equals("hedgehog_window")) {
                 mixers += 2L * c.numHeads() * c.headDim() * f + (m.equals("hedgehog_window") ? c.numHeads() : 0);
+            } else if (m.equals("retention")) {
+                mixers += (long) c.numHeads() * c.headDim(); // the output norm's gain
             }
         }
         LoraConfig l = cfg.lora().toConfig();

@@ -25,6 +25,7 @@ public final class MixerRegistry {
     static {
         register(HedgehogMixer.NAME, HedgehogMixer::new);
         register(HedgehogWindowMixer.NAME, HedgehogWindowMixer::new);
+        register(RetentionMixer.NAME, RetentionMixer::new);
     }
 
     private MixerRegistry() {

@@ -1,0 +1,67 @@
+package molt.student.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import molt.student.mixer.Masks;
+
+/**
+ * The scalar-decay linear recurrence shared by retention, gated retention and Mamba-2 (flash-linear-attention's
+ * convention): S_t = exp(g_t) S_{t-1} + k_t v_t^T, o_t = scale * q_t^T S_t, with log-decays g_t <= 0 per head and
+ * step, state S [B, H, K, V] in fp32.
+ *
+ * <p>Chunked form (chunk C): G = cumsum(g) inside the chunk; L[i, j] = exp(G_i - G_j) for i >= j and 0 above the
+ * diagonal, with the upper triangle masked BEFORE the exponential (exp of G_i - G_j for i < j overflows);
+ * O_c = scale ((Q_c K_c^T) * L) V_c + scale (Q_c * exp(G)) S_in; S_out = exp(G_last) S_in + (K_c * exp(G_last - G))^T V_c.
+ *
+ * <p>Shapes: q, k [B, H, T, K]; v [B, H, T, V]; g [B, H, T]; S [B, H, K, V].
+ */
+public final class ScalarDecay {
+    private static final float MASKED = -1e30f;
+
+    private ScalarDecay() {
+    }
+
+    /** Output [B, H, T, V] and final state [B, H, K, V], from {@code initial} (null = zeros). */
+    public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray g, float scale,
+                                 NDArray initial, int chunk) {
+        Shape qs = q.getShape();
+        long t = qs.get(2);
+        NDArray state = initial != null ? initial
+                : scope.zeros(new Shape(qs.get(0), qs.get(1), qs.get(3), v.getShape().get(3)));
+        NDList qc = Masks.chunks(q, chunk);
+        NDList kc = Masks.chunks(k, chunk);
+        NDList vc = Masks.chunks(v, chunk);
+        NDList gc = Masks.chunks(g.expandDims(-1), chunk); // [B, H, n, 1] pieces
+        NDList outs = new NDList();
+        for (int c = 0; c < qc.size(); c++) {
+            long n = qc.get(c).getShape().get(2);
+            NDArray cum = gc.get(c).cumSum(2); // [B, H, n, 1]: G
+            NDArray rows = cum; // G_i as a column
+            NDArray cols = cum.transpose(0, 1, 3, 2); // [B, H, 1, n]: G_j as a row
+            NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
+            NDArray diff = rows.sub(cols).add(causal.sub(1).mul(-MASKED)); // masked above the diagonal before exp
+            NDArray decay = diff.exp().mul(causal); // [B, H, n, n]: L
+            NDArray scores = qc.get(c).matMul(kc.get(c).transpose(0, 1, 3, 2)).mul(decay); // [B, H, n, n]
+            NDArray intra = scores.matMul(vc.get(c)); // [B, H, n, V]
+            NDArray inter = qc.get(c).mul(cum.exp()).matMul(state); // [B, H, n, V]
+            outs.add(intra.add(inter).mul(scale));
+            NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, 1]: G_last
+            NDArray kDecayed = kc.get(c).mul(last.sub(cum).exp()); // [B, H, n, K]
+            state = state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(vc.get(c))); // [B, H, K, V]
+        }
+        NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
+        return new NDList(out, state);
+    }
+
+    /** One step: q, k [B, H, 1, K], v [B, H, 1, V], g [B, H, 1]; returns output [B, H, 1, V] and the new state. */
+    public static NDList step(NDArray q, NDArray k, NDArray v, NDArray g, float scale, NDArray state) {
+        NDArray decay = g.expandDims(-1).exp(); // [B, H, 1, 1]
+        NDArray kv = k.transpose(0, 1, 3, 2).matMul(v); // [B, H, K, V]
+        NDArray next = kv.add(decay.mul(state)); // per-call arrays first: the result stays out of the state's manager
+        NDArray out = q.matMul(next).mul(scale); // [B, H, 1, V]
+        return new NDList(out, next);
+    }
+}
