@@ -118,6 +118,16 @@ public abstract class TrainingLoop {
         long totalSteps = Math.max(1, (stage.tokens() + tokensPerStep - 1) / tokensPerStep);
         CheckpointStore store = new CheckpointStore(ctx.stageDir().resolve("checkpoints"), cfg.checkpoint().keepLast());
         Map<String, NDArray> params = trainable();
+        if (params.values().stream().mapToLong(NDArray::size).sum() == 0) {
+            // Parameter-free mixers (Liger's GLA): nothing to train; report the stage's metrics and move on.
+            LOG.info("{}: the student has no parameters for this stage to train; nothing to do", stage.name());
+            WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), studentWeights(), Map.of());
+            ObjectNode result = results();
+            result.put("steps", 0).put("tokens", 0).put("trained", false);
+            AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
+            return;
+        }
         AdamW opt = new AdamW(manager(), stage.weightDecay());
         BatchReader reader = new BatchReader(ctx.data(), "train", batch, cfg.data().seed() + stage.name().hashCode());
         Schedule sched = new Schedule();

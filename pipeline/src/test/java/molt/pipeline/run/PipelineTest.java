@@ -115,4 +115,28 @@ class PipelineTest {
         assertEquals(0, r.exit(), r.err());
         assertTrue(molt.data.PreparedDataset.open(dir.resolve("run/data")).masked());
     }
+
+    @Test
+    void parameterFreeMixersSkipTransferAndOtherFamiliesTrain(@TempDir Path dir) throws Exception {
+        Path teacher = PipelineTestSupport.teacher(dir);
+        Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), "");
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString(), "--set", "student.mixer=gla_liger",
+                "--set", "student.layers={1: retention}");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode report = JSON.readTree(dir.resolve("run/report.json").toFile());
+        assertEquals(8, report.path("stages").path("transfer").path("result").path("steps").asInt(),
+                "the retention layer's norm trains");
+        Path student = Path.of(report.get("student").asText());
+        CliTestSupport.Run logits = CliTestSupport.run("logits", "--model", student.toString(), "--tokens", "1,2,3,4,5",
+                "--out", dir.resolve("l.safetensors").toString(), "--mode", "recurrent");
+        assertEquals(0, logits.exit(), logits.err());
+
+        Path only = Files.createDirectories(dir.resolve("only"));
+        Path cfg2 = PipelineTestSupport.config(only, teacher, PipelineTestSupport.corpus(dir), "");
+        CliTestSupport.Run r2 = CliTestSupport.run("run", cfg2.toString(), "--set", "student.mixer=gla_liger");
+        assertEquals(0, r2.exit(), r2.err());
+        JsonNode rep2 = JSON.readTree(only.resolve("run/report.json").toFile());
+        assertEquals(false, rep2.path("stages").path("transfer").path("result").path("trained").asBoolean(true));
+        assertTrue(Files.readString(only.resolve("run/molt.log")).contains("nothing to do"));
+    }
 }

@@ -26,6 +26,8 @@ public final class MixerRegistry {
         register(HedgehogMixer.NAME, HedgehogMixer::new);
         register(HedgehogWindowMixer.NAME, HedgehogWindowMixer::new);
         register(RetentionMixer.NAME, RetentionMixer::new);
+        register(GlaMixer.NAME, GlaMixer::learned);
+        register(GlaMixer.LIGER, GlaMixer::liger);
     }
 
     private MixerRegistry() {

@@ -104,12 +104,12 @@ public final class RetentionMixer implements Mixer {
         return norm(r.get(0));
     }
 
-    /** Decoding state of retention: S [B, H, D, D], constant in size. */
+    /** Decoding state of a single-matrix recurrence (retention, GLA): S [B, H, D, D], constant in size. */
     public static final class RetentionState implements MixerState {
         private final NDManager manager;
         NDArray s;
 
-        RetentionState(ai.djl.Device device) {
+        public RetentionState(ai.djl.Device device) {
             this.manager = NDManager.newBaseManager(device);
         }
 

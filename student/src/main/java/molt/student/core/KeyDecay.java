@@ -1,0 +1,68 @@
+package molt.student.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import molt.student.mixer.Masks;
+
+/**
+ * The per-key-dimension decay recurrence of gated linear attention (GLA, Yang et al. 2024):
+ * S_t = diag(exp(gk_t)) S_{t-1} + k_t v_t^T, o_t = scale * q_t^T S_t, with gk_t <= 0 per head, step and key
+ * dimension, state S [B, H, K, V] in fp32.
+ *
+ * <p>Chunked form (chunk C): G = cumsum(gk) inside the chunk. The in-chunk scores
+ * A[i, j] = sum_d q_i[d] k_j[d] exp(G_i[d] - G_j[d]) are formed from the pairwise differences G_i - G_j, masked above
+ * the diagonal before the exponential, so every exponent is <= 0: the factored form (Q e^G)(K e^-G)^T would
+ * overflow e^-G in fp32 over a long chunk. Quadratic work (C x C x K) stays inside the chunk. Across chunks:
+ * O += scale (Q * e^G) S_in and S_out = e^{G_last} * S_in + (K * e^{G_last - G})^T V, all exponents <= 0.
+ *
+ * <p>Shapes: q, k, gk [B, H, T, K]; v [B, H, T, V]; S [B, H, K, V].
+ */
+public final class KeyDecay {
+    private static final float MASKED = -1e30f;
+
+    private KeyDecay() {
+    }
+
+    /** Output [B, H, T, V] and final state [B, H, K, V] from {@code initial} (null = zeros). */
+    public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray gk, float scale,
+                                 NDArray initial, int chunk) {
+        Shape qs = q.getShape();
+        NDArray state = initial != null ? initial
+                : scope.zeros(new Shape(qs.get(0), qs.get(1), qs.get(3), v.getShape().get(3)));
+        NDList qc = Masks.chunks(q, chunk);
+        NDList kc = Masks.chunks(k, chunk);
+        NDList vc = Masks.chunks(v, chunk);
+        NDList gc = Masks.chunks(gk, chunk);
+        NDList outs = new NDList();
+        for (int c = 0; c < qc.size(); c++) {
+            long n = qc.get(c).getShape().get(2);
+            NDArray cum = gc.get(c).cumSum(2); // [B, H, n, K]: G
+            NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
+            NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
+            NDArray mask = causal.sub(1).mul(-MASKED).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
+            NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
+            NDArray scores = qc.get(c).expandDims(3).mul(kc.get(c).expandDims(2)).mul(decay)
+                    .sum(new int[] {-1}); // [B, H, n, n]
+            NDArray intra = scores.matMul(vc.get(c)); // [B, H, n, V]
+            NDArray inter = qc.get(c).mul(cum.exp()).matMul(state); // [B, H, n, V]
+            outs.add(intra.add(inter).mul(scale));
+            NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, K]: G_last
+            NDArray kDecayed = kc.get(c).mul(last.sub(cum).exp()); // [B, H, n, K]
+            NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
+            state = carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc.get(c)));
+        }
+        NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
+        return new NDList(out, state);
+    }
+
+    /** One step: q, k, gk [B, H, 1, K], v [B, H, 1, V]; returns output [B, H, 1, V] and the new state. */
+    public static NDList step(NDArray q, NDArray k, NDArray v, NDArray gk, float scale, NDArray state) {
+        NDArray decay = gk.exp().transpose(0, 1, 3, 2); // [B, H, K, 1]
+        NDArray kv = k.transpose(0, 1, 3, 2).matMul(v); // [B, H, K, V]
+        NDArray next = kv.add(decay.mul(state));
+        return new NDList(q.matMul(next).mul(scale), next);
+    }
+}
