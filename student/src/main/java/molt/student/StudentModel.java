@@ -61,7 +61,7 @@ public final class StudentModel implements LanguageModel {
         List<Mixer> m = new ArrayList<>();
         for (int i = 0; i < c.numLayers(); i++) {
             m.add(plan.keepsSoftmax(i) ? null
-                    : MixerRegistry.create(plan.mixer(i), params, c.numHeads(), c.headDim(), settings));
+                    : MixerRegistry.create(plan.mixer(i), params, c.numHeads(), c.headDim(), c.hiddenSize(), settings));
         }
         this.mixers = Collections.unmodifiableList(m);
     }
@@ -264,14 +264,16 @@ public final class StudentModel implements LanguageModel {
         for (int i = 0; i < c.numLayers(); i++) {
             LlamaModel.Layer l = base.layers().get(i);
             NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), c.rmsNormEps());
-            NDArray[] qkv = base.qkv(scope, i, l, xn, 0, projector);
+            NDArray[] raw = base.projections(i, l, xn, projector);
+            NDArray[] qkv = base.rotate(scope, raw, 0);
             NDArray k = LlamaBlocks.repeatKv(qkv[1], c.kvGroups());
             NDArray v = LlamaBlocks.repeatKv(qkv[2], c.kvGroups());
             NDArray heads;
             if (mixers.get(i) == null) {
                 heads = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, 0, false).get(0);
             } else {
-                heads = mixers.get(i).forward(scope, new MixerInput(xn, qkv[0], k, v), false).out();
+                heads = mixers.get(i).forward(scope, new MixerInput(xn, qkv[0], k, v, raw[0],
+                        LlamaBlocks.repeatKv(raw[1], c.kvGroups())), false).out();
             }
             h = base.layerTail(i, l, h, heads.transpose(0, 2, 1, 3), projector); // heads: [B, T, Hq, D]
         }
@@ -291,7 +293,15 @@ public final class StudentModel implements LanguageModel {
         LlamaConfig c = base.config();
         NDArray kr = LlamaBlocks.repeatKv(k, c.kvGroups());
         NDArray vr = LlamaBlocks.repeatKv(v, c.kvGroups());
-        return m.forward(scope, new MixerInput(hidden, q, kr, vr), false).out().transpose(0, 2, 1, 3);
+        // The recorded q and k carry RoPE; mixers that drop it (Mamba-2) get them rotated back.
+        int t = Math.toIntExact(q.getShape().get(2));
+        NDArray cos = base.rope().cos(scope, 0, t);
+        NDArray sin = base.rope().sin(scope, 0, t);
+        NDArray qRaw = molt.teacher.model.Rope.unapply(q, cos, sin);
+        NDArray kRaw = LlamaBlocks.repeatKv(molt.teacher.model.Rope.unapply(k, cos, sin), c.kvGroups());
+        NDArray xn = hidden == null ? null
+                : LlamaBlocks.rmsNorm(hidden, base.layers().get(layer).inputNorm(), c.rmsNormEps());
+        return m.forward(scope, new MixerInput(xn, q, kr, vr, qRaw, kRaw), false).out().transpose(0, 2, 1, 3);
     }
 
     @Override
@@ -324,7 +334,8 @@ public final class StudentModel implements LanguageModel {
             for (int i = 0; i < c.numLayers(); i++) {
                 LlamaModel.Layer l = base.layers().get(i);
                 NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), c.rmsNormEps());
-                NDArray[] qkv = base.qkv(scope, i, l, xn, start, projector);
+                NDArray[] raw = base.projections(i, l, xn, projector);
+                NDArray[] qkv = base.rotate(scope, raw, start);
                 NDArray heads;
                 if (mixers.get(i) == null) {
                     NDArray[] kv = st.cache.append(i, qkv[1], qkv[2]);
@@ -336,7 +347,7 @@ public final class StudentModel implements LanguageModel {
                 } else {
                     NDArray k = LlamaBlocks.repeatKv(qkv[1], c.kvGroups());
                     NDArray v = LlamaBlocks.repeatKv(qkv[2], c.kvGroups());
-                    MixerInput in = new MixerInput(xn, qkv[0], k, v);
+                    MixerInput in = new MixerInput(xn, qkv[0], k, v, raw[0], LlamaBlocks.repeatKv(raw[1], c.kvGroups()));
                     if (start == 0) {
                         Mixer.Output o = mixers.get(i).forward(scope, in, true);
                         st.setMixerState(i, o.state());

@@ -29,7 +29,7 @@ final class MixerBench implements Callable<Integer> {
             description = "Sequence lengths for the training form. Default: ${DEFAULT-VALUE}.")
     List<Integer> lengths;
 
-    @Option(names = "--mixers", split = ",", defaultValue = "softmax,hedgehog,hedgehog_window,retention,gla,gla_liger",
+    @Option(names = "--mixers", split = ",", defaultValue = "softmax,hedgehog,hedgehog_window,retention,gla,gla_liger,mamba2",
             description = "What to measure. Default: ${DEFAULT-VALUE}.")
     List<String> mixers;
 
@@ -99,13 +99,13 @@ final class MixerBench implements Callable<Integer> {
         long best = Long.MAX_VALUE;
         for (int rep = 0; rep < 2; rep++) {
             try (NDManager m = NDManager.newBaseManager(d)) {
-                Mixer mixer = name.equals(MixerRegistry.SOFTMAX) ? null : MixerRegistry.create(name, m, heads, headDim, s);
+                Mixer mixer = name.equals(MixerRegistry.SOFTMAX) ? null : MixerRegistry.create(name, m, heads, headDim, heads * headDim, s);
                 NDArray[] x = qkv(m, t);
                 long t0 = System.nanoTime();
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     NDArray out = mixer == null
                             ? LlamaBlocks.softmaxAttention(m, x[0], x[1], x[2], 0, false).get(0)
-                            : mixer.forward(m, MixerInput.qkv(x[0], x[1], x[2]), false).out();
+                            : mixer.forward(m, input(m, x[0], x[1], x[2]), false).out();
                     gc.backward(out.sum());
                 }
                 x[0].getGradient().getFloat(0, 0, 0, 0);
@@ -113,6 +113,13 @@ final class MixerBench implements Callable<Integer> {
             }
         }
         return best / 1e9;
+    }
+
+    /** What every mixer may read: q, k, v, the same q, k as "before RoPE", and a random hidden state [B, T, H*D]. */
+    private MixerInput input(NDManager m, NDArray q, NDArray k, NDArray v) {
+        Shape s = q.getShape();
+        NDArray hidden = m.randomNormal(new Shape(s.get(0), s.get(2), (long) heads * headDim));
+        return new MixerInput(hidden, q, k, v, q, k);
     }
 
     /** ms per decoded token after a context of {@code c} tokens, and the state's bytes. */
@@ -135,20 +142,20 @@ final class MixerBench implements Callable<Integer> {
                 }
                 return new double[] {(System.nanoTime() - t0) / 1e6 / steps, 2.0 * heads * (c + 1) * headDim * 4};
             }
-            Mixer mixer = MixerRegistry.create(name, m, heads, headDim, s);
+            Mixer mixer = MixerRegistry.create(name, m, heads, headDim, heads * headDim, s);
             mixer.setTrainable(false);
             NDArray[] x;
             try (NDManager pre = m.newSubManager()) {
                 NDArray q = pre.randomNormal(new Shape(1, heads, c, headDim));
                 NDArray k = pre.randomNormal(new Shape(1, heads, c, headDim));
                 NDArray v = pre.randomNormal(new Shape(1, heads, c, headDim));
-                Mixer.Output o = mixer.forward(pre, MixerInput.qkv(q, k, v), true);
+                Mixer.Output o = mixer.forward(pre, input(pre, q, k, v), true);
                 try (MixerState st = o.state()) {
                     long t0 = System.nanoTime();
                     for (int i = 0; i < steps; i++) {
                         try (NDManager step = m.newSubManager()) {
                             NDArray one = step.randomNormal(new Shape(1, heads, 1, headDim));
-                            mixer.step(step, st, MixerInput.qkv(one, one, one)).getFloat(0, 0, 0, 0);
+                            mixer.step(step, st, input(step, one, one, one)).getFloat(0, 0, 0, 0);
                         }
                     }
                     return new double[] {(System.nanoTime() - t0) / 1e6 / steps, st.bytes()};

@@ -46,6 +46,11 @@ public final class ValidateCommand implements Callable<Integer> {
                 mixers += 2L * c.numHeads() * c.headDim() * f + (m.equals("hedgehog_window") ? c.numHeads() : 0);
             } else if (m.equals("retention")) {
                 mixers += (long) c.numHeads() * c.headDim(); // the output norm's gain
+            } else if (m.equals("mamba2")) {
+                long hd = (long) c.numHeads() * c.headDim();
+                // three convolutions (weights and biases), z and dt projections, dt_bias, A_log, D, norm
+                mixers += 3 * (hd * 4 + hd) + (long) c.hiddenSize() * hd + (long) c.hiddenSize() * c.numHeads()
+                        + 3L * c.numHeads() + hd;
             } else if (m.equals("gla")) {
                 // low-rank gate (rank 16, two matrices and a bias) and the output norm's gain, per head
                 mixers += (long) c.numHeads() * (2L * c.headDim() * 16 + 2L * c.headDim());

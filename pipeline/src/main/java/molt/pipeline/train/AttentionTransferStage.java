@@ -63,7 +63,7 @@ public final class AttentionTransferStage extends TrainingLoop {
         for (int j = 0; j < mixerLayers.length; j++) {
             int i = mixerLayers[j];
             Taps.Layer t = taps.get(i);
-            NDArray out = student.mixerOutput(step, i, null, t.q(), t.k(), t.v()); // [B, T, Hq, D]
+            NDArray out = student.mixerOutput(step, i, t.hidden(), t.q(), t.k(), t.v()); // [B, T, Hq, D]
             errs[j] = out.sub(t.attentionOutput()).square().mean();
         }
         return errs;
@@ -71,7 +71,7 @@ public final class AttentionTransferStage extends TrainingLoop {
 
     private Map<Integer, Taps.Layer> teacherTaps(NDManager step, long[][] batch) {
         return student.base().forward(step, inputs(batch), new Taps.Request(
-                java.util.Set.of(Arrays.stream(mixerLayers).boxed().toArray(Integer[]::new)), false, true, true, false,
+                java.util.Set.of(Arrays.stream(mixerLayers).boxed().toArray(Integer[]::new)), true, true, true, false,
                 false)).taps();
     }
 

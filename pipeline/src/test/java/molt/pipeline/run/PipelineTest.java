@@ -121,11 +121,11 @@ class PipelineTest {
         Path teacher = PipelineTestSupport.teacher(dir);
         Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), "");
         CliTestSupport.Run r = CliTestSupport.run("run", config.toString(), "--set", "student.mixer=gla_liger",
-                "--set", "student.layers={1: retention}");
+                "--set", "student.layers={1: mamba2}");
         assertEquals(0, r.exit(), r.err());
         JsonNode report = JSON.readTree(dir.resolve("run/report.json").toFile());
         assertEquals(8, report.path("stages").path("transfer").path("result").path("steps").asInt(),
-                "the retention layer's norm trains");
+                "the mamba2 layer trains from the teacher's hidden state and un-rotated q, k");
         Path student = Path.of(report.get("student").asText());
         CliTestSupport.Run logits = CliTestSupport.run("logits", "--model", student.toString(), "--tokens", "1,2,3,4,5",
                 "--out", dir.resolve("l.safetensors").toString(), "--mode", "recurrent");

@@ -10,8 +10,14 @@ import ai.djl.ndarray.NDArray;
  * @param q queries after RoPE [B, H, T, D]
  * @param k keys after RoPE, repeated to the query heads [B, H, T, D]
  * @param v values, repeated to the query heads [B, H, T, D]
+ * @param qRaw queries before RoPE [B, H, T, D], or null
+ * @param kRaw keys before RoPE, repeated to the query heads [B, H, T, D], or null
  */
-public record MixerInput(NDArray hidden, NDArray q, NDArray k, NDArray v) {
+public record MixerInput(NDArray hidden, NDArray q, NDArray k, NDArray v, NDArray qRaw, NDArray kRaw) {
+
+    public MixerInput(NDArray hidden, NDArray q, NDArray k, NDArray v) {
+        this(hidden, q, k, v, null, null);
+    }
 
     public static MixerInput qkv(NDArray q, NDArray k, NDArray v) {
         return new MixerInput(null, q, k, v);

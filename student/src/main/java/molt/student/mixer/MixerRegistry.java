@@ -14,20 +14,24 @@ public final class MixerRegistry {
     /** Plan entry for a layer that keeps softmax attention (hybrid students). */
     public static final String SOFTMAX = "softmax";
 
-    /** Builds a mixer for a layer with {@code heads} query heads of dim {@code headDim}; parameters in {@code m}. */
+    /**
+     * Builds a mixer for a layer with {@code heads} query heads of dim {@code headDim} in a model of width
+     * {@code modelDim}; parameters in {@code m}.
+     */
     @FunctionalInterface
     public interface Factory {
-        Mixer create(NDManager m, int heads, int headDim, MixerSettings settings);
+        Mixer create(NDManager m, int heads, int headDim, int modelDim, MixerSettings settings);
     }
 
     private static final Map<String, Factory> FACTORIES = new LinkedHashMap<>();
 
     static {
-        register(HedgehogMixer.NAME, HedgehogMixer::new);
-        register(HedgehogWindowMixer.NAME, HedgehogWindowMixer::new);
-        register(RetentionMixer.NAME, RetentionMixer::new);
-        register(GlaMixer.NAME, GlaMixer::learned);
-        register(GlaMixer.LIGER, GlaMixer::liger);
+        register(HedgehogMixer.NAME, (m, h, d, md, s) -> new HedgehogMixer(m, h, d, s));
+        register(HedgehogWindowMixer.NAME, (m, h, d, md, s) -> new HedgehogWindowMixer(m, h, d, s));
+        register(RetentionMixer.NAME, (m, h, d, md, s) -> new RetentionMixer(m, h, d, s));
+        register(GlaMixer.NAME, (m, h, d, md, s) -> GlaMixer.learned(m, h, d, s));
+        register(GlaMixer.LIGER, (m, h, d, md, s) -> GlaMixer.liger(m, h, d, s));
+        register(Mamba2Mixer.NAME, Mamba2Mixer::new);
     }
 
     private MixerRegistry() {
@@ -50,11 +54,12 @@ public final class MixerRegistry {
         return name.equals(SOFTMAX) || FACTORIES.containsKey(name);
     }
 
-    public static synchronized Mixer create(String name, NDManager m, int heads, int headDim, MixerSettings s) {
+    public static synchronized Mixer create(String name, NDManager m, int heads, int headDim, int modelDim,
+                                            MixerSettings s) {
         Factory f = FACTORIES.get(name);
         if (f == null) {
             throw new IllegalArgumentException("unknown mixer '" + name + "' (known: " + names() + ", " + SOFTMAX + ")");
         }
-        return f.create(m, heads, headDim, s);
+        return f.create(m, heads, headDim, modelDim, s);
     }
 }

@@ -249,13 +249,23 @@ public final class LlamaModel implements LanguageModel {
      * k after RoPE.
      */
     public NDArray[] qkv(NDManager scope, int i, Layer l, NDArray xn, long start, Projector p) {
-        int t = Math.toIntExact(xn.getShape().get(1));
+        return rotate(scope, projections(i, l, xn, p), start);
+    }
+
+    /** q [B, Hq, T, D], k and v [B, Hkv, T, D] straight from the projections (no RoPE). */
+    public NDArray[] projections(int i, Layer l, NDArray xn, Projector p) {
         NDArray q = LlamaBlocks.splitHeads(p.project(i, "q", xn, l.qT(), l.qB()), config.numHeads());
         NDArray k = LlamaBlocks.splitHeads(p.project(i, "k", xn, l.kT(), l.kB()), config.numKvHeads());
         NDArray v = LlamaBlocks.splitHeads(p.project(i, "v", xn, l.vT(), l.vB()), config.numKvHeads());
+        return new NDArray[] {q, k, v};
+    }
+
+    /** RoPE on q and k of {@link #projections} at positions start..start+T-1 (v passes through). */
+    public NDArray[] rotate(NDManager scope, NDArray[] qkv, long start) {
+        int t = Math.toIntExact(qkv[0].getShape().get(2));
         NDArray cos = rope.cos(scope, start, t);
         NDArray sin = rope.sin(scope, start, t);
-        return new NDArray[] {Rope.apply(q, cos, sin), Rope.apply(k, cos, sin), v};
+        return new NDArray[] {Rope.apply(qkv[0], cos, sin), Rope.apply(qkv[1], cos, sin), qkv[2]};
     }
 
     /** The rest of a layer after the attention core: o_proj, residual, post-norm, MLP, residual. */

@@ -84,6 +84,11 @@ public final class Rope {
         return m.create(v, new Shape(t, headDim));
     }
 
+    /** The inverse rotation, x * cos - rotate_half(x) * sin: recovers the projection from a rotated q or k. */
+    public static NDArray unapply(NDArray x, NDArray cos, NDArray sin) {
+        return apply(x, cos, sin.neg());
+    }
+
     /** x * cos + rotate_half(x) * sin for x [B, H, T, D]; the result belongs to x's manager. */
     public static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
         long d = x.getShape().get(3);
