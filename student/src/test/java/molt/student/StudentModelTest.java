@@ -123,11 +123,11 @@ class StudentModelTest {
 
     @Test
     void otherFamiliesDecodeLikeTheParallelForward() {
-        try (StudentModel s = student(List.of("retention", "mamba2", "gla"))) {
+        try (StudentModel s = student(List.of("retention", "mamba2", "gated_deltanet"))) {
             long[][] toks = tokens(19, 4);
             float[] full = logits(s, toks);
             double err = relErr(recurrent(s, toks, 7), full);
-            assertTrue(err < 1e-4, "retention + mamba2 + gla student, prefill 7: " + err);
+            assertTrue(err < 1e-4, "retention + mamba2 + gated_deltanet student, prefill 7: " + err);
             assertEquals((long) s.config().numHeads() * s.config().headDim(),
                     s.mixerParameters().get("model.layers.0.self_attn.mixer.output_norm.weight").size());
         }

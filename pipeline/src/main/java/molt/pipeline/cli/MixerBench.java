@@ -29,7 +29,7 @@ final class MixerBench implements Callable<Integer> {
             description = "Sequence lengths for the training form. Default: ${DEFAULT-VALUE}.")
     List<Integer> lengths;
 
-    @Option(names = "--mixers", split = ",", defaultValue = "softmax,hedgehog,hedgehog_window,retention,gla,gla_liger,mamba2",
+    @Option(names = "--mixers", split = ",", defaultValue = "softmax,hedgehog,hedgehog_window,retention,gla,gla_liger,gated_deltanet,mamba2",
             description = "What to measure. Default: ${DEFAULT-VALUE}.")
     List<String> mixers;
 

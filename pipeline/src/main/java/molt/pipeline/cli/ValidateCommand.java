@@ -51,6 +51,11 @@ public final class ValidateCommand implements Callable<Integer> {
                 // three convolutions (weights and biases), z and dt projections, dt_bias, A_log, D, norm
                 mixers += 3 * (hd * 4 + hd) + (long) c.hiddenSize() * hd + (long) c.hiddenSize() * c.numHeads()
                         + 3L * c.numHeads() + hd;
+            } else if (m.equals("gated_deltanet")) {
+                long hd = (long) c.numHeads() * c.headDim();
+                // three convolutions, beta and decay projections, dt_bias, A_log, output gate, norm
+                mixers += 3 * (hd * 4 + hd) + 2L * c.hiddenSize() * c.numHeads() + 2L * c.numHeads()
+                        + (long) c.hiddenSize() * hd + hd;
             } else if (m.equals("gla")) {
                 // low-rank gate (rank 16, two matrices and a bias) and the output norm's gain, per head
                 mixers += (long) c.numHeads() * (2L * c.headDim() * 16 + 2L * c.headDim());

@@ -96,17 +96,10 @@ public final class Mamba2Mixer implements Mixer {
         return x.mul(x.getNDArrayInternal().sigmoid());
     }
 
-    /** Causal depthwise conv of width 4 over time on x [B, H, T, D], given the 3 inputs before it [B, H, 3, D]. */
+    /** The short convolution {@code name} of x [B, H, T, D], given the 3 inputs before it [B, H, 3, D]. */
     private NDArray conv(NDArray x, NDArray before, String name) {
-        NDArray padded = before.concat(x, 2); // [B, H, T + 3, D]
-        long t = x.getShape().get(2);
-        NDArray w = p(name + ".weight", x); // [H, D, 4]
-        NDArray out = p(name + ".bias", x).reshape(1, heads, 1, headDim); // [1, H, 1, D]
-        for (int j = 0; j < WIDTH; j++) {
-            NDArray wj = w.get(":, :, " + j).reshape(1, heads, 1, headDim); // [1, H, 1, D]
-            out = out.add(padded.get(":, :, " + j + ":" + (j + t)).mul(wj));
-        }
-        return silu(out);
+        return ShortConv.apply(x, before, p(name + ".weight", x).expandDims(0),
+                p(name + ".bias", x).reshape(1, heads, 1, headDim));
     }
 
     /** dt [B, H, T] = softplus(hidden W_dt + dt_bias). */
@@ -192,7 +185,10 @@ public final class Mamba2Mixer implements Mixer {
         return finish(r.get(0), conv[0], in.hidden());
     }
 
-    /** Decoding state: S [B, H, D, D] and the last 3 inputs of each of the three convolutions [B, H, 3, D]. */
+    /**
+     * Decoding state of the convolution-fronted recurrences (Mamba-2, Gated DeltaNet): S [B, H, D, D] and the last 3
+     * inputs of each of the three short convolutions [B, H, 3, D].
+     */
     public static final class Mamba2State implements MixerState {
         private final NDManager manager;
         NDArray s;

@@ -32,6 +32,7 @@ public final class MixerRegistry {
         register(GlaMixer.NAME, (m, h, d, md, s) -> GlaMixer.learned(m, h, d, s));
         register(GlaMixer.LIGER, (m, h, d, md, s) -> GlaMixer.liger(m, h, d, s));
         register(Mamba2Mixer.NAME, Mamba2Mixer::new);
+        register(GatedDeltaNetMixer.NAME, GatedDeltaNetMixer::new);
     }
 
     private MixerRegistry() {
