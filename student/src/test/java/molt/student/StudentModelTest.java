@@ -234,4 +234,25 @@ class StudentModelTest {
         e = assertThrows(InputException.class, () -> StudentCheckpoint.load(student, Device.cpu()));
         assertTrue(e.getMessage().contains("missing"), e.getMessage());
     }
+
+    @Test
+    void everyFamilyExportsAndReloadsToTheSameLogits() throws Exception {
+        Path base = TinyCheckpoints.builder().layers(7).vocab(ByteTokenizer.VOCAB).seed(21).write(tmp.resolve("base7"));
+        List<String> plan = List.of("hedgehog", "hedgehog_window", "retention", "gla", "gla_liger", "gated_deltanet",
+                "mamba2");
+        long[][] toks = tokens(11, 6);
+        float[] want;
+        Path out = tmp.resolve("families");
+        try (StudentModel s = StudentModel.create(LlamaModel.load(base, Device.cpu()), base, new StudentPlan(plan),
+                SETTINGS)) {
+            randomize(s.mixerParameters(), 12);
+            want = logits(s, toks);
+            StudentCheckpoint.export(s, out, false, null, null);
+        }
+        try (StudentModel r = StudentCheckpoint.load(out, Device.cpu())) {
+            assertEquals(plan, r.plan().layers());
+            assertTrue(relErr(logits(r, toks), want) < 1e-7, "reloaded student");
+            assertTrue(relErr(recurrent(r, toks, 4), want) < 1e-4, "reloaded student decodes recurrently");
+        }
+    }
 }
