@@ -31,6 +31,7 @@ public final class MixerRegistry {
         register(RetentionMixer.NAME, (m, h, d, md, s) -> new RetentionMixer(m, h, d, s));
         register(GlaMixer.NAME, (m, h, d, md, s) -> GlaMixer.learned(m, h, d, s));
         register(GlaMixer.LIGER, (m, h, d, md, s) -> GlaMixer.liger(m, h, d, s));
+        register(LigerWindowMixer.NAME, (m, h, d, md, s) -> new LigerWindowMixer(m, h, d, s));
         register(Mamba2Mixer.NAME, Mamba2Mixer::new);
         register(GatedDeltaNetMixer.NAME, GatedDeltaNetMixer::new);
     }

@@ -1,5 +1,6 @@
 package molt.student.mixer;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -182,5 +183,70 @@ class GlaMixerTest {
             s += a[i] * b[i];
         }
         return s;
+    }
+
+    /** 0.5 x window softmax (w most recent tokens) + 0.5 x Liger's GLA, in double. */
+    private static double[] ligerWindowReference(Case c, int w) {
+        double[] gla = c.reference(true)[0];
+        double[] out = new double[gla.length];
+        int t = c.t;
+        for (int bh = 0; bh < B * H; bh++) {
+            for (int i = 0; i < t; i++) {
+                int first = Math.max(0, i - w + 1);
+                double max = Double.NEGATIVE_INFINITY;
+                double[] s = new double[i - first + 1];
+                for (int j = first; j <= i; j++) {
+                    double dot = 0;
+                    for (int e = 0; e < D; e++) {
+                        dot += c.q[(bh * t + i) * D + e] * c.k[(bh * t + j) * D + e];
+                    }
+                    s[j - first] = dot / Math.sqrt(D);
+                    max = Math.max(max, s[j - first]);
+                }
+                double z = 0;
+                for (int j = 0; j < s.length; j++) {
+                    s[j] = Math.exp(s[j] - max);
+                    z += s[j];
+                }
+                for (int e = 0; e < D; e++) {
+                    double acc = 0;
+                    for (int j = first; j <= i; j++) {
+                        acc += s[j - first] / z * c.v[(bh * t + j) * D + e];
+                    }
+                    int at = (bh * t + i) * D + e;
+                    out[at] = 0.5 * acc + 0.5 * gla[at];
+                }
+            }
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "T={0} C={1}")
+    @CsvSource({"1, 16", "63, 16", "100, 32", "257, 64"})
+    void ligerWindowMixMatchesItsReference(int t, int chunk) {
+        Case c = new Case(t, t + 5L * chunk, 1.0);
+        double[] want = ligerWindowReference(c, 16);
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            LigerWindowMixer mx = new LigerWindowMixer(m, H, D, new MixerSettings(4, 16, chunk, -2.197));
+            Shape s = new Shape(B, H, t, D);
+            NDArray q = m.create(f32(c.q), s);
+            NDArray k = m.create(f32(c.k), s);
+            NDArray v = m.create(f32(c.v), s);
+            Mixer.Output out = mx.forward(m, MixerInput.qkv(q, k, v), true);
+            assertTrue(relErr(out.out().toFloatArray(), want) < 1e-4, "chunked " + relErr(out.out().toFloatArray(), want));
+            float[] rec = new float[B * H * t * D];
+            try (MixerState st = mx.newState()) {
+                for (int i = 0; i < t; i++) {
+                    String at = ":, :, " + i + ":" + (i + 1);
+                    float[] y = mx.step(m, st, MixerInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
+                    for (int bh = 0; bh < B * H; bh++) {
+                        System.arraycopy(y, bh * D, rec, (bh * t + i) * D, D);
+                    }
+                }
+                assertTrue(relErr(rec, want) < 1e-4, "recurrent " + relErr(rec, want));
+                assertEquals(out.state().bytes(), st.bytes());
+            }
+            out.state().close();
+        }
     }
 }
