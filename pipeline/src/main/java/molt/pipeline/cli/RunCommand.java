@@ -26,6 +26,24 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--set", description = "Override a config value: key.path=value (lists: stages[1].lr).")
     List<String> sets = new ArrayList<>();
 
+    /** Stage times, final losses and attention transfer's per-layer MSE, then where the report and student are. */
+    static void printSummary(Path report) throws java.io.IOException {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(report.toFile());
+        System.out.printf("%-20s %-20s %10s %14s%n", "stage", "type", "seconds", "best val loss");
+        json.path("stages").fields().forEachRemaining(e -> {
+            var r = e.getValue().path("result");
+            System.out.printf("%-20s %-20s %10.1f %14s%n", e.getKey(), e.getValue().path("type").asText(),
+                    e.getValue().path("seconds").asDouble(), r.has("best_val_loss")
+                            ? String.format("%.5f", r.path("best_val_loss").asDouble()) : "-");
+            for (var l : r.path("per_layer_mse")) {
+                System.out.printf("  layer %-3d %-16s MSE %.6f%n", l.path("layer").asInt(), l.path("mixer").asText(),
+                        l.path("mse").asDouble());
+            }
+        });
+        System.out.println("student: " + json.path("student").asText());
+        System.out.println("report:  " + report);
+    }
+
     @Override
     public Integer call() throws Exception {
         RunConfig cfg = ConfigLoader.load(config, sets);
@@ -37,7 +55,7 @@ public final class RunCommand implements Callable<Integer> {
             // say must be said first.
             try {
                 Path dir = Runner.run(cfg, stop);
-                System.out.println("done: " + dir.resolve("report.json"));
+                printSummary(dir.resolve("report.json"));
                 return 0;
             } catch (StageStopped e) {
                 System.err.println("molt: " + e.getMessage());

@@ -20,6 +20,7 @@ class PipelineTest {
         Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), "");
         CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
         assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("layer 0") && r.out().contains("MSE") && r.out().contains("student: "), r.out());
         Path run = dir.resolve("run");
         JsonNode report = JSON.readTree(run.resolve("report.json").toFile());
         Path student = Path.of(report.get("student").asText());
