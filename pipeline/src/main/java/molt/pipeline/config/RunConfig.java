@@ -54,7 +54,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public record Stage(String name, String type, long tokens, double lr, double weightDecay, int gradAccum,
                         double clipNorm, double mseWeight, double attentionCeWeight, double ceWeight, double klWeight,
                         double temperature, int valEvery, int valBatches, String scheduler, double plateauFactor,
-                        int plateauPatience, int logEvery, boolean merged, String dtype, String klSource, int topK) {
+                        int plateauPatience, int logEvery, boolean merged, String dtype, String klSource, int topK,
+                        Eval eval) {
 
         public boolean trains() {
             return type.equals(ATTENTION_TRANSFER) || type.equals(LORA_FINETUNE);
@@ -64,7 +65,12 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public static final String ATTENTION_TRANSFER = "attention_transfer";
     public static final String LORA_FINETUNE = "lora_finetune";
     public static final String EXPORT = "export";
-    public static final Set<String> STAGE_TYPES = Set.of(ATTENTION_TRANSFER, LORA_FINETUNE, EXPORT);
+    public static final String EVALUATE = "evaluate";
+    public static final Set<String> STAGE_TYPES = Set.of(ATTENTION_TRANSFER, LORA_FINETUNE, EXPORT, EVALUATE);
+
+    /** Settings of an {@code evaluate} stage. */
+    public record Eval(int sequences, List<Integer> distances, int probes, List<Integer> contexts) {
+    }
 
     static RunConfig bind(Binder b, String defaultName) {
         String name = b.str("name", defaultName);
@@ -224,9 +230,22 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             merged = s.bool("merged", true);
             dtype = s.choice("dtype", null, Set.of("F32", "F16", "BF16"));
         }
+        Eval eval = null;
+        if (type.equals(EVALUATE)) {
+            List<Integer> distances = s.has("distances") ? s.ints("distances") : List.of(64, 128, 256);
+            List<Integer> contexts = s.has("contexts") ? s.ints("contexts") : List.of(256, 1024);
+            if (distances.isEmpty() || distances.stream().anyMatch(d -> d < 16)) {
+                throw s.error("distances", "expected a list of distances >= 16 tokens, found " + distances);
+            }
+            if (contexts.isEmpty() || contexts.stream().anyMatch(c -> c < 1)) {
+                throw s.error("contexts", "expected a list of context lengths >= 1, found " + contexts);
+            }
+            eval = new Eval((int) s.integer("sequences", 8, 1, 1 << 20), distances,
+                    (int) s.integer("probes", 4, 1, 1 << 16), contexts);
+        }
         s.finish();
         return new Stage(name, type, tokens, lr, wd, accum, clip, mse, attCe, ce, kl, temp, valEvery, valBatches,
-                sched, factor, patience, logEvery, merged, dtype, klSource, topK);
+                sched, factor, patience, logEvery, merged, dtype, klSource, topK, eval);
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */
@@ -272,6 +291,13 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             if (s.type().equals(LORA_FINETUNE)) {
                 n.put("grad_accum", s.gradAccum()).put("ce_weight", s.ceWeight()).put("kl_weight", s.klWeight())
                         .put("temperature", s.temperature()).put("kl_source", s.klSource()).put("top_k", s.topK());
+            }
+            if (s.type().equals(EVALUATE)) {
+                n.put("sequences", s.eval().sequences()).put("probes", s.eval().probes());
+                ArrayNode d = n.putArray("distances");
+                s.eval().distances().forEach(d::add);
+                ArrayNode c = n.putArray("contexts");
+                s.eval().contexts().forEach(c::add);
             }
             if (s.type().equals(EXPORT)) {
                 n.put("merged", s.merged());

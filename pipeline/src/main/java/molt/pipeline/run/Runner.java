@@ -100,7 +100,7 @@ public final class Runner {
                         long t0 = System.nanoTime();
                         StageContext ctx = new StageContext(cfg, stage, dir, stageDir, data, metrics, stop, previous, header);
                         try {
-                            runStage(ctx, device);
+                            runStage(ctx, device, student);
                         } catch (RuntimeException | IOException e) {
                             state.set(stage.name(), e instanceof molt.pipeline.train.StageStopped ? "stopped" : "failed");
                             throw e;
@@ -109,7 +109,7 @@ public final class Runner {
                     }
                     if (stage.trains()) {
                         previous = StageContext.finalWeights(stageDir);
-                    } else {
+                    } else if (stage.type().equals(RunConfig.EXPORT)) {
                         student = stageDir.resolve("student");
                     }
                 }
@@ -134,7 +134,7 @@ public final class Runner {
         }
     }
 
-    private static void runStage(StageContext ctx, Device device) throws IOException {
+    private static void runStage(StageContext ctx, Device device, Path student) throws IOException {
         LOG.info("stage {} ({})", ctx.stage().name(), ctx.stage().type());
         switch (ctx.stage().type()) {
             case RunConfig.ATTENTION_TRANSFER -> {
@@ -160,6 +160,7 @@ public final class Runner {
                 }
             }
             case RunConfig.EXPORT -> LOG.info("exported student to {}", ExportStage.run(ctx, device));
+            case RunConfig.EVALUATE -> molt.pipeline.eval.EvaluateStage.run(ctx, device, student);
             default -> throw new IllegalStateException(ctx.stage().type());
         }
     }

@@ -140,4 +140,16 @@ class TeacherCommandsTest {
         assertEquals(2, debug.exit());
         assertTrue(debug.err().contains("\tat "), "--debug prints the trace");
     }
+
+    @Test
+    void evalReportsPerplexityRecallAndDecodeCost() {
+        CliTestSupport.Run r = CliTestSupport.run("eval", "--model", model.toString(), "--data", "europarl-en",
+                "--seq-len", "64", "--sequences", "2", "--distances", "16,32", "--probes", "1", "--contexts", "16,32",
+                "--out", tmp.resolve("eval.json").toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("perplexity") && r.out().contains("recall@32"), r.out());
+        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("eval.json")));
+        assertEquals(2, CliTestSupport.run("eval", "--model", model.toString(), "--data", "europarl-en",
+                "--distances", "4").exit());
+    }
 }

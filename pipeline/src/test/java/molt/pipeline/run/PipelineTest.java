@@ -140,4 +140,26 @@ class PipelineTest {
         assertEquals(false, rep2.path("stages").path("transfer").path("result").path("trained").asBoolean(true));
         assertTrue(Files.readString(only.resolve("run/molt.log")).contains("nothing to do"));
     }
+
+    @Test
+    void theEvaluateStageComparesTeacherAndStudent(@TempDir Path dir) throws Exception {
+        Path teacher = PipelineTestSupport.teacher(dir);
+        Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir),
+                "  - name: eval\n    type: evaluate\n    sequences: 2\n    probes: 2\n    distances: [16, 24]\n"
+                        + "    contexts: [16, 64]\n");
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("recall@16") && r.out().contains("teacher") && r.out().contains("student"), r.out());
+        JsonNode res = JSON.readTree(dir.resolve("run/stages/eval/result.json").toFile());
+        for (String who : new String[] {"teacher", "student"}) {
+            assertTrue(res.path(who).path("perplexity").asDouble() > 1, res.toString());
+            assertEquals(2, res.path(who).path("recall").size());
+            assertEquals(2, res.path(who).path("decode").size());
+        }
+        // The softmax teacher's cache grows with the context; the student's state does not.
+        JsonNode td = res.path("teacher").path("decode");
+        JsonNode sd = res.path("student").path("decode");
+        assertTrue(td.get(1).path("state_bytes").asLong() > td.get(0).path("state_bytes").asLong());
+        assertEquals(sd.get(0).path("state_bytes").asLong(), sd.get(1).path("state_bytes").asLong());
+    }
 }

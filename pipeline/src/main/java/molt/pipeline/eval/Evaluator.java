@@ -1,0 +1,121 @@
+package molt.pipeline.eval;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+import molt.data.BatchReader;
+import molt.data.PreparedDataset;
+import molt.data.probes.RecallProbes;
+import molt.teacher.model.LanguageModel;
+import molt.teacher.tokenizer.TextTokenizer;
+
+/**
+ * Evaluates a teacher or a student the same way: held-out perplexity, repeated-span recall at several distances,
+ * and decoding speed and state memory at several context lengths.
+ */
+public final class Evaluator {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What to measure. */
+    public record Settings(int sequences, List<Integer> distances, int probes, int spanChars, List<Integer> contexts,
+                           int decodeSteps) {
+    }
+
+    private Evaluator() {
+    }
+
+    public static ObjectNode evaluate(LanguageModel model, TextTokenizer tok, PreparedDataset data, Settings s) {
+        ObjectNode out = JSON.createObjectNode();
+        // Perplexity on held-out sequences, in dataset order.
+        BatchReader val = new BatchReader(data, "val", 1, 0);
+        double nll = 0;
+        long count = 0;
+        List<long[]> filler = new ArrayList<>();
+        int n = (int) Math.min(s.sequences(), Math.max(1, data.sequences("val")));
+        for (int i = 0; i < n; i++) {
+            long[] row = val.next()[0];
+            filler.add(row);
+            long[] in = java.util.Arrays.copyOf(row, row.length - 1);
+            try (NDManager m = NDManager.newBaseManager(model.device())) {
+                float[] lp = model.logits(m, new long[][] {in}).logSoftmax(-1).toFloatArray();
+                int v = model.config().vocabSize();
+                for (int t = 0; t < in.length; t++) {
+                    nll -= lp[t * v + (int) row[t + 1]];
+                    count++;
+                }
+            }
+        }
+        out.put("val_tokens", count);
+        out.put("val_loss", nll / count);
+        out.put("perplexity", Math.exp(nll / count));
+        // Recall: a random letter span, real held-out text as filler, the span again after `distance` tokens.
+        long[] fill = filler.stream().flatMapToLong(java.util.Arrays::stream).toArray();
+        ObjectNode recall = out.putObject("recall");
+        for (int d : s.distances()) {
+            double acc = 0;
+            for (int p = 0; p < s.probes(); p++) {
+                RecallProbes.Probe probe = RecallProbes.repeatedSpan(tok, fill, s.spanChars(), d, 1000L * d + p);
+                acc += RecallProbes.accuracy(probe, argmax(model, probe.tokens()));
+            }
+            recall.put(String.valueOf(d), acc / s.probes());
+        }
+        // Decoding: prefill a context, then time single steps; the state's bytes after the context.
+        ArrayNode decode = out.putArray("decode");
+        for (int c : s.contexts()) {
+            long[] ctx = new long[c];
+            for (int i = 0; i < c; i++) {
+                ctx[i] = fill[i % fill.length];
+            }
+            try (NDManager m = NDManager.newBaseManager(model.device());
+                 LanguageModel.DecodingState st = model.newState()) {
+                model.decode(m, st, new long[][] {ctx}).close();
+                long t0 = System.nanoTime();
+                for (int i = 0; i < s.decodeSteps(); i++) {
+                    model.decode(m, st, new long[][] {{fill[(c + i) % fill.length]}}).close();
+                }
+                double sec = (System.nanoTime() - t0) / 1e9;
+                decode.addObject().put("context", c).put("tokens_per_s", s.decodeSteps() / sec)
+                        .put("state_bytes", st.bytes());
+            }
+        }
+        return out;
+    }
+
+    private static int[] argmax(LanguageModel model, long[] tokens) {
+        try (NDManager m = NDManager.newBaseManager(model.device())) {
+            NDArray logits = model.logits(m, new long[][] {tokens});
+            long[] idx = logits.argMax(-1).toLongArray();
+            int[] out = new int[idx.length];
+            for (int i = 0; i < idx.length; i++) {
+                out[i] = (int) idx[i];
+            }
+            return out;
+        }
+    }
+
+    /** The side-by-side table of several evaluations (name -> result). */
+    public static String table(java.util.Map<String, ObjectNode> results) {
+        StringBuilder sb = new StringBuilder();
+        ObjectNode any = results.values().iterator().next();
+        sb.append(String.format("%-28s %10s", "model", "perplexity"));
+        any.path("recall").fieldNames().forEachRemaining(d -> sb.append(String.format(" %11s", "recall@" + d)));
+        for (var d : any.path("decode")) {
+            sb.append(String.format(" %14s %14s", "tok/s@" + d.path("context").asInt(), "state@" + d.path("context").asInt()));
+        }
+        sb.append('\n');
+        for (var e : results.entrySet()) {
+            ObjectNode r = e.getValue();
+            sb.append(String.format("%-28s %10.3f", e.getKey(), r.path("perplexity").asDouble()));
+            r.path("recall").fields().forEachRemaining(f -> sb.append(String.format(" %11.3f", f.getValue().asDouble())));
+            for (var d : r.path("decode")) {
+                sb.append(String.format(" %14.1f %14d", d.path("tokens_per_s").asDouble(), d.path("state_bytes").asLong()));
+            }
+            sb.append('\n');
+        }
+        return sb.toString();
+    }
+}
