@@ -50,9 +50,12 @@ public final class LlamaModel implements LanguageModel {
     private final NDArray norm;
     private final NDArray lmHeadT;
     private final Rope rope;
+    /** Stored arrays by Hugging Face name; projections are stored transposed (see {@link #isTransposed}). */
+    private final Map<String, NDArray> stored;
 
     private LlamaModel(LlamaConfig config, Device device, NDManager manager, NDArray embed, List<Layer> layers,
-                       NDArray norm, NDArray lmHeadT) {
+                       NDArray norm, NDArray lmHeadT, Map<String, NDArray> stored) {
+        this.stored = stored;
         this.config = config;
         this.device = device;
         this.manager = manager;
@@ -77,6 +80,14 @@ public final class LlamaModel implements LanguageModel {
 
     /** Builds the model from any weight source (validated against the config first). */
     public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device) {
+        return fromWeights(c, w, device, false);
+    }
+
+    /**
+     * Builds the model; with {@code trainable}, every weight requires gradients (pretraining a teacher from scratch)
+     * and the weights' manager is left uncapped, since gradients attach to it.
+     */
+    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, boolean trainable) {
         LlamaWeights.validate(c, w);
         NDManager m = NDManager.newBaseManager(device);
         try {
@@ -102,11 +113,40 @@ public final class LlamaModel implements LanguageModel {
                         optional(m, w, LlamaWeights.layer(i, "mlp.down_proj.bias"), c.mlpBias())));
             }
             NDArray norm = plain(m, w, "model.norm.weight");
+            if (trainable && c.tieWordEmbeddings()) {
+                throw new IllegalArgumentException("training a model with tied embeddings is not supported");
+            }
             NDArray head = c.tieWordEmbeddings() ? embed.transpose().duplicate()
                     : transposed(m, w, "lm_head.weight");
-            // No per-call result may ever attach to the weights' manager: capping turns such a leak into an error.
-            m.cap();
-            return new LlamaModel(c, device, m, embed, Collections.unmodifiableList(layers), norm, head);
+            Map<String, NDArray> stored = new LinkedHashMap<>();
+            stored.put("model.embed_tokens.weight", embed);
+            String[] names = {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.q_proj.bias",
+                "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight", "self_attn.v_proj.bias",
+                "self_attn.o_proj.weight", "self_attn.o_proj.bias", "post_attention_layernorm.weight",
+                "mlp.gate_proj.weight", "mlp.gate_proj.bias", "mlp.up_proj.weight", "mlp.up_proj.bias",
+                "mlp.down_proj.weight", "mlp.down_proj.bias"};
+            for (int i = 0; i < layers.size(); i++) {
+                Layer l = layers.get(i);
+                NDArray[] arrays = {l.inputNorm(), l.qT(), l.qB(), l.kT(), l.kB(), l.vT(), l.vB(), l.oT(), l.oB(),
+                    l.postNorm(), l.gateT(), l.gateB(), l.upT(), l.upB(), l.downT(), l.downB()};
+                for (int j = 0; j < names.length; j++) {
+                    if (arrays[j] != null) {
+                        stored.put(LlamaWeights.layer(i, names[j]), arrays[j]);
+                    }
+                }
+            }
+            stored.put("model.norm.weight", norm);
+            if (!c.tieWordEmbeddings()) {
+                stored.put("lm_head.weight", head);
+            }
+            if (trainable) {
+                stored.values().forEach(a -> a.setRequiresGradient(true));
+            } else {
+                // No per-call result may ever attach to the weights' manager: capping turns such a leak into an error.
+                m.cap();
+            }
+            return new LlamaModel(c, device, m, embed, Collections.unmodifiableList(layers), norm, head,
+                    Collections.unmodifiableMap(stored));
         } catch (RuntimeException e) {
             m.close();
             throw e;
@@ -134,6 +174,56 @@ public final class LlamaModel implements LanguageModel {
     @Override
     public LlamaConfig config() {
         return config;
+    }
+
+    /**
+     * The model's arrays by Hugging Face tensor name. Projection weights are held transposed ([in, out]);
+     * {@link #isTransposed} tells which.
+     */
+    public Map<String, NDArray> storedWeights() {
+        return stored;
+    }
+
+    /** A stored array's values; the copy DJL makes on the way goes to a scratch manager, not the (capped) weights'. */
+    private float[] values(NDArray a) {
+        try (NDManager scratch = NDManager.newBaseManager(device)) {
+            a.tempAttach(scratch);
+            return a.toFloatArray();
+        }
+    }
+
+    /** A row-major [rows, cols] matrix transposed to [cols, rows] (in Java: no array joins the weights' manager). */
+    private static float[] transpose(float[] m, int rows, int cols) {
+        float[] t = new float[m.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = m[r * cols + c];
+            }
+        }
+        return t;
+    }
+
+    /** True for names whose stored array is the transpose of the checkpoint tensor. */
+    public static boolean isTransposed(String name) {
+        return name.endsWith("_proj.weight") || name.equals("lm_head.weight");
+    }
+
+    /** Writes the weights as a Hugging Face directory (config.json from the config, model.safetensors in F32). */
+    public void save(Path dir) throws java.io.IOException {
+        java.nio.file.Files.createDirectories(dir);
+        List<molt.teacher.io.SafetensorsWriter.Tensor> tensors = new ArrayList<>();
+        for (Map.Entry<String, NDArray> e : stored.entrySet()) {
+            NDArray a = e.getValue();
+            boolean t = isTransposed(e.getKey());
+            long[] shape = t ? new long[] {a.getShape().get(1), a.getShape().get(0)} : a.getShape().getShape();
+            tensors.add(molt.teacher.io.SafetensorsWriter.Tensor.ofFloats(e.getKey(), molt.teacher.io.DType.F32, shape,
+                    () -> t ? transpose(values(a), (int) a.getShape().get(0), (int) a.getShape().get(1))
+                            : values(a)));
+        }
+        molt.teacher.io.SafetensorsWriter.write(dir.resolve(Checkpoints.SINGLE), tensors, Map.of("format", "pt"));
+        com.fasterxml.jackson.databind.node.ObjectNode raw = config.raw().deepCopy();
+        raw.put("torch_dtype", "float32");
+        molt.teacher.io.AtomicFiles.writeString(dir.resolve("config.json"), raw.toPrettyString());
     }
 
     @Override

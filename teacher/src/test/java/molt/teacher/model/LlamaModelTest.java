@@ -196,4 +196,19 @@ class LlamaModelTest {
             assertThrows(InputException.class, () -> m.forward(out, new long[][] {{1, 2}, {3}}, Taps.Request.none()));
         }
     }
+
+    @Test
+    void savedWeightsReloadToTheSameModel(@TempDir Path dir) throws Exception {
+        Path src = TinyCheckpoints.builder().attentionBias(true).dtype(DType.BF16).write(dir.resolve("src"));
+        long[][] toks = tokens(1, 7, 64, 2);
+        float[] want;
+        try (LlamaModel m = LlamaModel.load(src, Device.cpu()); NDManager out = NDManager.newBaseManager(Device.cpu())) {
+            want = m.logits(out, toks).toFloatArray();
+            m.save(dir.resolve("copy"));
+        }
+        try (LlamaModel m = LlamaModel.load(dir.resolve("copy"), Device.cpu());
+             NDManager out = NDManager.newBaseManager(Device.cpu())) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(want, m.logits(out, toks).toFloatArray());
+        }
+    }
 }
