@@ -341,8 +341,11 @@ public final class StudentModel implements LanguageModel {
                     NDArray[] kv = st.cache.append(i, qkv[1], qkv[2]);
                     NDArray k = LlamaBlocks.repeatKv(kv[0], c.kvGroups());
                     NDArray v = LlamaBlocks.repeatKv(kv[1], c.kvGroups());
-                    k.attach(scope);
-                    v.attach(scope);
+                    // Without GQA repeatKv returns the cache's own arrays, which must stay in the cache.
+                    if (k != kv[0]) {
+                        k.attach(scope);
+                        v.attach(scope);
+                    }
                     heads = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, start, false).get(0);
                 } else {
                     NDArray k = LlamaBlocks.repeatKv(qkv[1], c.kvGroups());

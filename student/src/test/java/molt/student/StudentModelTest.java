@@ -110,6 +110,16 @@ class StudentModelTest {
     }
 
     @Test
+    void prefillThenDecodingMatchesTheParallelForwardWithoutGqa() throws Exception {
+        Path mha = TinyCheckpoints.builder().layers(3).heads(4, 4).vocab(ByteTokenizer.VOCAB).write(tmp.resolve("mha"));
+        try (StudentModel s = StudentModel.create(LlamaModel.load(mha, Device.cpu()), mha, new StudentPlan(HYBRID),
+                SETTINGS)) {
+            long[][] toks = tokens(15, 9);
+            assertTrue(relErr(recurrent(s, toks, 5), logits(s, toks)) < 1e-4);
+        }
+    }
+
+    @Test
     void prefillThenDecodingMatchesTheParallelForward() {
         try (StudentModel s = student(HYBRID)) {
             long[][] toks = tokens(21, 1);

@@ -32,11 +32,15 @@ public final class ValidateCommand implements Callable<Integer> {
         RunConfig cfg = ConfigLoader.load(config, sets);
         ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
         System.out.print(yaml.writeValueAsString(cfg.toJson()));
-        if (!Files.isRegularFile(cfg.teacher().resolve("config.json"))) {
+        LlamaConfig c;
+        if (cfg.pretrainStage() != null) {
+            c = molt.pipeline.train.TeacherPretrainStage.config(cfg.pretrainStage().pretrain());
+        } else if (!Files.isRegularFile(cfg.teacher().resolve("config.json"))) {
             System.out.println("# teacher " + cfg.teacher() + " not found: parameter counts need its config.json");
             return 0;
+        } else {
+            c = LlamaConfig.read(cfg.teacher());
         }
-        LlamaConfig c = LlamaConfig.read(cfg.teacher());
         StudentPlan plan = cfg.student().plan(c.numLayers());
         long teacher = LlamaWeights.parameterCount(c);
         long mixers = 0;

@@ -22,7 +22,7 @@ import molt.teacher.InputException;
  * checkpoints.
  */
 public record RunConfig(String name, Path outputDir, long seed, String device, int threads, Checkpointing checkpoint,
-                        Path teacher, Data data, Student student, Lora lora, List<Stage> stages) {
+                        Path teacher, Path teacherCache, Data data, Student student, Lora lora, List<Stage> stages) {
 
     /** How often training stages checkpoint and how many checkpoints they keep (plus the best). */
     public record Checkpointing(int everySteps, int keepLast) {
@@ -55,7 +55,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                         double clipNorm, double mseWeight, double attentionCeWeight, double ceWeight, double klWeight,
                         double temperature, int valEvery, int valBatches, String scheduler, double plateauFactor,
                         int plateauPatience, int logEvery, boolean merged, String dtype, String klSource, int topK,
-                        Eval eval) {
+                        Eval eval, Pretrain pretrain) {
 
         public boolean trains() {
             return type.equals(ATTENTION_TRANSFER) || type.equals(LORA_FINETUNE);
@@ -66,7 +66,18 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public static final String LORA_FINETUNE = "lora_finetune";
     public static final String EXPORT = "export";
     public static final String EVALUATE = "evaluate";
-    public static final Set<String> STAGE_TYPES = Set.of(ATTENTION_TRANSFER, LORA_FINETUNE, EXPORT, EVALUATE);
+    public static final String TEACHER_PRETRAIN = "teacher_pretrain";
+    public static final Set<String> STAGE_TYPES = Set.of(TEACHER_PRETRAIN, ATTENTION_TRANSFER, LORA_FINETUNE, EXPORT,
+            EVALUATE);
+
+    /** The architecture a {@code teacher_pretrain} stage trains from scratch (byte vocabulary, untied head). */
+    public record Pretrain(int hidden, int layers, int heads, int kvHeads, int intermediate, double ropeTheta) {
+    }
+
+    /** The pretraining stage, if any (it must come first: every other stage uses its teacher). */
+    public Stage pretrainStage() {
+        return stages.isEmpty() || !stages.get(0).type().equals(TEACHER_PRETRAIN) ? null : stages.get(0);
+    }
 
     /** Settings of an {@code evaluate} stage. */
     public record Eval(int sequences, List<Integer> distances, int probes, List<Integer> contexts) {
@@ -89,7 +100,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 (int) cp.integer("keep_last", 2, 1, 1000));
         cp.finish();
         Binder t = b.object("teacher");
-        Path teacher = Path.of(t.requiredStr("path"));
+        String teacherPath = t.str("path", null);
+        Path teacherCache = Path.of(t.str("cache_dir", "runs/.teachers"));
         t.finish();
         Binder d = b.object("data");
         String promptColumn = d.str("prompt_column", null);
@@ -127,8 +139,20 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         if (stages.isEmpty()) {
             throw new InputException(b.where("stages") + ": at least one stage is required");
         }
+        for (int i = 1; i < stages.size(); i++) {
+            if (stages.get(i).type().equals(TEACHER_PRETRAIN)) {
+                throw new InputException(b.where("stages") + "[" + i + "]: teacher_pretrain must be the first stage");
+            }
+        }
+        boolean pretrains = stages.get(0).type().equals(TEACHER_PRETRAIN);
+        if (pretrains == (teacherPath != null)) {
+            throw new InputException(b.where("teacher") + ": " + (pretrains
+                    ? "teacher.path must be absent when a teacher_pretrain stage makes the teacher"
+                    : "teacher.path is required (or a first stage of type teacher_pretrain)"));
+        }
         b.finish();
-        return new RunConfig(name, out, seed, device, threads, checkpoint, teacher, data, student, lora, stages);
+        return new RunConfig(name, out, seed, device, threads, checkpoint, teacherPath == null ? null : Path.of(teacherPath),
+                teacherCache, data, student, lora, stages);
     }
 
     private static Student student(Binder s) {
@@ -169,6 +193,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         boolean at = type.equals(ATTENTION_TRANSFER);
         boolean lf = type.equals(LORA_FINETUNE);
+        boolean pt = type.equals(TEACHER_PRETRAIN);
         long tokens = 0;
         double lr = 0;
         double wd = 0;
@@ -189,13 +214,13 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         String dtype = null;
         String klSource = "online";
         int topK = 16;
-        if (at || lf) {
+        if (at || lf || pt) {
             tokens = s.integer("tokens", -1, 1, Long.MAX_VALUE);
             if (tokens < 0) {
                 throw s.error("tokens", "is required: the stage's token budget");
             }
-            lr = s.number("lr", at ? 1e-2 : 1e-4, 0, 10, false);
-            wd = s.number("weight_decay", at ? 0.0 : 0.0, 0, 10, true);
+            lr = s.number("lr", at ? 1e-2 : pt ? 3e-3 : 1e-4, 0, 10, false);
+            wd = s.number("weight_decay", pt ? 0.01 : 0.0, 0, 10, true);
             clip = s.number("clip_norm", 1.0, 0, 1e6, true);
             valEvery = (int) s.integer("val_every", 50, 1, Integer.MAX_VALUE);
             valBatches = (int) s.integer("val_batches", 4, 1, 1 << 20);
@@ -230,6 +255,20 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             merged = s.bool("merged", true);
             dtype = s.choice("dtype", null, Set.of("F32", "F16", "BF16"));
         }
+        Pretrain pretrain = null;
+        if (pt) {
+            int hidden = (int) s.integer("hidden", 128, 8, 1 << 16);
+            int heads = (int) s.integer("heads", 4, 1, 1024);
+            if (hidden % heads != 0 || (hidden / heads) % 2 != 0) {
+                throw s.error("heads", "hidden (" + hidden + ") must split into heads of even size, found " + heads);
+            }
+            int kv = (int) s.integer("kv_heads", heads, 1, heads);
+            if (heads % kv != 0) {
+                throw s.error("kv_heads", "must divide heads (" + heads + "), found " + kv);
+            }
+            pretrain = new Pretrain(hidden, (int) s.integer("layers", 4, 1, 1024), heads, kv,
+                    (int) s.integer("intermediate", hidden * 8 / 3, 1, 1 << 20), s.number("rope_theta", 10000, 1, 1e9, true));
+        }
         Eval eval = null;
         if (type.equals(EVALUATE)) {
             List<Integer> distances = s.has("distances") ? s.ints("distances") : List.of(64, 128, 256);
@@ -245,7 +284,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         s.finish();
         return new Stage(name, type, tokens, lr, wd, accum, clip, mse, attCe, ce, kl, temp, valEvery, valBatches,
-                sched, factor, patience, logEvery, merged, dtype, klSource, topK, eval);
+                sched, factor, patience, logEvery, merged, dtype, klSource, topK, eval, pretrain);
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */
@@ -258,7 +297,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         r.put("device", device);
         r.put("threads", threads);
         r.putObject("checkpoint").put("every_steps", checkpoint.everySteps()).put("keep_last", checkpoint.keepLast());
-        r.putObject("teacher").put("path", teacher.toString());
+        r.putObject("teacher").put("path", teacher == null ? null : teacher.toString())
+                .put("cache_dir", teacherCache.toString());
         r.putObject("data").put("source", data.source()).put("column", data.column())
                 .put("prompt_column", data.promptColumn()).put("response_column", data.responseColumn())
                 .put("seq_len", data.seqLen())
@@ -279,7 +319,12 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         ArrayNode ss = r.putArray("stages");
         for (Stage s : stages) {
             ObjectNode n = ss.addObject().put("name", s.name()).put("type", s.type());
-            if (s.trains()) {
+            if (s.pretrain() != null) {
+                RunConfig.Pretrain p = s.pretrain();
+                n.put("hidden", p.hidden()).put("layers", p.layers()).put("heads", p.heads()).put("kv_heads", p.kvHeads())
+                        .put("intermediate", p.intermediate()).put("rope_theta", p.ropeTheta());
+            }
+            if (s.trains() || s.pretrain() != null) {
                 n.put("tokens", s.tokens()).put("lr", s.lr()).put("weight_decay", s.weightDecay())
                         .put("clip_norm", s.clipNorm()).put("val_every", s.valEvery()).put("val_batches", s.valBatches())
                         .put("scheduler", s.scheduler()).put("plateau_factor", s.plateauFactor())

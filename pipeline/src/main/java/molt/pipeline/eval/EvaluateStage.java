@@ -31,9 +31,9 @@ public final class EvaluateStage {
     public static void run(StageContext ctx, Device device, Path student) throws IOException {
         RunConfig.Eval e = ctx.stage().eval();
         Evaluator.Settings s = new Evaluator.Settings(e.sequences(), e.distances(), e.probes(), 12, e.contexts(), 16);
-        TextTokenizer tok = Tokenizers.load(ctx.config().teacher());
+        TextTokenizer tok = Tokenizers.load(ctx.teacherDir());
         Map<String, ObjectNode> results = new LinkedHashMap<>();
-        try (LanguageModel t = LlamaModel.load(ctx.config().teacher(), device)) {
+        try (LanguageModel t = LlamaModel.load(ctx.teacherDir(), device)) {
             results.put("teacher", Evaluator.evaluate(t, tok, ctx.data(), s));
         }
         if (student != null) {

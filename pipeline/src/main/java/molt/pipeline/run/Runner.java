@@ -67,21 +67,26 @@ public final class Runner {
             }
             ObjectNode header = header(cfg);
             AtomicFiles.writeString(resolvedFile, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(header));
-            if (!Files.isDirectory(cfg.teacher())) {
-                throw new InputException(cfg.teacher(), "teacher.path: not a model directory");
+            RunConfig.Stage pretrain = cfg.pretrainStage();
+            Path teacherDir = pretrain != null ? molt.pipeline.train.TeacherPretrainStage.cacheDir(cfg) : cfg.teacher();
+            if (pretrain == null && !Files.isDirectory(teacherDir)) {
+                throw new InputException(teacherDir, "teacher.path: not a model directory");
             }
             Device device = Devices.resolve(cfg.device());
             PreparedDataset data;
             String first = cfg.data().promptColumn() != null ? cfg.data().promptColumn() : cfg.data().column();
+            // A pretrained teacher uses molt's byte tokenizer; a given teacher its own.
+            var tokenizer = pretrain != null ? new molt.teacher.tokenizer.ByteTokenizer() : Tokenizers.load(teacherDir);
             try (DocumentSource src = Sources.open(cfg.data().source(), first, cfg.data().responseColumn())) {
-                data = PreparedDataset.prepare(src, Tokenizers.load(cfg.teacher()), cfg.data().seqLen(),
+                data = PreparedDataset.prepare(src, tokenizer, cfg.data().seqLen(),
                         cfg.data().seed(), cfg.data().valFraction(), cfg.data().rowsPerShard(), dir.resolve("data"));
             }
             RunState state = RunState.load(dir, cfg);
             // Lines logged after an unfinished stage's last checkpoint are replayed on resume: drop them first, so
             // metrics.jsonl reads as one uninterrupted run.
             for (RunConfig.Stage stage : cfg.stages()) {
-                if (stage.trains() && !state.done(stage.name())) {
+                boolean loops = stage.trains() || stage.type().equals(RunConfig.TEACHER_PRETRAIN);
+                if (loops && !state.done(stage.name())) {
                     long step = molt.pipeline.train.TrainingLoop.resumeStep(dir.resolve("stages").resolve(stage.name()),
                             cfg.checkpoint().keepLast());
                     MetricsLog.truncateAfter(dir.resolve("metrics.jsonl"), stage.name(), step);
@@ -98,7 +103,8 @@ public final class Runner {
                         Files.createDirectories(stageDir);
                         state.set(stage.name(), "running");
                         long t0 = System.nanoTime();
-                        StageContext ctx = new StageContext(cfg, stage, dir, stageDir, data, metrics, stop, previous, header);
+                        StageContext ctx = new StageContext(cfg, stage, dir, stageDir, data, metrics, stop, previous, header,
+                                teacherDir);
                         try {
                             runStage(ctx, device, student);
                         } catch (RuntimeException | IOException e) {
@@ -116,7 +122,7 @@ public final class Runner {
             }
             ObjectNode report = JSON.createObjectNode();
             report.put("name", cfg.name());
-            report.put("teacher", cfg.teacher().toAbsolutePath().normalize().toString());
+            report.put("teacher", teacherDir.toAbsolutePath().normalize().toString());
             report.put("student", student == null ? null : student.toAbsolutePath().normalize().toString());
             ObjectNode stages = report.putObject("stages");
             for (RunConfig.Stage s : cfg.stages()) {
@@ -161,6 +167,7 @@ public final class Runner {
             }
             case RunConfig.EXPORT -> LOG.info("exported student to {}", ExportStage.run(ctx, device));
             case RunConfig.EVALUATE -> molt.pipeline.eval.EvaluateStage.run(ctx, device, student);
+            case RunConfig.TEACHER_PRETRAIN -> molt.pipeline.train.TeacherPretrainStage.runOrReuse(ctx, device);
             default -> throw new IllegalStateException(ctx.stage().type());
         }
     }

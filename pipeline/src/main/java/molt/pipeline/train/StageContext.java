@@ -10,10 +10,11 @@ import molt.pipeline.run.StopSignal;
 /**
  * What a stage gets from the runner: the resolved config, its own directory, the prepared data, the metrics log,
  * the stop signal, the file holding the student's trainable weights from the previous training stage (or null),
- * and the header (resolved config and versions) that goes into every checkpoint.
+ * the header (resolved config and versions) that goes into every checkpoint, and the teacher's directory (given by
+ * the config, or made by the teacher_pretrain stage).
  */
 public record StageContext(RunConfig config, RunConfig.Stage stage, Path runDir, Path stageDir, PreparedDataset data,
-                           MetricsLog metrics, StopSignal stop, Path previousWeights, ObjectNode header) {
+                           MetricsLog metrics, StopSignal stop, Path previousWeights, ObjectNode header, Path teacherDir) {
 
     /** The file a training stage leaves its final (best) trainable weights in. */
     public static Path finalWeights(Path stageDir) {

@@ -16,9 +16,9 @@ final class StudentFactory {
 
     static StudentModel build(StageContext ctx, Device device, boolean withLora) {
         RunConfig cfg = ctx.config();
-        LlamaModel teacher = LlamaModel.load(cfg.teacher(), device);
+        LlamaModel teacher = LlamaModel.load(ctx.teacherDir(), device);
         LlamaConfig c = teacher.config();
-        StudentModel s = StudentModel.create(teacher, cfg.teacher(), cfg.student().plan(c.numLayers()),
+        StudentModel s = StudentModel.create(teacher, ctx.teacherDir(), cfg.student().plan(c.numLayers()),
                 cfg.student().settings());
         Path prev = ctx.previousWeights();
         Map<String, float[]> values = prev != null && Files.isRegularFile(prev) ? WeightsFile.read(prev) : Map.of();

@@ -162,4 +162,68 @@ class PipelineTest {
         assertTrue(td.get(1).path("state_bytes").asLong() > td.get(0).path("state_bytes").asLong());
         assertEquals(sd.get(0).path("state_bytes").asLong(), sd.get(1).path("state_bytes").asLong());
     }
+
+    @Test
+    void aTeacherTrainedFromScratchIsCachedAndDistilled(@TempDir Path dir) throws Exception {
+        String yaml = """
+                name: scratch
+                output_dir: %s
+                seed: 1
+                teacher:
+                  cache_dir: %s
+                data:
+                  source: %s
+                  seq_len: 32
+                  val_fraction: 0.1
+                student:
+                  mixer: hedgehog_window
+                  feature_dim: 4
+                  window: 8
+                  chunk_size: 16
+                stages:
+                  - name: pretrain
+                    type: teacher_pretrain
+                    hidden: 32
+                    layers: 2
+                    heads: 4
+                    tokens: 640
+                    val_every: 5
+                    val_batches: 2
+                  - name: transfer
+                    type: attention_transfer
+                    tokens: 128
+                    val_batches: 2
+                  - name: export
+                    type: export
+                """;
+        Path corpus = PipelineTestSupport.corpus(dir);
+        Path config = dir.resolve("scratch.yaml");
+        Files.writeString(config, yaml.formatted(dir.resolve("run1"), dir.resolve("cache"), corpus));
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
+        assertEquals(0, r.exit(), r.err());
+        JsonNode report = JSON.readTree(dir.resolve("run1/report.json").toFile());
+        Path teacher = Path.of(report.get("teacher").asText());
+        assertTrue(teacher.startsWith(dir.resolve("cache")), teacher.toString());
+        assertTrue(Files.isRegularFile(teacher.resolve("tokenizer.json")));
+        double first = 0;
+        double last = 0;
+        for (String line : Files.readAllLines(dir.resolve("run1/metrics.jsonl"))) {
+            JsonNode n = JSON.readTree(line);
+            if (n.path("stage").asText().equals("pretrain")) {
+                first = first == 0 ? n.path("loss").asDouble() : first;
+                last = n.path("loss").asDouble();
+            }
+        }
+        assertTrue(last < first, "pretraining lowers the loss: " + first + " -> " + last);
+        // The cached teacher is an ordinary model directory.
+        CliTestSupport.Run gen = CliTestSupport.run("--debug", "generate", "--model", teacher.toString(), "--prompt", "The",
+                "--max-tokens", "4");
+        assertEquals(0, gen.exit(), gen.err());
+
+        Files.writeString(config, yaml.formatted(dir.resolve("run2"), dir.resolve("cache"), corpus));
+        CliTestSupport.Run again = CliTestSupport.run("run", config.toString());
+        assertEquals(0, again.exit(), again.err());
+        assertTrue(Files.readString(dir.resolve("run2/molt.log")).contains("reusing the cached teacher"));
+        assertEquals(teacher.toString(), JSON.readTree(dir.resolve("run2/report.json").toFile()).get("teacher").asText());
+    }
 }

@@ -72,7 +72,7 @@ class DivergenceTest {
         Path stageDir = dir.resolve("stage");
         try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl")); StopSignal stop = StopSignal.manual()) {
             StageContext ctx = new StageContext(cfg, cfg.stages().get(0), dir, stageDir, data, metrics, stop, null,
-                    MetricsLog.record());
+                    MetricsLog.record(), teacher);
             Diverging stage = new Diverging(ctx);
             TrainingDiverged e = assertThrows(TrainingDiverged.class, stage::run);
             assertTrue(e.getMessage().contains("loss is NaN at step 5"), e.getMessage());
@@ -92,7 +92,7 @@ class DivergenceTest {
         try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl")); StopSignal stop = StopSignal.manual()) {
             stop.request();
             StageContext ctx = new StageContext(cfg, cfg.stages().get(0), dir, dir.resolve("s"), data, metrics, stop,
-                    null, MetricsLog.record());
+                    null, MetricsLog.record(), teacher);
             assertThrows(StageStopped.class, new Diverging(ctx)::run);
         }
         assertEquals(0L, new CheckpointStore(dir.resolve("s/checkpoints"), 2).latest().orElseThrow().step());

@@ -405,8 +405,11 @@ public final class LlamaModel implements LanguageModel {
                 NDArray[] kv = cache.append(i, qkv[1], qkv[2]);
                 NDArray k = LlamaBlocks.repeatKv(kv[0], config.kvGroups());
                 NDArray v = LlamaBlocks.repeatKv(kv[1], config.kvGroups());
-                k.attach(scope);
-                v.attach(scope);
+                // Without GQA repeatKv returns the cache's own arrays, which must stay in the cache.
+                if (k != kv[0]) {
+                    k.attach(scope);
+                    v.attach(scope);
+                }
                 NDList att = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, start, false);
                 h = layerTail(i, l, h, att.get(0).transpose(0, 2, 1, 3), Projector.PLAIN);
             }

@@ -127,9 +127,10 @@ class LlamaModelTest {
         }
     }
 
-    @Test
-    void cachedDecodingReproducesTheFullForward() {
-        TinyCheckpoints spec = TinyCheckpoints.builder().llama3Scaling(8, 1, 4, 16);
+    @ParameterizedTest(name = "kv heads {0}")
+    @org.junit.jupiter.params.provider.ValueSource(ints = {2, 4})
+    void cachedDecodingReproducesTheFullForward(int kvHeads) {
+        TinyCheckpoints spec = TinyCheckpoints.builder().llama3Scaling(8, 1, 4, 16).heads(4, kvHeads);
         LlamaConfig c = LlamaConfig.fromJson(spec.configJson(), Path.of("config.json"));
         long[][] toks = tokens(2, 10, 64, 8);
         try (LlamaModel m = LlamaModel.fromWeights(c, MapWeightSource.of(spec), Device.cpu());

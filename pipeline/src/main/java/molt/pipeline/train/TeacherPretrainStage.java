@@ -1,0 +1,191 @@
+package molt.pipeline.train;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.Collections;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Random;
+import molt.data.BatchReader;
+import molt.pipeline.config.RunConfig;
+import molt.student.StudentModel;
+import molt.student.StudentPlan;
+import molt.student.mixer.MixerRegistry;
+import molt.teacher.LlamaConfig;
+import molt.teacher.LlamaWeights;
+import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.DType;
+import molt.teacher.io.TensorInfo;
+import molt.teacher.io.WeightSource;
+import molt.teacher.model.LlamaModel;
+import molt.teacher.tokenizer.ByteTokenizer;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * The {@code teacher_pretrain} stage: trains a small Llama-architecture teacher from scratch with next-token
+ * cross-entropy on the run's data (byte tokenizer), to a token budget, and saves it in the Hugging Face layout with
+ * its {@code tokenizer.json}. The teacher lands in a cache directory named by a hash of everything that determines it
+ * (architecture, budget, optimizer, seed and data), so another run with the same settings reuses it.
+ */
+public final class TeacherPretrainStage extends TrainingLoop {
+    private static final Logger LOG = LogManager.getLogger(TeacherPretrainStage.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final LlamaModel model;
+    private final StudentModel runner;
+    private final NDManager manager;
+
+    private TeacherPretrainStage(StageContext ctx, Device device) {
+        super(ctx);
+        LlamaConfig c = config(ctx.stage().pretrain());
+        this.model = LlamaModel.fromWeights(c, new RandomInit(c, ctx.config().seed()), device, true);
+        // An all-softmax "student" runs the forward with every intermediate kept for backward.
+        this.runner = StudentModel.create(model, null,
+                new StudentPlan(Collections.nCopies(c.numLayers(), MixerRegistry.SOFTMAX)), molt.student.mixer.MixerSettings.lolcats());
+        this.manager = NDManager.newBaseManager(device);
+    }
+
+    /** The teacher's architecture: byte vocabulary, untied LM head, SiLU MLP. */
+    public static LlamaConfig config(RunConfig.Pretrain p) {
+        ObjectNode n = JSON.createObjectNode().put("model_type", "llama").put("vocab_size", ByteTokenizer.VOCAB)
+                .put("hidden_size", p.hidden()).put("intermediate_size", p.intermediate())
+                .put("num_hidden_layers", p.layers()).put("num_attention_heads", p.heads())
+                .put("num_key_value_heads", p.kvHeads()).put("rms_norm_eps", 1e-5).put("rope_theta", p.ropeTheta())
+                .put("max_position_embeddings", 8192).put("tie_word_embeddings", false)
+                .put("bos_token_id", ByteTokenizer.BOS).put("eos_token_id", ByteTokenizer.EOS)
+                .put("hidden_act", "silu").put("torch_dtype", "float32");
+        n.putArray("architectures").add("LlamaForCausalLM");
+        return LlamaConfig.fromJson(n, Path.of("teacher_pretrain"));
+    }
+
+    /** Where the teacher of these settings lives: the cache directory plus a hash of what determines the teacher. */
+    public static Path cacheDir(RunConfig cfg) {
+        ObjectNode key = JSON.createObjectNode();
+        ObjectNode resolved = cfg.toJson();
+        key.set("stage", resolved.path("stages").get(0));
+        key.set("data", resolved.path("data"));
+        key.put("seed", cfg.seed());
+        try {
+            byte[] d = MessageDigest.getInstance("SHA-256").digest(JSON.writeValueAsBytes(key));
+            return cfg.teacherCache().resolve("teacher-" + HexFormat.of().formatHex(d).substring(0, 16));
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Trains the teacher into its cache directory, or reuses the one already there. */
+    public static void runOrReuse(StageContext ctx, Device device) throws IOException {
+        Path dir = ctx.teacherDir();
+        if (Files.isRegularFile(dir.resolve("config.json"))) {
+            LOG.info("{}: reusing the cached teacher {}", ctx.stage().name(), dir);
+            AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
+                    JSON.createObjectNode().put("cached", true).put("teacher", dir.toString()).toPrettyString());
+            return;
+        }
+        TeacherPretrainStage s = new TeacherPretrainStage(ctx, device);
+        try {
+            s.run();
+            Path tmp = dir.resolveSibling("." + dir.getFileName() + ".tmp");
+            if (Files.exists(tmp)) {
+                try (var w = Files.walk(tmp)) {
+                    w.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+                }
+            }
+            s.model.save(tmp);
+            new ByteTokenizer().save(tmp);
+            AtomicFiles.moveAtomically(tmp, dir);
+            LOG.info("{}: teacher saved to {}", ctx.stage().name(), dir);
+        } finally {
+            s.manager.close();
+            s.runner.close();
+        }
+    }
+
+    @Override
+    protected NDManager manager() {
+        return manager;
+    }
+
+    @Override
+    protected Map<String, NDArray> trainable() {
+        return model.storedWeights();
+    }
+
+    @Override
+    protected Map<String, NDArray> studentWeights() {
+        return model.storedWeights();
+    }
+
+    private static NDArray targets(NDManager m, long[][] batch) {
+        int b = batch.length;
+        int t = batch[0].length - 1;
+        long[] y = new long[b * t];
+        for (int i = 0; i < b; i++) {
+            System.arraycopy(batch[i], 1, y, i * t, t);
+        }
+        return m.create(y, new ai.djl.ndarray.types.Shape(b, t, 1));
+    }
+
+    private NDArray crossEntropy(NDManager step, BatchReader.Batch batch) {
+        NDArray logits = runner.logits(step, AttentionTransferStage.inputs(batch.rows()));
+        return logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).mean().neg();
+    }
+
+    @Override
+    protected NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Object prepared) {
+        return crossEntropy(step, batch);
+    }
+
+    @Override
+    protected double validationLoss(NDManager step, BatchReader.Batch batch) {
+        return crossEntropy(step, batch).getFloat();
+    }
+
+    /** Random initial weights: N(0, 0.02) for matrices, 1 for norms, 0 for biases; deterministic from the seed. */
+    static final class RandomInit implements WeightSource {
+        private final Map<String, long[]> shapes;
+        private final long seed;
+
+        RandomInit(LlamaConfig c, long seed) {
+            this.shapes = LlamaWeights.expected(c);
+            this.seed = seed;
+        }
+
+        @Override
+        public Path origin() {
+            return Path.of("random-init");
+        }
+
+        @Override
+        public java.util.Set<String> names() {
+            return new java.util.TreeSet<>(shapes.keySet());
+        }
+
+        @Override
+        public TensorInfo info(String name) {
+            return new TensorInfo(name, DType.F32, shapes.get(name));
+        }
+
+        @Override
+        public float[] readFloats(String name) {
+            float[] v = new float[Math.toIntExact(info(name).numel())];
+            if (name.endsWith("norm.weight")) {
+                java.util.Arrays.fill(v, 1f);
+                return v;
+            }
+            Random r = new Random(seed * 31 + name.hashCode());
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (0.02 * r.nextGaussian());
+            }
+            return v;
+        }
+    }
+}
