@@ -67,16 +67,17 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public static final String EXPORT = "export";
     public static final String EVALUATE = "evaluate";
     public static final String TEACHER_PRETRAIN = "teacher_pretrain";
-    public static final Set<String> STAGE_TYPES = Set.of(TEACHER_PRETRAIN, ATTENTION_TRANSFER, LORA_FINETUNE, EXPORT,
-            EVALUATE);
+    public static final String DATA_PREPARE = "data_prepare";
+    public static final Set<String> STAGE_TYPES = Set.of(DATA_PREPARE, TEACHER_PRETRAIN, ATTENTION_TRANSFER,
+            LORA_FINETUNE, EXPORT, EVALUATE);
 
     /** The architecture a {@code teacher_pretrain} stage trains from scratch (byte vocabulary, untied head). */
     public record Pretrain(int hidden, int layers, int heads, int kvHeads, int intermediate, double ropeTheta) {
     }
 
-    /** The pretraining stage, if any (it must come first: every other stage uses its teacher). */
+    /** The pretraining stage, if any (it comes first, after data preparation: every other stage uses its teacher). */
     public Stage pretrainStage() {
-        return stages.isEmpty() || !stages.get(0).type().equals(TEACHER_PRETRAIN) ? null : stages.get(0);
+        return stages.stream().filter(s -> s.type().equals(TEACHER_PRETRAIN)).findFirst().orElse(null);
     }
 
     /** Settings of an {@code evaluate} stage. */
@@ -140,11 +141,11 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             throw new InputException(b.where("stages") + ": at least one stage is required");
         }
         for (int i = 1; i < stages.size(); i++) {
-            if (stages.get(i).type().equals(TEACHER_PRETRAIN)) {
+            if (stages.get(i).type().equals(TEACHER_PRETRAIN) && !stages.get(i - 1).type().equals(DATA_PREPARE)) {
                 throw new InputException(b.where("stages") + "[" + i + "]: teacher_pretrain must be the first stage");
             }
         }
-        boolean pretrains = stages.get(0).type().equals(TEACHER_PRETRAIN);
+        boolean pretrains = stages.stream().anyMatch(st -> st.type().equals(TEACHER_PRETRAIN));
         if (pretrains == (teacherPath != null)) {
             throw new InputException(b.where("teacher") + ": " + (pretrains
                     ? "teacher.path must be absent when a teacher_pretrain stage makes the teacher"
@@ -251,6 +252,9 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 throw s.error("temperature", "the top-k cache holds temperature-1 log-probabilities; use 1 with kl_source: cache");
             }
         }
+        if (type.equals(DATA_PREPARE)) {
+            topK = (int) s.integer("top_k", 0, 0, 1 << 20); // 0: no teacher targets
+        }
         if (type.equals(EXPORT)) {
             merged = s.bool("merged", true);
             dtype = s.choice("dtype", null, Set.of("F32", "F16", "BF16"));
@@ -336,6 +340,9 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             if (s.type().equals(LORA_FINETUNE)) {
                 n.put("grad_accum", s.gradAccum()).put("ce_weight", s.ceWeight()).put("kl_weight", s.klWeight())
                         .put("temperature", s.temperature()).put("kl_source", s.klSource()).put("top_k", s.topK());
+            }
+            if (s.type().equals(DATA_PREPARE)) {
+                n.put("top_k", s.topK());
             }
             if (s.type().equals(EVALUATE)) {
                 n.put("sequences", s.eval().sequences()).put("probes", s.eval().probes());

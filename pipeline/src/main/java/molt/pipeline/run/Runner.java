@@ -140,6 +140,31 @@ public final class Runner {
         }
     }
 
+    /**
+     * The data_prepare stage: the run's data is prepared before any stage runs (every stage needs it); this stage
+     * records the counts and, with {@code top_k} > 0, stores the teacher's top-k targets beside the shards.
+     */
+    private static void prepareStage(StageContext ctx, Device device) throws IOException {
+        ObjectNode r = JSON.createObjectNode();
+        r.put("dataset", ctx.data().dir().toString());
+        r.put("train_sequences", ctx.data().sequences("train"));
+        r.put("val_sequences", ctx.data().sequences("val"));
+        if (ctx.stage().topK() > 0) {
+            if (ctx.config().pretrainStage() != null) {
+                throw new InputException(ctx.stage().name() + ": top_k needs the teacher, which teacher_pretrain has not made yet");
+            }
+            try (molt.teacher.model.LlamaModel t = molt.teacher.model.LlamaModel.load(ctx.teacherDir(), device)) {
+                r.put("topk_sequences", molt.pipeline.train.TopKTargets.build(t, ctx.data(), ctx.stage().topK(),
+                        ctx.config().data().batchSize()));
+            }
+            r.put("top_k", ctx.stage().topK());
+        }
+        AtomicFiles.writeString(ctx.stageDir().resolve("result.json"), JSON.writerWithDefaultPrettyPrinter()
+                .writeValueAsString(r));
+        LOG.info("{}: {} train / {} val sequences in {}", ctx.stage().name(), ctx.data().sequences("train"),
+                ctx.data().sequences("val"), ctx.data().dir());
+    }
+
     private static void runStage(StageContext ctx, Device device, Path student) throws IOException {
         LOG.info("stage {} ({})", ctx.stage().name(), ctx.stage().type());
         switch (ctx.stage().type()) {
@@ -168,6 +193,7 @@ public final class Runner {
             case RunConfig.EXPORT -> LOG.info("exported student to {}", ExportStage.run(ctx, device));
             case RunConfig.EVALUATE -> molt.pipeline.eval.EvaluateStage.run(ctx, device, student);
             case RunConfig.TEACHER_PRETRAIN -> molt.pipeline.train.TeacherPretrainStage.runOrReuse(ctx, device);
+            case RunConfig.DATA_PREPARE -> prepareStage(ctx, device);
             default -> throw new IllegalStateException(ctx.stage().type());
         }
     }

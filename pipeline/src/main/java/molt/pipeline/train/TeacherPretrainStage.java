@@ -70,7 +70,11 @@ public final class TeacherPretrainStage extends TrainingLoop {
     public static Path cacheDir(RunConfig cfg) {
         ObjectNode key = JSON.createObjectNode();
         ObjectNode resolved = cfg.toJson();
-        key.set("stage", resolved.path("stages").get(0));
+        for (var st : resolved.path("stages")) {
+            if (st.path("type").asText().equals(RunConfig.TEACHER_PRETRAIN)) {
+                key.set("stage", st);
+            }
+        }
         key.set("data", resolved.path("data"));
         key.put("seed", cfg.seed());
         try {

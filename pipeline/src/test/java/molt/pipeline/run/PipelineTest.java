@@ -69,8 +69,10 @@ class PipelineTest {
     void klFromTheTopKCacheRunsWithoutTheTeacherOnline(@TempDir Path dir) throws Exception {
         Path teacher = PipelineTestSupport.teacher(dir);
         Path config = PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), "");
-        CliTestSupport.Run r = CliTestSupport.run("run", config.toString(), "--set", "stages[1].kl_source=cache",
-                "--set", "stages[1].top_k=4");
+        Files.writeString(config, Files.readString(config).replace("stages:\n",
+                "stages:\n  - name: data\n    type: data_prepare\n    top_k: 4\n"));
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString(), "--set", "stages[2].kl_source=cache",
+                "--set", "stages[2].top_k=4");
         assertEquals(0, r.exit(), r.err());
         Path data = dir.resolve("run/data");
         molt.data.PreparedDataset ds = molt.data.PreparedDataset.open(data);
@@ -94,8 +96,10 @@ class PipelineTest {
                 assertEquals(lp[t * v + best], cache.get(3).topLogprobs()[t * 4], 1e-5);
             }
         }
-        CliTestSupport.Run bad = CliTestSupport.run("validate", config.toString(), "--set", "stages[1].kl_source=cache",
-                "--set", "stages[1].temperature=2");
+        assertTrue(JSON.readTree(dir.resolve("run/stages/data/result.json").toFile()).path("topk_sequences").asLong() > 0);
+        assertTrue(Files.readString(dir.resolve("run/molt.log")).contains("data:"), "the data_prepare stage ran first");
+        CliTestSupport.Run bad = CliTestSupport.run("validate", config.toString(), "--set", "stages[2].kl_source=cache",
+                "--set", "stages[2].temperature=2");
         assertEquals(2, bad.exit());
     }
 
