@@ -14,9 +14,6 @@ import java.util.concurrent.Callable;
 import molt.teacher.Devices;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
-import molt.teacher.io.DType;
-import molt.teacher.io.TensorInfo;
-import molt.teacher.io.WeightSource;
 import molt.teacher.model.LlamaModel;
 import molt.teacher.model.Taps;
 import picocli.CommandLine.Command;
@@ -86,7 +83,7 @@ public final class BenchCommand implements Runnable {
                     "tokens/s", "GFLOP/s", "of GEMM");
             for (int h : hidden) {
                 LlamaConfig c = config(h, layers);
-                try (LlamaModel m = LlamaModel.fromWeights(c, new RandomWeights(c), d);
+                try (LlamaModel m = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, 1), d);
                      NDManager out = NDManager.newBaseManager(d)) {
                     long[][] toks = new long[1][seqLen];
                     Random r = new Random(1);
@@ -132,42 +129,6 @@ public final class BenchCommand implements Runnable {
             }
             double attention = 2.0 * 2.0 * c.numLayers() * (double) c.numHeads() * c.headDim() * t * t;
             return perToken * t + attention;
-        }
-    }
-
-    /** Deterministic random weights generated on demand, so large benchmark models need no checkpoint on disk. */
-    static final class RandomWeights implements WeightSource {
-        private final Map<String, long[]> shapes;
-
-        RandomWeights(LlamaConfig c) {
-            this.shapes = new LinkedHashMap<>(LlamaWeights.expected(c));
-        }
-
-        @Override
-        public Path origin() {
-            return Path.of("random");
-        }
-
-        @Override
-        public java.util.Set<String> names() {
-            return new java.util.TreeSet<>(shapes.keySet());
-        }
-
-        @Override
-        public TensorInfo info(String name) {
-            return new TensorInfo(name, DType.F32, shapes.get(name));
-        }
-
-        @Override
-        public float[] readFloats(String name) {
-            long n = info(name).numel();
-            float[] v = new float[Math.toIntExact(n)];
-            Random r = new Random(name.hashCode());
-            boolean norm = name.endsWith("norm.weight");
-            for (int i = 0; i < v.length; i++) {
-                v[i] = norm ? 1f : (float) (0.02 * r.nextGaussian());
-            }
-            return v;
         }
     }
 }

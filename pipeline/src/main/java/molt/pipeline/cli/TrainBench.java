@@ -43,7 +43,7 @@ final class TrainBench implements Callable<Integer> {
             LlamaConfig cfg = LlamaConfig.fromJson(json, Path.of("bench"));
             Path teacher = Files.createDirectories(dir.resolve("teacher"));
             Files.writeString(teacher.resolve("config.json"), json.toPrettyString());
-            BenchCommand.RandomWeights w = new BenchCommand.RandomWeights(cfg);
+            molt.teacher.io.RandomWeights w = new molt.teacher.io.RandomWeights(cfg, 1);
             List<SafetensorsWriter.Tensor> t = new ArrayList<>();
             for (Map.Entry<String, long[]> e : LlamaWeights.expected(cfg).entrySet()) {
                 t.add(SafetensorsWriter.Tensor.ofFloats(e.getKey(), DType.F32, e.getValue(), () -> w.readFloats(e.getKey())));

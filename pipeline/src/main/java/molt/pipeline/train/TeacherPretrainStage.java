@@ -12,18 +12,13 @@ import java.security.MessageDigest;
 import java.util.Collections;
 import java.util.HexFormat;
 import java.util.Map;
-import java.util.Random;
 import molt.data.BatchReader;
 import molt.pipeline.config.RunConfig;
 import molt.student.StudentModel;
 import molt.student.StudentPlan;
 import molt.student.mixer.MixerRegistry;
 import molt.teacher.LlamaConfig;
-import molt.teacher.LlamaWeights;
 import molt.teacher.io.AtomicFiles;
-import molt.teacher.io.DType;
-import molt.teacher.io.TensorInfo;
-import molt.teacher.io.WeightSource;
 import molt.teacher.model.LlamaModel;
 import molt.teacher.tokenizer.ByteTokenizer;
 import org.apache.logging.log4j.LogManager;
@@ -46,7 +41,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
     private TeacherPretrainStage(StageContext ctx, Device device) {
         super(ctx);
         LlamaConfig c = config(ctx.stage().pretrain());
-        this.model = LlamaModel.fromWeights(c, new RandomInit(c, ctx.config().seed()), device, true);
+        this.model = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, ctx.config().seed()), device, true);
         // An all-softmax "student" runs the forward with every intermediate kept for backward.
         this.runner = StudentModel.create(model, null,
                 new StudentPlan(Collections.nCopies(c.numLayers(), MixerRegistry.SOFTMAX)), molt.student.mixer.MixerSettings.lolcats());
@@ -151,45 +146,5 @@ public final class TeacherPretrainStage extends TrainingLoop {
     @Override
     protected double validationLoss(NDManager step, BatchReader.Batch batch) {
         return crossEntropy(step, batch).getFloat();
-    }
-
-    /** Random initial weights: N(0, 0.02) for matrices, 1 for norms, 0 for biases; deterministic from the seed. */
-    static final class RandomInit implements WeightSource {
-        private final Map<String, long[]> shapes;
-        private final long seed;
-
-        RandomInit(LlamaConfig c, long seed) {
-            this.shapes = LlamaWeights.expected(c);
-            this.seed = seed;
-        }
-
-        @Override
-        public Path origin() {
-            return Path.of("random-init");
-        }
-
-        @Override
-        public java.util.Set<String> names() {
-            return new java.util.TreeSet<>(shapes.keySet());
-        }
-
-        @Override
-        public TensorInfo info(String name) {
-            return new TensorInfo(name, DType.F32, shapes.get(name));
-        }
-
-        @Override
-        public float[] readFloats(String name) {
-            float[] v = new float[Math.toIntExact(info(name).numel())];
-            if (name.endsWith("norm.weight")) {
-                java.util.Arrays.fill(v, 1f);
-                return v;
-            }
-            Random r = new Random(seed * 31 + name.hashCode());
-            for (int i = 0; i < v.length; i++) {
-                v[i] = (float) (0.02 * r.nextGaussian());
-            }
-            return v;
-        }
     }
 }

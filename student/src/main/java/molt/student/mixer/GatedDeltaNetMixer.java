@@ -38,32 +38,18 @@ public final class GatedDeltaNetMixer implements Mixer {
         this.device = m.getDevice();
         SplittableRandom r = new SplittableRandom(20250);
         for (String c : CONVS) {
-            params.put(c + ".weight", uniform(m, r, new Shape(heads, headDim, ShortConv.WIDTH), 0.5));
-            params.put(c + ".bias", uniform(m, r, new Shape(heads, headDim), 0.5));
+            params.put(c + ".weight", SsmInit.uniform(m, r, new Shape(heads, headDim, ShortConv.WIDTH), 0.5));
+            params.put(c + ".bias", SsmInit.uniform(m, r, new Shape(heads, headDim), 0.5));
         }
         double bound = 1 / Math.sqrt(modelDim);
-        params.put("beta_proj.weight", uniform(m, r, new Shape(modelDim, heads), bound));
-        params.put("a_proj.weight", uniform(m, r, new Shape(modelDim, heads), bound));
-        float[] dtBias = new float[heads];
-        float[] aLog = new float[heads];
-        for (int h = 0; h < heads; h++) {
-            double dt = Math.exp(r.nextDouble() * (Math.log(0.1) - Math.log(0.001)) + Math.log(0.001));
-            dtBias[h] = (float) (dt + Math.log(-Math.expm1(-dt)));
-            aLog[h] = (float) Math.log(1 + 15 * r.nextDouble());
-        }
-        params.put("dt_bias", m.create(dtBias, new Shape(heads)));
-        params.put("A_log", m.create(aLog, new Shape(heads)));
-        params.put("gate_proj.weight", uniform(m, r, new Shape(modelDim, heads * headDim), bound));
+        params.put("beta_proj.weight", SsmInit.uniform(m, r, new Shape(modelDim, heads), bound));
+        params.put("a_proj.weight", SsmInit.uniform(m, r, new Shape(modelDim, heads), bound));
+        NDArray[] dtA = SsmInit.dtBiasAndALog(m, r, heads);
+        params.put("dt_bias", dtA[0]);
+        params.put("A_log", dtA[1]);
+        params.put("gate_proj.weight", SsmInit.uniform(m, r, new Shape(modelDim, heads * headDim), bound));
         params.put("norm.weight", m.ones(new Shape(heads, headDim)));
         params.values().forEach(p -> p.setRequiresGradient(true));
-    }
-
-    private static NDArray uniform(NDManager m, SplittableRandom r, Shape s, double bound) {
-        float[] v = new float[Math.toIntExact(s.size())];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) ((r.nextDouble() * 2 - 1) * bound);
-        }
-        return m.create(v, s);
     }
 
     @Override

@@ -106,43 +106,25 @@ public final class LigerWindowMixer implements Mixer {
     }
 
     /** GLA's state plus the last w keys and values. */
-    public static final class LigerState implements MixerState {
+    public static final class LigerState extends OwnedState {
         final RetentionMixer.RetentionState linear;
-        private final NDManager manager;
         NDArray bufK;
         NDArray bufV;
 
         LigerState(RetentionMixer.RetentionState linear, ai.djl.Device device) {
+            super(device);
             this.linear = linear;
-            this.manager = NDManager.newBaseManager(device);
-        }
-
-        NDArray own(NDArray x) {
-            x.attach(manager);
-            return x;
-        }
-
-        NDArray swap(NDArray old, NDArray fresh) {
-            own(fresh);
-            if (old != null && old != fresh) {
-                old.close();
-            }
-            return fresh;
         }
 
         @Override
         public long bytes() {
-            long n = linear.bytes();
-            for (NDArray a : new NDArray[] {bufK, bufV}) {
-                n += a == null ? 0 : a.size() * 4;
-            }
-            return n;
+            return linear.bytes() + bytesOf(bufK, bufV);
         }
 
         @Override
         public void close() {
             linear.close();
-            manager.close();
+            super.close();
         }
     }
 }

@@ -48,31 +48,17 @@ public final class Mamba2Mixer implements Mixer {
         this.device = m.getDevice();
         SplittableRandom r = new SplittableRandom(20240);
         for (String c : CONVS) {
-            params.put(c + ".weight", uniform(m, r, new Shape(heads, headDim, WIDTH), 0.5));
-            params.put(c + ".bias", uniform(m, r, new Shape(heads, headDim), 0.5));
+            params.put(c + ".weight", SsmInit.uniform(m, r, new Shape(heads, headDim, WIDTH), 0.5));
+            params.put(c + ".bias", SsmInit.uniform(m, r, new Shape(heads, headDim), 0.5));
         }
-        params.put("z_proj.weight", uniform(m, r, new Shape(modelDim, heads * headDim), 1 / Math.sqrt(modelDim)));
-        params.put("dt_proj.weight", uniform(m, r, new Shape(modelDim, heads), 1 / Math.sqrt(modelDim)));
-        float[] dtBias = new float[heads];
-        float[] aLog = new float[heads];
-        for (int h = 0; h < heads; h++) {
-            double dt = Math.exp(r.nextDouble() * (Math.log(0.1) - Math.log(0.001)) + Math.log(0.001));
-            dtBias[h] = (float) (dt + Math.log(-Math.expm1(-dt)));
-            aLog[h] = (float) Math.log(1 + 15 * r.nextDouble());
-        }
-        params.put("dt_bias", m.create(dtBias, new Shape(heads)));
-        params.put("A_log", m.create(aLog, new Shape(heads)));
+        params.put("z_proj.weight", SsmInit.uniform(m, r, new Shape(modelDim, heads * headDim), 1 / Math.sqrt(modelDim)));
+        params.put("dt_proj.weight", SsmInit.uniform(m, r, new Shape(modelDim, heads), 1 / Math.sqrt(modelDim)));
+        NDArray[] dtA = SsmInit.dtBiasAndALog(m, r, heads);
+        params.put("dt_bias", dtA[0]);
+        params.put("A_log", dtA[1]);
         params.put("D", m.ones(new Shape(heads)));
         params.put("norm.weight", m.ones(new Shape(heads, headDim)));
         params.values().forEach(p -> p.setRequiresGradient(true));
-    }
-
-    private static NDArray uniform(NDManager m, SplittableRandom r, Shape s, double bound) {
-        float[] v = new float[Math.toIntExact(s.size())];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) ((r.nextDouble() * 2 - 1) * bound);
-        }
-        return m.create(v, s);
     }
 
     @Override
@@ -189,26 +175,12 @@ public final class Mamba2Mixer implements Mixer {
      * Decoding state of the convolution-fronted recurrences (Mamba-2, Gated DeltaNet): S [B, H, D, D] and the last 3
      * inputs of each of the three short convolutions [B, H, 3, D].
      */
-    public static final class Mamba2State implements MixerState {
-        private final NDManager manager;
+    public static final class Mamba2State extends OwnedState {
         NDArray s;
         final NDArray[] windows = new NDArray[3];
 
         Mamba2State(ai.djl.Device device) {
-            this.manager = NDManager.newBaseManager(device);
-        }
-
-        NDArray own(NDArray x) {
-            x.attach(manager);
-            return x;
-        }
-
-        NDArray swap(NDArray old, NDArray fresh) {
-            own(fresh);
-            if (old != null) {
-                old.close();
-            }
-            return fresh;
+            super(device);
         }
 
         public NDArray state() {
@@ -217,16 +189,7 @@ public final class Mamba2Mixer implements Mixer {
 
         @Override
         public long bytes() {
-            long n = s == null ? 0 : s.size() * 4;
-            for (NDArray w : windows) {
-                n += w == null ? 0 : w.size() * 4;
-            }
-            return n;
-        }
-
-        @Override
-        public void close() {
-            manager.close();
+            return bytesOf(s) + bytesOf(windows);
         }
     }
 }

@@ -105,25 +105,11 @@ public final class RetentionMixer implements Mixer {
     }
 
     /** Decoding state of a single-matrix recurrence (retention, GLA): S [B, H, D, D], constant in size. */
-    public static final class RetentionState implements MixerState {
-        private final NDManager manager;
+    public static final class RetentionState extends OwnedState {
         NDArray s;
 
         public RetentionState(ai.djl.Device device) {
-            this.manager = NDManager.newBaseManager(device);
-        }
-
-        NDArray own(NDArray x) {
-            x.attach(manager);
-            return x;
-        }
-
-        NDArray swap(NDArray old, NDArray fresh) {
-            own(fresh);
-            if (old != null) {
-                old.close();
-            }
-            return fresh;
+            super(device);
         }
 
         public NDArray state() {
@@ -132,12 +118,7 @@ public final class RetentionMixer implements Mixer {
 
         @Override
         public long bytes() {
-            return s == null ? 0 : s.size() * 4;
-        }
-
-        @Override
-        public void close() {
-            manager.close();
+            return bytesOf(s);
         }
     }
 }
