@@ -84,10 +84,9 @@ public final class AdamW {
                     decay.attach(scope);
                     upd = upd.add(decay);
                 }
-                NDArray next = w.stopGradient();
-                next.attach(scope);
-                float[] values = next.sub(upd.mul((float) lr)).toFloatArray();
-                w.set(values);
+                // In place, outside any gradient collector: the parameter keeps its storage (set() would swap in a
+                // Java-owned buffer on every step).
+                w.subi(upd.mul((float) lr));
                 grad.set(new float[Math.toIntExact(w.size())]); // zero the gradient in place
             }
         }
