@@ -88,6 +88,10 @@ public final class BatchReader {
      * where its rows come from: the shard file and each row's index in it.
      */
     public record Batch(long[][] rows, long[][] masks, Path[] shards, int[] rowIndices) {
+        /** The same batch (origins and masks) with other token rows of the same shapes. */
+        public Batch withRows(long[][] other) {
+            return new Batch(other, masks, shards, rowIndices);
+        }
     }
 
     /** The next batch [batchSize][seqLen + 1], wrapping into the next epoch at the end of the split. */

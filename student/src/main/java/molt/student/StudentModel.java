@@ -183,7 +183,7 @@ public final class StudentModel implements LanguageModel {
                 throw new molt.teacher.InputException(e.getKey() + ": expected " + e.getValue().getShape() + " ("
                         + e.getValue().size() + " values), found " + v.length);
             }
-            e.getValue().set(v);
+            molt.teacher.model.InPlace.copy(e.getValue(), v);
         }
     }
 

@@ -79,7 +79,8 @@ public final class EvalCommand implements Callable<Integer> {
         try (LanguageModel m = Models.load(model, device)) {
             ObjectNode r = Evaluator.evaluate(m, tok, ds, new Evaluator.Settings(sequences, distances, probes, 12,
                     contexts, 16));
-            System.out.print(Evaluator.table(Map.of(model.getFileName().toString(), r)));
+            Map<String, ObjectNode> rows = Map.of(model.getFileName().toString(), r);
+            System.out.print(Evaluator.table(rows, java.util.List.of()) + "\n" + Evaluator.decodeTable(rows));
             if (out != null) {
                 AtomicFiles.writeString(out, new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(r));
             }

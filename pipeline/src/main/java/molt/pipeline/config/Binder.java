@@ -193,6 +193,16 @@ final class Binder {
         return out;
     }
 
+    /**
+     * The mapping under {@code key} merged onto {@code base} (mappings key by key, other values replace): how a
+     * variant restates only what it changes. Errors name {@code key}'s path.
+     */
+    Binder mergedOnto(String key, ObjectNode base) {
+        ObjectNode merged = base.deepCopy();
+        ConfigLoader.merge(merged, object(key).raw());
+        return new Binder(merged, child(key), origins);
+    }
+
     ObjectNode raw() {
         return node;
     }

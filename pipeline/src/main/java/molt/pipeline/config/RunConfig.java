@@ -22,7 +22,30 @@ import molt.teacher.InputException;
  * checkpoints.
  */
 public record RunConfig(String name, Path outputDir, long seed, String device, int threads, Checkpointing checkpoint,
-                        Path teacher, Path teacherCache, Data data, Student student, Lora lora, List<Stage> stages) {
+                        Path teacher, Path teacherCache, Data data, Student student, Lora lora, List<Stage> stages,
+                        List<Variant> variants) {
+
+    /**
+     * Another student distilled in the same run, for ablations and controls: the run's student and LoRA settings
+     * with some changed, and some training stages skipped; everything else (teacher, data, budgets, seeds) is the
+     * run's own, so only what the variant names differs.
+     */
+    public record Variant(String name, String description, Student student, Lora lora, List<String> skip) {
+    }
+
+    /** The names no variant may take: the evaluation's rows for the teacher and the run's own student. */
+    public static final Set<String> RESERVED_NAMES = Set.of("teacher", "student");
+
+    /** The config a variant's stages see: this run's, with the variant's student and LoRA settings. */
+    public RunConfig forVariant(Variant v) {
+        return new RunConfig(name, outputDir, seed, device, threads, checkpoint, teacher, teacherCache, data,
+                v.student(), v.lora(), stages, List.of());
+    }
+
+    /** Whether a stage belongs to each student's chain (run once per variant) rather than to the whole run. */
+    public static boolean perStudent(Stage s) {
+        return s.trains() || s.type().equals(EXPORT);
+    }
 
     /** How often training stages checkpoint and how many checkpoints they keep (plus the best). */
     public record Checkpointing(int everySteps, int keepLast) {
@@ -72,7 +95,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             LORA_FINETUNE, EXPORT, EVALUATE);
 
     /** The architecture a {@code teacher_pretrain} stage trains from scratch (byte vocabulary, untied head). */
-    public record Pretrain(int hidden, int layers, int heads, int kvHeads, int intermediate, double ropeTheta) {
+    public record Pretrain(int hidden, int layers, int heads, int kvHeads, int intermediate, double ropeTheta,
+                           double copyFraction, double copyScrambled, int copyMinSpan, int copyMaxSpan) {
     }
 
     /** The pretraining stage, if any (it comes first, after data preparation: every other stage uses its teacher). */
@@ -116,18 +140,10 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 d.integer("seed", seed, 0, Long.MAX_VALUE), (int) d.integer("rows_per_shard", 4096, 1, 1 << 24),
                 (int) d.integer("batch_size", 1, 1, 1 << 16));
         d.finish();
+        ObjectNode studentRaw = b.object("student").raw();
+        ObjectNode loraRaw = b.object("lora").raw();
         Student student = student(b.object("student"));
-        Binder l = b.object("lora");
-        List<String> targets = l.strings("targets", List.of("q", "k", "v", "o"));
-        for (String target : targets) {
-            if (!LoraConfig.KNOWN_TARGETS.contains(target)) {
-                throw l.error("targets", "unknown target '" + target + "' (expected some of " + LoraConfig.KNOWN_TARGETS
-                        + ")");
-            }
-        }
-        Lora lora = new Lora((int) l.integer("rank", 8, 1, 4096), l.number("alpha", 16, 0, 1e6, false),
-                l.number("dropout", 0, 0, 0.99, true), targets);
-        l.finish();
+        Lora lora = lora(b.object("lora"));
         List<Stage> stages = new ArrayList<>();
         Set<String> names = new HashSet<>();
         for (Binder s : b.objects("stages")) {
@@ -140,6 +156,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         if (stages.isEmpty()) {
             throw new InputException(b.where("stages") + ": at least one stage is required");
         }
+        List<Variant> variants = variants(b.object("variants"), studentRaw, loraRaw, stages);
         for (int i = 1; i < stages.size(); i++) {
             if (stages.get(i).type().equals(TEACHER_PRETRAIN) && !stages.get(i - 1).type().equals(DATA_PREPARE)) {
                 throw new InputException(b.where("stages") + "[" + i + "]: teacher_pretrain must be the first stage");
@@ -153,12 +170,55 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         b.finish();
         return new RunConfig(name, out, seed, device, threads, checkpoint, teacherPath == null ? null : Path.of(teacherPath),
-                teacherCache, data, student, lora, stages);
+                teacherCache, data, student, lora, stages, variants);
+    }
+
+    private static List<Variant> variants(Binder vs, ObjectNode studentRaw, ObjectNode loraRaw, List<Stage> stages) {
+        List<Variant> out = new ArrayList<>();
+        for (java.util.Iterator<String> it = vs.raw().fieldNames(); it.hasNext(); ) {
+            String vname = it.next();
+            if (!vname.matches("[a-z0-9_]+") || RESERVED_NAMES.contains(vname)) {
+                throw vs.error(vname, "a variant's name must be lowercase letters, digits and '_', and not one of "
+                        + RESERVED_NAMES);
+            }
+            Binder v = vs.object(vname);
+            String description = v.str("description", "");
+            Student student = student(v.mergedOnto("student", studentRaw));
+            Lora lora = lora(v.mergedOnto("lora", loraRaw));
+            List<String> skip = v.strings("skip", List.of());
+            for (String s : skip) {
+                boolean trains = stages.stream().anyMatch(st -> st.name().equals(s) && st.trains());
+                if (!trains) {
+                    throw v.error("skip", "expected names of the run's attention_transfer or lora_finetune stages, found '"
+                            + s + "'");
+                }
+            }
+            v.finish();
+            out.add(new Variant(vname, description, student, lora, List.copyOf(skip)));
+        }
+        vs.finish();
+        return out;
+    }
+
+    private static Lora lora(Binder l) {
+        List<String> targets = l.strings("targets", List.of("q", "k", "v", "o"));
+        for (String target : targets) {
+            if (!LoraConfig.KNOWN_TARGETS.contains(target)) {
+                throw l.error("targets", "unknown target '" + target + "' (expected some of " + LoraConfig.KNOWN_TARGETS
+                        + ")");
+            }
+        }
+        Lora lora = new Lora((int) l.integer("rank", 8, 1, 4096), l.number("alpha", 16, 0, 1e6, false),
+                l.number("dropout", 0, 0, 0.99, true), targets);
+        l.finish();
+        return lora;
     }
 
     private static Student student(Binder s) {
         Set<String> mixers = new java.util.TreeSet<>(MixerRegistry.names());
-        String mixer = s.choice("mixer", "hedgehog_window", mixers);
+        Set<String> choices = new java.util.TreeSet<>(mixers);
+        choices.add(MixerRegistry.SOFTMAX); // every layer keeps softmax: the teacher itself (with LoRA, a control)
+        String mixer = s.choice("mixer", "hedgehog_window", choices);
         List<Integer> softmax = s.ints("softmax_layers");
         Map<Integer, String> layers = new LinkedHashMap<>();
         Binder l = s.object("layers");
@@ -270,8 +330,20 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             if (heads % kv != 0) {
                 throw s.error("kv_heads", "must divide heads (" + heads + "), found " + kv);
             }
-            pretrain = new Pretrain(hidden, (int) s.integer("layers", 4, 1, 1024), heads, kv,
-                    (int) s.integer("intermediate", hidden * 8 / 3, 1, 1 << 20), s.number("rope_theta", 10000, 1, 1e9, true));
+            int layers = (int) s.integer("layers", 4, 1, 1024);
+            int intermediate = (int) s.integer("intermediate", hidden * 8 / 3, 1, 1 << 20);
+            double ropeTheta = s.number("rope_theta", 10000, 1, 1e9, true);
+            // Copy augmentation (see molt.data.SpanCopy): the fraction of training sequences that repeat a span of
+            // their own text, and the span lengths in tokens.
+            double copyFraction = s.number("copy_fraction", 0, 0, 1, true);
+            double copyScrambled = s.number("copy_scrambled", 0, 0, 1, true);
+            int copyMin = (int) s.integer("copy_min_span", 8, 1, 1 << 20);
+            int copyMax = (int) s.integer("copy_max_span", 32, 1, 1 << 20);
+            if (copyMax < copyMin) {
+                throw s.error("copy_max_span", "must be >= copy_min_span (" + copyMin + "), found " + copyMax);
+            }
+            pretrain = new Pretrain(hidden, layers, heads, kv, intermediate, ropeTheta, copyFraction, copyScrambled,
+                    copyMin, copyMax);
         }
         Eval eval = null;
         if (type.equals(EVALUATE)) {
@@ -308,7 +380,21 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 .put("seq_len", data.seqLen())
                 .put("val_fraction", data.valFraction()).put("seed", data.seed())
                 .put("rows_per_shard", data.rowsPerShard()).put("batch_size", data.batchSize());
-        ObjectNode st = r.putObject("student");
+        student(r.putObject("student"), student);
+        lora(r.putObject("lora"), lora);
+        stages(r.putArray("stages"));
+        ObjectNode vs = r.putObject("variants");
+        for (Variant v : variants) {
+            ObjectNode n = vs.putObject(v.name()).put("description", v.description());
+            student(n.putObject("student"), v.student());
+            lora(n.putObject("lora"), v.lora());
+            ArrayNode skip = n.putArray("skip");
+            v.skip().forEach(skip::add);
+        }
+        return r;
+    }
+
+    private static void student(ObjectNode st, Student student) {
         st.put("mixer", student.mixer());
         ArrayNode sl = st.putArray("softmax_layers");
         student.softmaxLayers().forEach(sl::add);
@@ -317,16 +403,23 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         MixerSettings ms = student.settings();
         st.put("feature_dim", ms.featureDim()).put("window", ms.window()).put("chunk_size", ms.chunkSize())
                 .put("window_factor_init", ms.windowFactorInit());
-        ObjectNode l = r.putObject("lora").put("rank", lora.rank()).put("alpha", lora.alpha()).put("dropout", lora.dropout());
+    }
+
+    private static void lora(ObjectNode l, Lora lora) {
+        l.put("rank", lora.rank()).put("alpha", lora.alpha()).put("dropout", lora.dropout());
         ArrayNode lt = l.putArray("targets");
         lora.targets().forEach(lt::add);
-        ArrayNode ss = r.putArray("stages");
+    }
+
+    private void stages(ArrayNode ss) {
         for (Stage s : stages) {
             ObjectNode n = ss.addObject().put("name", s.name()).put("type", s.type());
             if (s.pretrain() != null) {
                 RunConfig.Pretrain p = s.pretrain();
                 n.put("hidden", p.hidden()).put("layers", p.layers()).put("heads", p.heads()).put("kv_heads", p.kvHeads())
-                        .put("intermediate", p.intermediate()).put("rope_theta", p.ropeTheta());
+                        .put("intermediate", p.intermediate()).put("rope_theta", p.ropeTheta())
+                        .put("copy_fraction", p.copyFraction()).put("copy_scrambled", p.copyScrambled()).put("copy_min_span", p.copyMinSpan())
+                        .put("copy_max_span", p.copyMaxSpan());
             }
             if (s.trains() || s.pretrain() != null) {
                 n.put("tokens", s.tokens()).put("lr", s.lr()).put("weight_decay", s.weightDecay())
@@ -360,7 +453,6 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 }
             }
         }
-        return r;
     }
 
     /** Key paths whose values differ between two resolved configs. */

@@ -2,6 +2,7 @@ package molt.pipeline.eval;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -97,25 +98,69 @@ public final class Evaluator {
         }
     }
 
-    /** The side-by-side table of several evaluations (name -> result). */
-    public static String table(java.util.Map<String, ObjectNode> results) {
+    /**
+     * The side-by-side quality table of several evaluations (name -> result): perplexity and recall at each distance,
+     * then, where the results carry them, the percentage of parameters trained, the tokens trained on and the
+     * seconds of each training stage in {@code stageColumns} ("-" where a model skipped it), and the description.
+     */
+    public static String table(java.util.Map<String, ObjectNode> results, List<String> stageColumns) {
         StringBuilder sb = new StringBuilder();
         ObjectNode any = results.values().iterator().next();
-        sb.append(String.format("%-28s %10s", "model", "perplexity"));
-        any.path("recall").fieldNames().forEachRemaining(d -> sb.append(String.format(" %11s", "recall@" + d)));
+        boolean training = results.values().stream().anyMatch(r -> r.has("model_parameters"));
+        sb.append(String.format("%-14s %10s", "model", "perplexity"));
+        any.path("recall").fieldNames().forEachRemaining(d -> sb.append(String.format(" %10s", "recall@" + d)));
+        if (training) {
+            sb.append(String.format(" %9s %10s", "trained%", "tokens"));
+            for (String st : stageColumns) {
+                sb.append(String.format(" %" + width(st) + "s", st + " s"));
+            }
+        }
+        sb.append("  what\n");
+        for (var e : results.entrySet()) {
+            ObjectNode r = e.getValue();
+            sb.append(String.format("%-14s %10.3f", e.getKey(), r.path("perplexity").asDouble()));
+            r.path("recall").fields().forEachRemaining(f -> sb.append(String.format(" %10.3f", f.getValue().asDouble())));
+            if (training) {
+                sb.append(r.has("trained_fraction") ? String.format(" %9.3f", 100 * r.path("trained_fraction").asDouble())
+                        : String.format(" %9s", "-"));
+                sb.append(r.has("tokens") ? String.format(" %10d", r.path("tokens").asLong()) : String.format(" %10s", "-"));
+                for (String st : stageColumns) {
+                    JsonNode sec = r.path("stage_seconds").path(st);
+                    String cell = sec.isMissingNode() ? "-" : r.path("teacher_cached").asBoolean(false) ? "cached"
+                            : String.format("%.1f", sec.asDouble());
+                    sb.append(String.format(" %" + width(st) + "s", cell));
+                }
+            }
+            sb.append("  ").append(r.path("description").asText("")).append('\n');
+        }
+        return sb.toString();
+    }
+
+    private static int width(String stage) {
+        return Math.max(8, stage.length() + 2);
+    }
+
+    /** Decoding speed and state (KV cache or mixer state) bytes at each context length, one row per model. */
+    public static String decodeTable(java.util.Map<String, ObjectNode> results) {
+        StringBuilder sb = new StringBuilder();
+        ObjectNode any = results.values().iterator().next();
+        sb.append(String.format("%-14s", "model"));
         for (var d : any.path("decode")) {
-            sb.append(String.format(" %14s %14s", "tok/s@" + d.path("context").asInt(), "state@" + d.path("context").asInt()));
+            sb.append(String.format(" %13s %13s", "tok/s@" + d.path("context").asInt(), "state@" + d.path("context").asInt()));
         }
         sb.append('\n');
         for (var e : results.entrySet()) {
-            ObjectNode r = e.getValue();
-            sb.append(String.format("%-28s %10.3f", e.getKey(), r.path("perplexity").asDouble()));
-            r.path("recall").fields().forEachRemaining(f -> sb.append(String.format(" %11.3f", f.getValue().asDouble())));
-            for (var d : r.path("decode")) {
-                sb.append(String.format(" %14.1f %14d", d.path("tokens_per_s").asDouble(), d.path("state_bytes").asLong()));
+            sb.append(String.format("%-14s", e.getKey()));
+            for (var d : e.getValue().path("decode")) {
+                sb.append(String.format(" %13.1f %13s", d.path("tokens_per_s").asDouble(), bytes(d.path("state_bytes").asLong())));
             }
             sb.append('\n');
         }
         return sb.toString();
+    }
+
+    /** Bytes in KiB or MiB with one decimal. */
+    static String bytes(long b) {
+        return b >= 1 << 20 ? String.format("%.1f MiB", b / 1048576.0) : String.format("%.1f KiB", b / 1024.0);
     }
 }

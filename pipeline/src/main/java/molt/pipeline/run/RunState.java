@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import molt.pipeline.config.RunConfig;
 import molt.teacher.io.AtomicFiles;
 
 /** {@code run.json}: each stage's status (pending, running, stopped, failed, done) and duration. */
@@ -19,13 +18,14 @@ public final class RunState {
         this.root = root;
     }
 
-    static RunState load(Path dir, RunConfig cfg) throws IOException {
+    /** Loads run.json (or starts it) with every stage id of {@code stages} ({id, type}) listed. */
+    static RunState load(Path dir, java.util.List<String[]> stages) throws IOException {
         Path f = dir.resolve("run.json");
         ObjectNode root = Files.isRegularFile(f) ? (ObjectNode) JSON.readTree(f.toFile()) : JSON.createObjectNode();
-        ObjectNode stages = root.withObject("/stages");
-        for (RunConfig.Stage s : cfg.stages()) {
-            if (!stages.has(s.name())) {
-                stages.putObject(s.name()).put("type", s.type()).put("status", "pending");
+        ObjectNode byId = root.withObject("/stages");
+        for (String[] s : stages) {
+            if (!byId.has(s[0])) {
+                byId.putObject(s[0]).put("type", s[1]).put("status", "pending");
             }
         }
         RunState st = new RunState(f, root);
@@ -42,15 +42,20 @@ public final class RunState {
     }
 
     void set(String stage, String status) throws IOException {
-        root.withObject("/stages").withObject("/" + stage).put("status", status);
+        entry(stage).put("status", status);
         save();
     }
 
     void finish(String stage, double seconds) throws IOException {
-        ObjectNode s = root.withObject("/stages").withObject("/" + stage);
+        ObjectNode s = entry(stage);
         s.put("status", "done");
         s.put("seconds", s.path("seconds").asDouble(0) + seconds);
         save();
+    }
+
+    /** A stage's entry; ids may hold '/' (variant/stage), so this is a property, not a JSON pointer. */
+    private ObjectNode entry(String stage) {
+        return root.withObject("/stages").withObjectProperty(stage);
     }
 
     private void save() throws IOException {

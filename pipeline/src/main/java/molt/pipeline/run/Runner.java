@@ -7,12 +7,16 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import molt.data.DocumentSource;
 import molt.data.PreparedDataset;
 import molt.data.Sources;
 import molt.pipeline.BuildInfo;
 import molt.pipeline.config.RunConfig;
+import molt.pipeline.eval.EvaluateStage;
 import molt.pipeline.train.AttentionTransferStage;
 import molt.pipeline.train.ExportStage;
 import molt.pipeline.train.LoraFinetuneStage;
@@ -81,55 +85,64 @@ public final class Runner {
                 data = PreparedDataset.prepare(src, tokenizer, cfg.data().seqLen(),
                         cfg.data().seed(), cfg.data().valFraction(), cfg.data().rowsPerShard(), dir.resolve("data"));
             }
-            RunState state = RunState.load(dir, cfg);
+            List<Job> jobs = jobs(cfg);
+            RunState state = RunState.load(dir, jobs.stream().map(j -> new String[] {j.id(), j.stage().type()}).toList());
             // Lines logged after an unfinished stage's last checkpoint are replayed on resume: drop them first, so
             // metrics.jsonl reads as one uninterrupted run.
-            for (RunConfig.Stage stage : cfg.stages()) {
-                boolean loops = stage.trains() || stage.type().equals(RunConfig.TEACHER_PRETRAIN);
-                if (loops && !state.done(stage.name())) {
-                    long step = molt.pipeline.train.TrainingLoop.resumeStep(dir.resolve("stages").resolve(stage.name()),
-                            cfg.checkpoint().keepLast());
-                    MetricsLog.truncateAfter(dir.resolve("metrics.jsonl"), stage.name(), step);
+            for (Job job : jobs) {
+                boolean loops = job.stage().trains() || job.stage().type().equals(RunConfig.TEACHER_PRETRAIN);
+                if (loops && !state.done(job.id())) {
+                    long step = molt.pipeline.train.TrainingLoop.resumeStep(job.dir(dir), cfg.checkpoint().keepLast());
+                    MetricsLog.truncateAfter(dir.resolve("metrics.jsonl"), job.id(), step);
                 }
             }
-            Path previous = null;
-            Path student = null;
+            // Each student chain (the run's own, then each variant's) carries its latest weights and export.
+            Map<String, Path> previous = new LinkedHashMap<>();
+            Map<String, Path> students = new LinkedHashMap<>();
             try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl"))) {
-                for (RunConfig.Stage stage : cfg.stages()) {
-                    Path stageDir = dir.resolve("stages").resolve(stage.name());
-                    if (state.done(stage.name())) {
-                        LOG.info("stage {} ({}) is done: skipped", stage.name(), stage.type());
+                for (Job job : jobs) {
+                    RunConfig.Stage stage = job.stage();
+                    Path stageDir = job.dir(dir);
+                    if (state.done(job.id())) {
+                        LOG.info("stage {} ({}) is done: skipped", job.id(), stage.type());
                     } else {
                         Files.createDirectories(stageDir);
-                        state.set(stage.name(), "running");
+                        state.set(job.id(), "running");
                         long t0 = System.nanoTime();
-                        StageContext ctx = new StageContext(cfg, stage, dir, stageDir, data, metrics, stop, previous, header,
-                                teacherDir);
+                        StageContext ctx = new StageContext(job.config(), stage, dir, stageDir, data, metrics, stop,
+                                previous.get(job.chain()), header, teacherDir, job.id());
                         try {
-                            runStage(ctx, device, student);
+                            runStage(ctx, device, evaluationTargets(cfg, jobs, dir, state, students));
                         } catch (RuntimeException | IOException e) {
-                            state.set(stage.name(), e instanceof molt.pipeline.train.StageStopped ? "stopped" : "failed");
+                            state.set(job.id(), e instanceof molt.pipeline.train.StageStopped ? "stopped" : "failed");
                             throw e;
                         }
-                        state.finish(stage.name(), (System.nanoTime() - t0) / 1e9);
+                        state.finish(job.id(), (System.nanoTime() - t0) / 1e9);
                     }
                     if (stage.trains()) {
-                        previous = StageContext.finalWeights(stageDir);
+                        previous.put(job.chain(), StageContext.finalWeights(stageDir));
                     } else if (stage.type().equals(RunConfig.EXPORT)) {
-                        student = stageDir.resolve("student");
+                        students.put(job.chain(), stageDir.resolve("student"));
                     }
                 }
             }
             ObjectNode report = JSON.createObjectNode();
             report.put("name", cfg.name());
             report.put("teacher", teacherDir.toAbsolutePath().normalize().toString());
+            Path student = students.get(MAIN);
             report.put("student", student == null ? null : student.toAbsolutePath().normalize().toString());
+            ObjectNode variants = report.putObject("variants");
+            for (RunConfig.Variant v : cfg.variants()) {
+                Path vs = students.get(v.name());
+                variants.putObject(v.name()).put("description", v.description())
+                        .put("student", vs == null ? null : vs.toAbsolutePath().normalize().toString());
+            }
             ObjectNode stages = report.putObject("stages");
-            for (RunConfig.Stage s : cfg.stages()) {
-                Path result = dir.resolve("stages").resolve(s.name()).resolve("result.json");
-                ObjectNode n = stages.putObject(s.name());
-                n.put("type", s.type());
-                n.put("seconds", state.seconds(s.name()));
+            for (Job job : jobs) {
+                Path result = job.dir(dir).resolve("result.json");
+                ObjectNode n = stages.putObject(job.id());
+                n.put("type", job.stage().type());
+                n.put("seconds", state.seconds(job.id()));
                 if (Files.isRegularFile(result)) {
                     n.set("result", JSON.readTree(result.toFile()));
                 }
@@ -165,7 +178,74 @@ public final class Runner {
                 ctx.data().sequences("val"), ctx.data().dir());
     }
 
-    private static void runStage(StageContext ctx, Device device, Path student) throws IOException {
+    /** The chain name of the run's own student. */
+    static final String MAIN = "student";
+
+    /**
+     * One stage run for one student chain: {@code id} names it in run.json, metrics and logs and places its
+     * directory ({@code stages/<id>}); a variant's config carries the variant's student and LoRA settings.
+     */
+    record Job(String id, String chain, RunConfig config, RunConfig.Stage stage) {
+        Path dir(Path runDir) {
+            return runDir.resolve("stages").resolve(id);
+        }
+    }
+
+    /**
+     * The run's stages in execution order: the config's stages for the run's own student (evaluate stages held
+     * back), then each variant's student stages (training and export, minus what it skips), then the evaluate
+     * stages, so that they see every student.
+     */
+    static List<Job> jobs(RunConfig cfg) {
+        List<Job> jobs = new ArrayList<>();
+        for (RunConfig.Stage s : cfg.stages()) {
+            if (!s.type().equals(RunConfig.EVALUATE)) {
+                jobs.add(new Job(s.name(), MAIN, cfg, s));
+            }
+        }
+        for (RunConfig.Variant v : cfg.variants()) {
+            RunConfig vc = cfg.forVariant(v);
+            for (RunConfig.Stage s : cfg.stages()) {
+                if (RunConfig.perStudent(s) && !v.skip().contains(s.name())) {
+                    jobs.add(new Job(v.name() + "/" + s.name(), v.name(), vc, s));
+                }
+            }
+        }
+        for (RunConfig.Stage s : cfg.stages()) {
+            if (s.type().equals(RunConfig.EVALUATE)) {
+                jobs.add(new Job(s.name(), MAIN, cfg, s));
+            }
+        }
+        return jobs;
+    }
+
+    /**
+     * What an evaluate stage compares: every exported student so far, with the stages that made it (for tokens,
+     * parameters trained and time), the run's own student first.
+     */
+    private static List<EvaluateStage.Target> evaluationTargets(RunConfig cfg, List<Job> jobs, Path dir, RunState state,
+                                                                Map<String, Path> students) {
+        List<EvaluateStage.Target> out = new ArrayList<>();
+        for (Map.Entry<String, Path> e : students.entrySet()) {
+            String chain = e.getKey();
+            String description = chain.equals(MAIN) ? "" : cfg.variants().stream()
+                    .filter(v -> v.name().equals(chain)).findFirst().map(RunConfig.Variant::description).orElse("");
+            RunConfig.Student st = chain.equals(MAIN) ? cfg.student() : cfg.variants().stream()
+                    .filter(v -> v.name().equals(chain)).findFirst().orElseThrow().student();
+            List<EvaluateStage.StageRecord> made = new ArrayList<>();
+            for (Job j : jobs) {
+                if (j.chain().equals(chain) && j.stage().trains()) {
+                    made.add(new EvaluateStage.StageRecord(j.stage().name(), j.dir(dir), state.seconds(j.id())));
+                }
+            }
+            out.add(new EvaluateStage.Target(chain, description.isEmpty() ? st.mixer() : description, e.getValue(),
+                    made));
+        }
+        return out;
+    }
+
+    private static void runStage(StageContext ctx, Device device, List<EvaluateStage.Target> students)
+            throws IOException {
         LOG.info("stage {} ({})", ctx.stage().name(), ctx.stage().type());
         switch (ctx.stage().type()) {
             case RunConfig.ATTENTION_TRANSFER -> {
@@ -191,7 +271,7 @@ public final class Runner {
                 }
             }
             case RunConfig.EXPORT -> LOG.info("exported student to {}", ExportStage.run(ctx, device));
-            case RunConfig.EVALUATE -> molt.pipeline.eval.EvaluateStage.run(ctx, device, student);
+            case RunConfig.EVALUATE -> EvaluateStage.run(ctx, device, students);
             case RunConfig.TEACHER_PRETRAIN -> molt.pipeline.train.TeacherPretrainStage.runOrReuse(ctx, device);
             case RunConfig.DATA_PREPARE -> prepareStage(ctx, device);
             default -> throw new IllegalStateException(ctx.stage().type());

@@ -2,6 +2,8 @@ package molt.pipeline.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -56,6 +58,26 @@ public final class AdamW {
         return Math.sqrt(sum);
     }
 
+    /** Zeroes every parameter's gradient (autograd's tensor itself). */
+    public void zeroGradients(Map<String, NDArray> params) {
+        params.values().forEach(w -> JniUtils.zeroGrad((PtNDArray) w));
+    }
+
+    /** The parameters whose gradients hold a NaN or an infinity. */
+    public java.util.List<String> nonFinite(Map<String, NDArray> params) {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (Map.Entry<String, NDArray> e : params.entrySet()) {
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray sq = grad(e.getKey(), e.getValue()).square();
+                sq.attach(scope);
+                if (!Float.isFinite(sq.sum().getFloat())) {
+                    out.add(e.getKey());
+                }
+            }
+        }
+        return out;
+    }
+
     /** One update with learning rate {@code lr}; gradients scaled by {@code gradScale} first (clipping). */
     public void update(Map<String, NDArray> params, double lr, double gradScale) {
         step++;
@@ -87,7 +109,9 @@ public final class AdamW {
                 // In place, outside any gradient collector: the parameter keeps its storage (set() would swap in a
                 // Java-owned buffer on every step).
                 w.subi(upd.mul((float) lr));
-                grad.set(new float[Math.toIntExact(w.size())]); // zero the gradient in place
+                // Zero autograd's gradient tensor itself (zero_()). Writing it with set(float[]) swapped its storage for
+                // a fresh Java buffer every step, and training then hit sporadic NaN gradients with finite losses.
+                JniUtils.zeroGrad((PtNDArray) w);
             }
         }
     }
@@ -116,8 +140,8 @@ public final class AdamW {
             float[] mv = values.get("adam.m." + e.getKey());
             float[] vv = values.get("adam.v." + e.getKey());
             if (mv != null && vv != null) {
-                m.put(e.getKey(), manager.create(mv, e.getValue().getShape()));
-                v.put(e.getKey(), manager.create(vv, e.getValue().getShape()));
+                m.put(e.getKey(), molt.teacher.model.NativeArrays.floats(manager, mv, e.getValue().getShape()));
+                v.put(e.getKey(), molt.teacher.model.NativeArrays.floats(manager, vv, e.getValue().getShape()));
             }
         }
     }

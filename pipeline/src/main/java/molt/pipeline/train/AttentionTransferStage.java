@@ -42,6 +42,11 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
+    protected long modelParameters() {
+        return molt.teacher.LlamaWeights.parameterCount(student.config()) + count(studentWeights());
+    }
+
+    @Override
     protected Map<String, NDArray> studentWeights() {
         Map<String, NDArray> m = new java.util.LinkedHashMap<>(student.mixerParameters());
         m.putAll(student.loraParameters());

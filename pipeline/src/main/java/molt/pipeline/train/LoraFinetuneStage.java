@@ -60,6 +60,11 @@ public final class LoraFinetuneStage extends TrainingLoop {
     }
 
     @Override
+    protected long modelParameters() {
+        return molt.teacher.LlamaWeights.parameterCount(student.config()) + count(studentWeights());
+    }
+
+    @Override
     protected Map<String, NDArray> studentWeights() {
         Map<String, NDArray> m = new LinkedHashMap<>(student.mixerParameters());
         m.putAll(student.loraParameters());
@@ -73,7 +78,7 @@ public final class LoraFinetuneStage extends TrainingLoop {
         for (int i = 0; i < b; i++) {
             System.arraycopy(batch[i], 1, y, i * t, t);
         }
-        return m.create(y, new ai.djl.ndarray.types.Shape(b, t, 1)); // [B, T, 1]
+        return molt.teacher.model.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1)); // [B, T, 1]
     }
 
     /** Teacher targets: top-k ids and log-probabilities from the cache, or the full distribution online. */
@@ -99,7 +104,8 @@ public final class LoraFinetuneStage extends TrainingLoop {
                 }
             }
             ai.djl.ndarray.types.Shape shape = new ai.djl.ndarray.types.Shape(rows.length, t, k);
-            return new CachedTargets(step.create(ids, shape), step.create(lp, shape)); // [B, T, k]
+            return new CachedTargets(molt.teacher.model.NativeArrays.longs(step, ids, shape),
+                    molt.teacher.model.NativeArrays.floats(step, lp, shape)); // [B, T, k]
         }
         NDArray teacher = student.base().forward(step, AttentionTransferStage.inputs(batch.rows()),
                 Taps.Request.none()).logits();

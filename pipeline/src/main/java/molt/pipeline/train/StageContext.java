@@ -11,10 +11,18 @@ import molt.pipeline.run.StopSignal;
  * What a stage gets from the runner: the resolved config, its own directory, the prepared data, the metrics log,
  * the stop signal, the file holding the student's trainable weights from the previous training stage (or null),
  * the header (resolved config and versions) that goes into every checkpoint, and the teacher's directory (given by
- * the config, or made by the teacher_pretrain stage).
+ * the config, or made by the teacher_pretrain stage), and the stage's id in run.json, metrics and logs (its name, or
+ * {@code variant/name} for a variant's stage; the name alone seeds the data order, so variants see the same data).
  */
 public record StageContext(RunConfig config, RunConfig.Stage stage, Path runDir, Path stageDir, PreparedDataset data,
-                           MetricsLog metrics, StopSignal stop, Path previousWeights, ObjectNode header, Path teacherDir) {
+                           MetricsLog metrics, StopSignal stop, Path previousWeights, ObjectNode header, Path teacherDir,
+                           String id) {
+
+    /** A stage of the run's own student: its id is its name. */
+    public StageContext(RunConfig config, RunConfig.Stage stage, Path runDir, Path stageDir, PreparedDataset data,
+                        MetricsLog metrics, StopSignal stop, Path previousWeights, ObjectNode header, Path teacherDir) {
+        this(config, stage, runDir, stageDir, data, metrics, stop, previousWeights, header, teacherDir, stage.name());
+    }
 
     /** The file a training stage leaves its final (best) trainable weights in. */
     public static Path finalWeights(Path stageDir) {

@@ -13,6 +13,7 @@ import java.util.Collections;
 import java.util.HexFormat;
 import java.util.Map;
 import molt.data.BatchReader;
+import molt.data.SpanCopy;
 import molt.pipeline.config.RunConfig;
 import molt.student.StudentModel;
 import molt.student.StudentPlan;
@@ -130,7 +131,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
         for (int i = 0; i < b; i++) {
             System.arraycopy(batch[i], 1, y, i * t, t);
         }
-        return m.create(y, new ai.djl.ndarray.types.Shape(b, t, 1));
+        return molt.teacher.model.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1));
     }
 
     private NDArray crossEntropy(NDManager step, BatchReader.Batch batch) {
@@ -140,7 +141,27 @@ public final class TeacherPretrainStage extends TrainingLoop {
 
     @Override
     protected NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Object prepared) {
-        return crossEntropy(step, batch);
+        return crossEntropy(step, augmented(batch, stepIndex));
+    }
+
+    /**
+     * The batch with copy augmentation applied to {@code copy_fraction} of its rows, seeded by the run's seed and
+     * the micro-step, so a resumed run sees the same sequences.
+     */
+    private BatchReader.Batch augmented(BatchReader.Batch batch, long stepIndex) {
+        RunConfig.Pretrain p = stage.pretrain();
+        if (p.copyFraction() <= 0) {
+            return batch;
+        }
+        java.util.Random r = new java.util.Random(ctx.config().seed() * 1_000_003L + stepIndex);
+        long[][] rows = new long[batch.rows().length][];
+        for (int i = 0; i < rows.length; i++) {
+            rows[i] = batch.rows()[i].clone();
+            if (r.nextDouble() < p.copyFraction()) {
+                SpanCopy.apply(rows[i], r, p.copyMinSpan(), p.copyMaxSpan(), r.nextDouble() < p.copyScrambled());
+            }
+        }
+        return batch.withRows(rows);
     }
 
     @Override

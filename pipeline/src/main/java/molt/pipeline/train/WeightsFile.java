@@ -41,7 +41,7 @@ public final class WeightsFile {
         for (Map.Entry<String, NDArray> e : into.entrySet()) {
             float[] v = values.get(e.getKey());
             if (v != null) {
-                e.getValue().set(v);
+                molt.teacher.model.InPlace.copy(e.getValue(), v);
                 n++;
             }
         }

@@ -41,7 +41,7 @@ public final class LoraAdapter {
         for (int i = 0; i < av.length; i++) {
             av[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
         }
-        NDArray a = manager.create(av, new Shape(config.rank(), in));
+        NDArray a = molt.teacher.model.NativeArrays.floats(manager, av, new Shape(config.rank(), in));
         NDArray b = manager.zeros(new Shape(out, config.rank()), DataType.FLOAT32);
         a.setRequiresGradient(true);
         b.setRequiresGradient(true);
@@ -56,8 +56,8 @@ public final class LoraAdapter {
                     + out + ", " + config.rank() + "], found " + aValues.length + " and " + bValues.length
                     + " elements");
         }
-        NDArray a = manager.create(aValues, new Shape(config.rank(), in));
-        NDArray b = manager.create(bValues, new Shape(out, config.rank()));
+        NDArray a = molt.teacher.model.NativeArrays.floats(manager, aValues, new Shape(config.rank(), in));
+        NDArray b = molt.teacher.model.NativeArrays.floats(manager, bValues, new Shape(out, config.rank()));
         a.setRequiresGradient(true);
         b.setRequiresGradient(true);
         return new LoraAdapter(config, in, out, a, b);
@@ -77,7 +77,7 @@ public final class LoraAdapter {
             for (int i = 0; i < keep.length; i++) {
                 keep[i] = rng.nextDouble() < config.dropout() ? 0f : scale;
             }
-            input = x.mul(scope.create(keep, x.getShape()));
+            input = x.mul(molt.teacher.model.NativeArrays.floats(scope, keep, x.getShape()));
         }
         NDArray aT = a.transpose(); // [in, r]
         NDArray bT = b.transpose(); // [r, out]

@@ -50,10 +50,10 @@ public final class GlaMixer implements Mixer {
             }
             float[] gain = new float[heads * headDim];
             java.util.Arrays.fill(gain, 1f);
-            params.put("gate_down.weight", m.create(w1, new Shape(heads, headDim, RANK)));
+            params.put("gate_down.weight", molt.teacher.model.NativeArrays.floats(m, w1, new Shape(heads, headDim, RANK)));
             params.put("gate_up.weight", m.zeros(new Shape(heads, RANK, headDim)));
             params.put("gate_up.bias", m.zeros(new Shape(heads, 1, headDim)));
-            params.put("output_norm.weight", m.create(gain, new Shape(heads, 1, headDim)));
+            params.put("output_norm.weight", molt.teacher.model.NativeArrays.floats(m, gain, new Shape(heads, 1, headDim)));
             params.values().forEach(p -> p.setRequiresGradient(true));
         }
     }

@@ -27,7 +27,7 @@ public final class HedgehogFeatureMap {
                 w[(h * headDim + i) * featureDim + i] = 1f;
             }
         }
-        NDArray p = manager.create(w, new Shape(heads, headDim, featureDim));
+        NDArray p = molt.teacher.model.NativeArrays.floats(manager, w, new Shape(heads, headDim, featureDim));
         p.setRequiresGradient(true);
         return p;
     }

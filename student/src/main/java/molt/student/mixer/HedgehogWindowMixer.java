@@ -49,7 +49,7 @@ public final class HedgehogWindowMixer implements Mixer {
         this.wk = HedgehogFeatureMap.init(m, heads, headDim, settings.featureDim());
         float[] f = new float[heads];
         java.util.Arrays.fill(f, (float) settings.windowFactorInit());
-        this.factor = m.create(f, new Shape(heads));
+        this.factor = molt.teacher.model.NativeArrays.floats(m, f, new Shape(heads));
         this.factor.setRequiresGradient(true);
     }
 

@@ -30,7 +30,7 @@ public final class RetentionMixer implements Mixer {
         this.settings = settings;
         float[] w = new float[heads * headDim];
         java.util.Arrays.fill(w, 1f);
-        this.normWeight = m.create(w, new Shape(heads, headDim));
+        this.normWeight = molt.teacher.model.NativeArrays.floats(m, w, new Shape(heads, headDim));
         this.normWeight.setRequiresGradient(true);
         this.logDecay = new float[heads];
         for (int h = 0; h < heads; h++) {
@@ -57,7 +57,7 @@ public final class RetentionMixer implements Mixer {
 
     /** Log-decays [B, H, T], created in {@code scope}. */
     private NDArray decays(NDManager scope, long b, long t) {
-        return scope.create(logDecay, new Shape(1, logDecay.length, 1)).broadcast(new Shape(b, logDecay.length, t));
+        return molt.teacher.model.NativeArrays.floats(scope, logDecay, new Shape(1, logDecay.length, 1)).broadcast(new Shape(b, logDecay.length, t));
     }
 
     /** Per-head RMS norm over D with the learned gain; o [B, H, T, D]. */

@@ -155,13 +155,13 @@ public final class LlamaModel implements LanguageModel {
 
     private static NDArray plain(NDManager m, WeightSource w, String name) {
         long[] shape = w.info(name).shape();
-        return m.create(w.readFloats(name), new Shape(shape));
+        return NativeArrays.floats(m, w.readFloats(name), new Shape(shape));
     }
 
     /** Stores W [out, in] as a contiguous W^T [in, out], so a projection is one matMul with no transpose. */
     private static NDArray transposed(NDManager m, WeightSource w, String name) {
-        try (NDArray raw = plain(m, w, name)) {
-            NDArray t = raw.transpose().duplicate();
+        try (NDArray raw = plain(m, w, name); NDArray view = raw.transpose()) {
+            NDArray t = view.duplicate();
             t.attach(m);
             return t;
         }
@@ -272,7 +272,7 @@ public final class LlamaModel implements LanguageModel {
                 flat[i * t + j] = id;
             }
         }
-        NDArray ids = scope.create(flat);
+        NDArray ids = NativeArrays.longs(scope, flat, new Shape(flat.length));
         NDArray rows = embed.get(scope, new NDIndex("{}", ids)); // [B*T, H]
         return rows.reshape(b, t, config.hiddenSize()); // [B, T, H]
     }

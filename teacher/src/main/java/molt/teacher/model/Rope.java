@@ -81,7 +81,7 @@ public final class Rope {
                 v[p * headDim + half + i] = x;
             }
         }
-        return m.create(v, new Shape(t, headDim));
+        return NativeArrays.floats(m, v, new Shape(t, headDim));
     }
 
     /** The inverse rotation, x * cos - rotate_half(x) * sin: recovers the projection from a rotated q or k. */

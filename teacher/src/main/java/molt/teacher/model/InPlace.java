@@ -1,0 +1,27 @@
+package molt.teacher.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+
+/** Writes values into long-lived arrays (parameters) without replacing their storage. */
+public final class InPlace {
+    private InPlace() {
+    }
+
+    /**
+     * Copies {@code values} into {@code target} with an in-place indexed copy. DJL's {@code NDArray.set(float[])}
+     * instead swaps the tensor's storage for a Java direct buffer owned by the wrapper, which is unsafe for tensors
+     * that autograd or other wrappers also hold.
+     */
+    public static void copy(NDArray target, float[] values) {
+        if (values.length != target.size()) {
+            throw new IllegalArgumentException("expected " + target.size() + " values for " + target.getShape()
+                    + ", found " + values.length);
+        }
+        try (NDManager scope = target.getManager().newSubManager()) {
+            NDArray src = scope.create(values, target.getShape());
+            target.set(new NDIndex("..."), src);
+        }
+    }
+}
