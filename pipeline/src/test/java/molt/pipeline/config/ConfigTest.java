@@ -55,6 +55,52 @@ class ConfigTest {
     }
 
     @Test
+    void variantsRestateOnlyWhatTheyChange(@TempDir Path dir) throws Exception {
+        Path f = write(dir, "v.yaml", MINIMAL + """
+                student:
+                  window: 32
+                  feature_dim: 16
+                variants:
+                  no_window:
+                    description: without the window
+                    student: {mixer: hedgehog}
+                  control:
+                    student: {mixer: softmax}
+                    lora: {rank: 4}
+                    skip: [transfer]
+                """);
+        RunConfig c = ConfigLoader.load(f, List.of());
+        assertEquals(2, c.variants().size());
+        RunConfig.Variant nw = c.variants().get(0);
+        assertEquals("no_window", nw.name());
+        assertEquals("hedgehog", nw.student().mixer());
+        assertEquals(32, nw.student().settings().window(), "the run's student settings carry over");
+        assertEquals(16, nw.student().settings().featureDim());
+        assertEquals(8, nw.lora().rank());
+        RunConfig.Variant control = c.variants().get(1);
+        assertEquals("softmax", control.student().mixer());
+        assertEquals(4, control.lora().rank());
+        assertEquals(List.of("transfer"), control.skip());
+        assertEquals("hedgehog_window", c.student().mixer(), "the run's own student is unchanged");
+        assertEquals("softmax", c.toJson().path("variants").path("control").path("student").path("mixer").asText());
+        // A variant's config is the run's with the variant's student.
+        assertEquals("hedgehog", c.forVariant(nw).student().mixer());
+        assertEquals(c.stages(), c.forVariant(nw).stages());
+    }
+
+    @Test
+    void badVariantsAreRefusedWithTheirKeyPath(@TempDir Path dir) throws Exception {
+        Path skip = write(dir, "s.yaml", MINIMAL + "variants:\n  x:\n    skip: [export]\n");
+        assertTrue(error(skip).contains("variants.x.skip") && error(skip).contains("'export'"), error(skip));
+        Path reserved = write(dir, "r.yaml", MINIMAL + "variants:\n  teacher:\n    skip: []\n");
+        assertTrue(error(reserved).contains("variants.teacher"), error(reserved));
+        Path mixer = write(dir, "m.yaml", MINIMAL + "variants:\n  x:\n    student: {mixer: nope}\n");
+        assertTrue(error(mixer).contains("variants.x.student.mixer"), error(mixer));
+        Path key = write(dir, "k.yaml", MINIMAL + "variants:\n  x:\n    studnet: {mixer: hedgehog}\n");
+        assertTrue(error(key).contains("variants.x.studnet"), error(key));
+    }
+
+    @Test
     void errorsNameFileLineAndKeyPath(@TempDir Path dir) throws Exception {
         Path unknown = write(dir, "u.yaml", MINIMAL + "colour: blue\n");
         assertTrue(error(unknown).matches(".*u\\.yaml:10: colour: unknown key.*"), error(unknown));

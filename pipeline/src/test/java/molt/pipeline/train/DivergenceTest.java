@@ -82,6 +82,82 @@ class DivergenceTest {
         assertEquals(4L, store.latest().orElseThrow().step(), "the checkpoint before the NaN step remains");
     }
 
+    /**
+     * A stage whose gradients (not its loss) are NaN at step 3: sqrt(p - p) is 0, with gradient inf - inf. With
+     * {@code transient}, only the first computation of that step is; otherwise every one.
+     */
+    static final class NanGradient extends TrainingLoop {
+        private final NDManager manager = NDManager.newBaseManager(Device.cpu());
+        private final NDArray p = manager.create(new float[] {1f, 2f});
+        private final boolean transientNan;
+        private int calls;
+
+        NanGradient(StageContext ctx, boolean transientNan) {
+            super(ctx);
+            this.transientNan = transientNan;
+            p.setRequiresGradient(true);
+        }
+
+        @Override
+        protected Map<String, NDArray> trainable() {
+            return Map.of("p", p);
+        }
+
+        @Override
+        protected Map<String, NDArray> studentWeights() {
+            return Map.of("p", p);
+        }
+
+        @Override
+        protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
+            NDArray l = p.square().sum();
+            l.attach(step);
+            if (stepIndex == 2 && (!transientNan || calls++ == 0)) {
+                return l.add(p.sub(p).sqrt().sum());
+            }
+            return l;
+        }
+
+        @Override
+        protected double validationLoss(NDManager step, molt.data.BatchReader.Batch batch) {
+            return 0;
+        }
+
+        @Override
+        protected NDManager manager() {
+            return manager;
+        }
+    }
+
+    private static StageContext context(Path dir, MetricsLog metrics, StopSignal stop) throws Exception {
+        Path teacher = PipelineTestSupport.teacher(dir);
+        RunConfig cfg = ConfigLoader.load(PipelineTestSupport.config(dir, teacher, PipelineTestSupport.corpus(dir), ""),
+                List.of());
+        PreparedDataset data = PreparedDataset.prepare(new JsonlDocuments(PipelineTestSupport.corpus(dir), "text"),
+                new ByteTokenizer(), 32, 0, 0.1, 16, dir.resolve("data"));
+        return new StageContext(cfg, cfg.stages().get(0), dir, dir.resolve("stage"), data, metrics, stop, null,
+                MetricsLog.record(), teacher);
+    }
+
+    @Test
+    void aStepWhoseGradientsComeBackNonFiniteOnceIsComputedAgain(@TempDir Path dir) throws Exception {
+        try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl")); StopSignal stop = StopSignal.manual()) {
+            new NanGradient(context(dir, metrics, stop), true).run();
+        }
+        String log = java.nio.file.Files.readString(dir.resolve("metrics.jsonl"));
+        assertTrue(log.contains("\"step\":3,") && log.contains("\"retries\":1"), log);
+        assertTrue(!log.contains("NaN"), "no NaN reached the parameters or the metrics: " + log);
+    }
+
+    @Test
+    void gradientsThatStayNonFiniteStopTheStageBeforeUpdating(@TempDir Path dir) throws Exception {
+        try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl")); StopSignal stop = StopSignal.manual()) {
+            TrainingDiverged e = assertThrows(TrainingDiverged.class, new NanGradient(context(dir, metrics, stop), false)::run);
+            assertTrue(e.getMessage().contains("gradients are not finite at step 3") && e.getMessage().contains("[p]"),
+                    e.getMessage());
+        }
+    }
+
     @Test
     void aStopRequestCheckpointsAndStops(@TempDir Path dir) throws Exception {
         Path teacher = PipelineTestSupport.teacher(dir);
