@@ -58,11 +58,6 @@ public final class AdamW {
         return Math.sqrt(sum);
     }
 
-    /** Zeroes every parameter's gradient (autograd's tensor itself). */
-    public void zeroGradients(Map<String, NDArray> params) {
-        params.values().forEach(w -> JniUtils.zeroGrad((PtNDArray) w));
-    }
-
     /** The parameters whose gradients hold a NaN or an infinity. */
     public java.util.List<String> nonFinite(Map<String, NDArray> params) {
         java.util.List<String> out = new java.util.ArrayList<>();

@@ -1,5 +1,7 @@
 package molt.pipeline.train;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -94,7 +96,7 @@ public final class AttentionTransferStage extends TrainingLoop {
         for (int j = 1; j < errs.length; j++) {
             sum = sum.add(errs[j]);
         }
-        return sum.div(errs.length).mul((float) stage.mseWeight());
+        return sum.div(Scalars.of(errs.length)).mul(Scalars.of((float) stage.mseWeight()));
     }
 
     @Override

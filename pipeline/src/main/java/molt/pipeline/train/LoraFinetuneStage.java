@@ -1,5 +1,7 @@
 package molt.pipeline.train;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -109,7 +111,7 @@ public final class LoraFinetuneStage extends TrainingLoop {
         }
         NDArray teacher = student.base().forward(step, AttentionTransferStage.inputs(batch.rows()),
                 Taps.Request.none()).logits();
-        return teacher.div((float) stage.temperature()).logSoftmax(-1); // [B, T, V]
+        return teacher.div(Scalars.of((float) stage.temperature())).logSoftmax(-1); // [B, T, V]
     }
 
     /**
@@ -122,7 +124,7 @@ public final class LoraFinetuneStage extends TrainingLoop {
             return nll.mean();
         }
         NDArray m = targets(step, batch.masks()).toType(ai.djl.ndarray.types.DataType.FLOAT32, false); // [B, T, 1]
-        return nll.mul(m).sum().div(m.sum().maximum(1f));
+        return nll.mul(m).sum().div(m.sum().maximum(Scalars.of(1f)));
     }
 
     @Override
@@ -131,20 +133,20 @@ public final class LoraFinetuneStage extends TrainingLoop {
         NDArray logits = student.logits(step, AttentionTransferStage.inputs(batch.rows())); // [B, T, V]
         NDArray loss = null;
         if (stage.ceWeight() > 0) {
-            loss = crossEntropy(step, logits, batch).mul((float) stage.ceWeight());
+            loss = crossEntropy(step, logits, batch).mul(Scalars.of((float) stage.ceWeight()));
         }
         if (stage.klWeight() > 0 && prepared instanceof CachedTargets c) {
             // KL over the teacher's top-k support: sum_j p_t(j) (log p_t(j) - log p_s(j)), temperature 1.
             NDArray studentLogp = logits.logSoftmax(-1).gather(c.ids(), -1); // [B, T, k]
             NDArray kl = c.logprobs().exp().mul(c.logprobs().sub(studentLogp)).sum(new int[] {-1}).mean();
-            NDArray term = kl.mul((float) stage.klWeight());
+            NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         } else if (stage.klWeight() > 0) {
             NDArray teacherLogp = (NDArray) prepared;
-            NDArray studentLogp = logits.div((float) stage.temperature()).logSoftmax(-1);
+            NDArray studentLogp = logits.div(Scalars.of((float) stage.temperature())).logSoftmax(-1);
             float t2 = (float) (stage.temperature() * stage.temperature());
-            NDArray kl = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}).mean().mul(t2);
-            NDArray term = kl.mul((float) stage.klWeight());
+            NDArray kl = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}).mean().mul(Scalars.of(t2));
+            NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         }
         return loss;

@@ -1,5 +1,7 @@
 package molt.pipeline.train;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -167,19 +169,6 @@ public abstract class TrainingLoop {
             }
             double loss = accumulate(batches, step);
             double norm = opt.gradNorm(params);
-            int retries = 0;
-            // PyTorch 2.7.1's CPU backward (through DJL) sometimes returns NaN gradients in the q/k path for a finite,
-            // byte-identical loss, at a different step on every run (see docs/BENCHMARKS.md, "Known issues"); the
-            // same micro-batches computed again give finite gradients. A loss that is itself not finite, or
-            // gradients that stay non-finite, are real divergence and stop the stage.
-            while (Double.isFinite(loss) && !Double.isFinite(norm) && retries < MAX_RETRIES) {
-                retries++;
-                LOG.warn("{} step {}: gradients not finite in {} with a finite loss; computing the step again",
-                        ctx.id(), step + 1, opt.nonFinite(params));
-                opt.zeroGradients(params);
-                loss = accumulate(batches, step);
-                norm = opt.gradNorm(params);
-            }
             if (!Double.isFinite(loss)) {
                 throw new TrainingDiverged(ctx.id(), step + 1, loss);
             }
@@ -195,9 +184,6 @@ public abstract class TrainingLoop {
                     .put("tokens", step * tokensPerStep).put("loss", loss).put("lr", sched.lr)
                     .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec)
                     .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
-            if (retries > 0) {
-                rec.put("retries", retries);
-            }
             boolean last = step == totalSteps;
             double val = Double.NaN;
             if (step % stage.valEvery() == 0 || last) {
@@ -249,7 +235,7 @@ public abstract class TrainingLoop {
             try (NDManager s = manager().newSubManager()) {
                 Object prepared = prepare(s, b);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    NDArray l = loss(s, b, step * accumulation() + a, prepared).div(accumulation());
+                    NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(accumulation()));
                     loss += l.getFloat();
                     gc.backward(l);
                 }
@@ -257,8 +243,6 @@ public abstract class TrainingLoop {
         }
         return loss;
     }
-
-    private static final int MAX_RETRIES = 3;
 
     private double validate() {
         BatchReader val = new BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);

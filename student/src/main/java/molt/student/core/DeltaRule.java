@@ -1,5 +1,7 @@
 package molt.student.core;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -28,7 +30,7 @@ public final class DeltaRule {
     /** exp(G_i - G_j) where {@code mask} is 1 and 0 elsewhere; G [B, H, n, 1]. */
     private static NDArray ratios(NDArray cum, NDArray mask) {
         NDArray diff = cum.sub(cum.transpose(0, 1, 3, 2)); // [B, H, n, n]
-        return diff.add(mask.sub(1).mul(-MASKED)).exp().mul(mask);
+        return diff.add(mask.sub(1).mul(Scalars.of(-MASKED))).exp().mul(mask);
     }
 
     /** Output [B, H, T, V] and final state [B, H, K, V], from {@code initial} (null = zeros). */
@@ -65,7 +67,7 @@ public final class DeltaRule {
             NDArray rhs = vc.get(c).mul(bi).sub(ki.mul(gamma).mul(bi).matMul(state)); // beta (V - Gamma K S_in)
             NDArray u = inv.matMul(rhs); // [B, H, n, V]
             NDArray scores = qi.matMul(ki.transpose(0, 1, 3, 2)).mul(ratios(cum, lower)); // [B, H, n, n]
-            outs.add(qi.mul(gamma).matMul(state).add(scores.matMul(u)).mul(scale));
+            outs.add(qi.mul(gamma).matMul(state).add(scores.matMul(u)).mul(Scalars.of(scale)));
             NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, 1]
             NDArray kDecayed = ki.mul(last.sub(cum).exp()); // [B, H, n, K]
             state = state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(u));
@@ -80,6 +82,6 @@ public final class DeltaRule {
         NDArray predicted = k.matMul(decayed); // [B, H, 1, V]: (S^T k)^T
         NDArray u = v.sub(predicted).mul(beta.expandDims(-1)); // [B, H, 1, V]
         NDArray next = decayed.add(k.transpose(0, 1, 3, 2).matMul(u));
-        return new NDList(q.matMul(next).mul(scale), next);
+        return new NDList(q.matMul(next).mul(Scalars.of(scale)), next);
     }
 }

@@ -1,5 +1,7 @@
 package molt.student.core;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -42,13 +44,13 @@ public final class KeyDecay {
             NDArray cum = gc.get(c).cumSum(2); // [B, H, n, K]: G
             NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
             NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
-            NDArray mask = causal.sub(1).mul(-MASKED).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
+            NDArray mask = causal.sub(1).mul(Scalars.of(-MASKED)).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
             NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
             NDArray scores = qc.get(c).expandDims(3).mul(kc.get(c).expandDims(2)).mul(decay)
                     .sum(new int[] {-1}); // [B, H, n, n]
             NDArray intra = scores.matMul(vc.get(c)); // [B, H, n, V]
             NDArray inter = qc.get(c).mul(cum.exp()).matMul(state); // [B, H, n, V]
-            outs.add(intra.add(inter).mul(scale));
+            outs.add(intra.add(inter).mul(Scalars.of(scale)));
             NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, K]: G_last
             NDArray kDecayed = kc.get(c).mul(last.sub(cum).exp()); // [B, H, n, K]
             NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
@@ -63,6 +65,6 @@ public final class KeyDecay {
         NDArray decay = gk.exp().transpose(0, 1, 3, 2); // [B, H, K, 1]
         NDArray kv = k.transpose(0, 1, 3, 2).matMul(v); // [B, H, K, V]
         NDArray next = kv.add(decay.mul(state));
-        return new NDList(q.matMul(next).mul(scale), next);
+        return new NDList(q.matMul(next).mul(Scalars.of(scale)), next);
     }
 }

@@ -1,5 +1,7 @@
 package molt.student.core;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -42,12 +44,12 @@ public final class ScalarDecay {
             NDArray rows = cum; // G_i as a column
             NDArray cols = cum.transpose(0, 1, 3, 2); // [B, H, 1, n]: G_j as a row
             NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
-            NDArray diff = rows.sub(cols).add(causal.sub(1).mul(-MASKED)); // masked above the diagonal before exp
+            NDArray diff = rows.sub(cols).add(causal.sub(1).mul(Scalars.of(-MASKED))); // masked above the diagonal before exp
             NDArray decay = diff.exp().mul(causal); // [B, H, n, n]: L
             NDArray scores = qc.get(c).matMul(kc.get(c).transpose(0, 1, 3, 2)).mul(decay); // [B, H, n, n]
             NDArray intra = scores.matMul(vc.get(c)); // [B, H, n, V]
             NDArray inter = qc.get(c).mul(cum.exp()).matMul(state); // [B, H, n, V]
-            outs.add(intra.add(inter).mul(scale));
+            outs.add(intra.add(inter).mul(Scalars.of(scale)));
             NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, 1]: G_last
             NDArray kDecayed = kc.get(c).mul(last.sub(cum).exp()); // [B, H, n, K]
             state = state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(vc.get(c))); // [B, H, K, V]
@@ -61,7 +63,7 @@ public final class ScalarDecay {
         NDArray decay = g.expandDims(-1).exp(); // [B, H, 1, 1]
         NDArray kv = k.transpose(0, 1, 3, 2).matMul(v); // [B, H, K, V]
         NDArray next = kv.add(decay.mul(state)); // per-call arrays first: the result stays out of the state's manager
-        NDArray out = q.matMul(next).mul(scale); // [B, H, 1, V]
+        NDArray out = q.matMul(next).mul(Scalars.of(scale)); // [B, H, 1, V]
         return new NDList(out, next);
     }
 }

@@ -1,5 +1,7 @@
 package molt.student.lora;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -84,7 +86,7 @@ public final class LoraAdapter {
         aT.attach(scope); // results belong to the first operand's manager: move them out of the parameters' one
         bT.attach(scope);
         NDArray low = input.matMul(aT); // [..., r]
-        return low.matMul(bT).mul((float) config.scaling()); // [..., out]
+        return low.matMul(bT).mul(Scalars.of((float) config.scaling())); // [..., out]
     }
 
     /** Returns {@code w + (alpha / r) B A} for a row-major W [out, in], accumulated in double. */

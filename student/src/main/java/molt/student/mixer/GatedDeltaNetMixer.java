@@ -1,5 +1,7 @@
 package molt.student.mixer;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -81,7 +83,7 @@ public final class GatedDeltaNetMixer implements Mixer {
     private NDArray[] gates(NDArray hidden) {
         NDArray beta = hidden.matMul(p("beta_proj.weight", hidden)).getNDArrayInternal().sigmoid(); // [B, T, H]
         NDArray pre = hidden.matMul(p("a_proj.weight", hidden)).add(p("dt_bias", hidden));
-        NDArray softplus = pre.maximum(0f).add(pre.abs().neg().exp().add(1f).log());
+        NDArray softplus = pre.maximum(Scalars.of(0f)).add(pre.abs().neg().exp().add(1f).log());
         NDArray g = softplus.mul(p("A_log", hidden).exp().neg()); // [B, T, H]
         return new NDArray[] {beta.transpose(0, 2, 1), g.transpose(0, 2, 1)};
     }

@@ -1,5 +1,7 @@
 package molt.student.mixer;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -85,16 +87,16 @@ public final class GlaMixer implements Mixer {
 
     /** logsigmoid(x) = -softplus(-x), computed stably as min(x, 0) - log(1 + exp(-|x|)). */
     private static NDArray logSigmoid(NDArray x) {
-        return x.minimum(0f).sub(x.abs().neg().exp().add(1f).log());
+        return x.minimum(Scalars.of(0f)).sub(x.abs().neg().exp().add(1f).log());
     }
 
     /** Per-dimension log-decays [B, H, T, D]. */
     private NDArray gate(NDArray k) {
         if (liger) {
-            return logSigmoid(k).div(16f);
+            return logSigmoid(k).div(Scalars.of(16f));
         }
         NDArray low = k.matMul(p("gate_down.weight", k)); // [B, H, T, 16]
-        return logSigmoid(low.matMul(p("gate_up.weight", k)).add(p("gate_up.bias", k))).div(16f); // [B, H, T, D]
+        return logSigmoid(low.matMul(p("gate_up.weight", k)).add(p("gate_up.bias", k))).div(Scalars.of(16f)); // [B, H, T, D]
     }
 
     private NDArray[] features(NDArray q, NDArray k) {

@@ -1,5 +1,7 @@
 package molt.student.mixer;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -39,6 +41,6 @@ public final class HedgehogFeatureMap {
         NDArray proj = x.matMul(wb); // [B, H, T, F]
         NDArray pos = proj.softmax(-1);
         NDArray neg = proj.neg().softmax(-1);
-        return pos.concat(neg, -1).maximum(CLAMP); // [B, H, T, 2F]
+        return pos.concat(neg, -1).maximum(Scalars.of(CLAMP)); // [B, H, T, 2F]
     }
 }

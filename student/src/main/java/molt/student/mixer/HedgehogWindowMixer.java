@@ -1,5 +1,7 @@
 package molt.student.mixer;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -116,8 +118,8 @@ public final class HedgehogWindowMixer implements Mixer {
             NDArray fkb = ci == 0 ? fks.get(0) : fks.get(ci - 1).concat(fks.get(ci), 2); // [B, H, m, 2F]
             NDArray win = Masks.window(scope, c0, n, p0, m, w); // [n, m]
             NDArray before = Masks.beforeWindow(scope, c0, n, p0, m, w); // [n, m]
-            NDArray scores = qc.matMul(kb.transpose(0, 1, 3, 2)).mul(scale); // [B, H, n, m]
-            NDArray masked = scores.add(win.sub(1).mul(-MASKED)); // outside the window: -1e30, before any exp
+            NDArray scores = qc.matMul(kb.transpose(0, 1, 3, 2)).mul(Scalars.of(scale)); // [B, H, n, m]
+            NDArray masked = scores.add(win.sub(1).mul(Scalars.of(-MASKED))); // outside the window: -1e30, before any exp
             NDArray rowMax = masked.max(new int[] {-1}, true); // [B, H, n, 1]; m_t is part of the function
             NDArray e = masked.sub(rowMax).exp().mul(win).mul(g); // [B, H, n, m]
             NDArray lin = fqc.matMul(fkb.transpose(0, 1, 3, 2)).mul(before); // [B, H, n, m]
@@ -191,7 +193,7 @@ public final class HedgehogWindowMixer implements Mixer {
         float scale = (float) (1.0 / Math.sqrt(d));
         NDArray keysT = st.bufK.transpose(0, 1, 3, 2); // [B, H, D, n]
         keysT.attach(scope); // a view of state-owned keys: keep it out of the state's manager
-        NDArray scores = q.matMul(keysT).mul(scale); // [B, H, 1, n]
+        NDArray scores = q.matMul(keysT).mul(Scalars.of(scale)); // [B, H, 1, n]
         NDArray e = scores.sub(scores.max(new int[] {-1}, true)).exp().mul(gate(q)); // [B, H, 1, n]
         NDArray fq = HedgehogFeatureMap.apply(q, wq); // [B, H, 1, 2F]
         NDArray num = e.matMul(st.bufV).add(fq.matMul(st.s)); // [B, H, 1, D]

@@ -1,5 +1,7 @@
 package molt.student.mixer;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -61,8 +63,8 @@ public final class LigerWindowMixer implements Mixer {
             NDArray kb = ci == 0 ? ks.get(0) : ks.get(ci - 1).concat(ks.get(ci), 2); // [B, H, m, D]
             NDArray vb = ci == 0 ? vs.get(0) : vs.get(ci - 1).concat(vs.get(ci), 2);
             NDArray win = Masks.window(scope, c0, n, p0, kb.getShape().get(2), w); // [n, m]
-            NDArray scores = qs.get(ci).matMul(kb.transpose(0, 1, 3, 2)).mul(scale); // [B, H, n, m]
-            NDArray probs = scores.add(win.sub(1).mul(-MASKED)).softmax(-1).mul(win);
+            NDArray scores = qs.get(ci).matMul(kb.transpose(0, 1, 3, 2)).mul(Scalars.of(scale)); // [B, H, n, m]
+            NDArray probs = scores.add(win.sub(1).mul(Scalars.of(-MASKED))).softmax(-1).mul(win);
             outs.add(probs.matMul(vb)); // [B, H, n, D]
         }
         return outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
@@ -71,7 +73,7 @@ public final class LigerWindowMixer implements Mixer {
     @Override
     public Output forward(NDManager scope, MixerInput in, boolean withState) {
         Output g = gla.forward(scope, in, withState);
-        NDArray out = g.out().add(window(scope, in.q(), in.k(), in.v())).mul(0.5f);
+        NDArray out = g.out().add(window(scope, in.q(), in.k(), in.v())).mul(Scalars.of(0.5f));
         LigerState st = null;
         if (withState) {
             st = new LigerState((RetentionMixer.RetentionState) g.state(), scope.getDevice());
@@ -101,8 +103,8 @@ public final class LigerWindowMixer implements Mixer {
         NDArray keysT = st.bufK.transpose(0, 1, 3, 2); // [B, H, D, n]
         keysT.attach(scope);
         float scale = (float) (1.0 / Math.sqrt(in.q().getShape().get(3)));
-        NDArray probs = in.q().matMul(keysT).mul(scale).softmax(-1); // [B, H, 1, n]
-        return g.add(probs.matMul(st.bufV)).mul(0.5f);
+        NDArray probs = in.q().matMul(keysT).mul(Scalars.of(scale)).softmax(-1); // [B, H, 1, n]
+        return g.add(probs.matMul(st.bufV)).mul(Scalars.of(0.5f));
     }
 
     /** GLA's state plus the last w keys and values. */

@@ -1,5 +1,7 @@
 package molt.student.mixer;
 
+import molt.teacher.model.Scalars;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -91,7 +93,7 @@ public final class Mamba2Mixer implements Mixer {
     /** dt [B, H, T] = softplus(hidden W_dt + dt_bias). */
     private NDArray dt(NDArray hidden) {
         NDArray pre = hidden.matMul(p("dt_proj.weight", hidden)).add(p("dt_bias", hidden)); // [B, T, H]
-        NDArray softplus = pre.maximum(0f).add(pre.abs().neg().exp().add(1f).log());
+        NDArray softplus = pre.maximum(Scalars.of(0f)).add(pre.abs().neg().exp().add(1f).log());
         return softplus.transpose(0, 2, 1); // [B, H, T]
     }
 

@@ -65,11 +65,11 @@ public final class LlamaBlocks {
         long tq = q.getShape().get(2);
         long tk = k.getShape().get(2);
         double scale = 1.0 / Math.sqrt(q.getShape().get(3));
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul((float) scale); // [B, Hq, Tq, Tk]
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(Scalars.of((float) scale)); // [B, Hq, Tq, Tk]
         NDArray qPos = scope.arange(offset, offset + tq, 1, DataType.INT64).reshape(tq, 1); // [Tq, 1]
         NDArray kPos = scope.arange(0, tk, 1, DataType.INT64).reshape(1, tk); // [1, Tk]
         // Future keys get -1e30 added (exp underflows to exactly 0); DJL's where() does not broadcast.
-        NDArray future = kPos.gt(qPos).toType(DataType.FLOAT32, false).mul(-1e30f); // [Tq, Tk]
+        NDArray future = kPos.gt(qPos).toType(DataType.FLOAT32, false).mul(Scalars.of(-1e30f)); // [Tq, Tk]
         NDArray masked = scores.add(future);
         NDArray probs = masked.softmax(-1);
         NDArray out = probs.matMul(v); // [B, Hq, Tq, D]

@@ -5,12 +5,11 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 
 /**
- * Arrays made from Java values whose memory PyTorch owns. On the CPU, DJL's {@code NDManager.create(float[])} wraps a
- * Java direct buffer as the tensor's storage (kept alive only by the Java wrapper). Autograd keeps its own
- * references to the tensors it saves for backward, but not to that buffer; per-step inputs of a trained graph (RoPE
- * tables, token ids, targets, masks) are therefore copied into PyTorch memory here, and the Java buffer released at
- * once. Sporadic NaN gradients in the q/k path of pretraining runs (never at the same step twice, never with a
- * garbage collector that frees nothing) stopped with this.
+ * Arrays made from Java values whose memory PyTorch owns. On the CPU, DJL's {@code NDManager.create(float[])} makes
+ * the tensor's storage a Java direct buffer that only the Java wrapper keeps alive; a view, or a tensor autograd saved
+ * for backward, that outlives the wrapper then reads memory the garbage collector has freed (see {@link Scalars} for
+ * the case measured here). Copying into PyTorch memory at creation removes that hazard for parameters and per-step
+ * inputs alike, at the cost of one copy.
  */
 public final class NativeArrays {
     private NativeArrays() {
