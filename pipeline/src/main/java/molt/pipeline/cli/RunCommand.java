@@ -29,10 +29,10 @@ public final class RunCommand implements Callable<Integer> {
     /** Stage times, final losses and attention transfer's per-layer MSE, then where the report and student are. */
     static void printSummary(Path report) throws java.io.IOException {
         var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(report.toFile());
-        System.out.printf("%-20s %-20s %10s %14s%n", "stage", "type", "seconds", "best val loss");
+        System.out.printf("%-30s %-20s %10s %14s%n", "stage", "type", "seconds", "best val loss");
         json.path("stages").fields().forEachRemaining(e -> {
             var r = e.getValue().path("result");
-            System.out.printf("%-20s %-20s %10.1f %14s%n", e.getKey(), e.getValue().path("type").asText(),
+            System.out.printf("%-30s %-20s %10.1f %14s%n", e.getKey(), e.getValue().path("type").asText(),
                     e.getValue().path("seconds").asDouble(), r.has("best_val_loss")
                             ? String.format("%.5f", r.path("best_val_loss").asDouble()) : "-");
             for (var l : r.path("per_layer_mse")) {
@@ -40,7 +40,10 @@ public final class RunCommand implements Callable<Integer> {
                         l.path("mse").asDouble());
             }
         });
+        System.out.println("teacher: " + json.path("teacher").asText());
         System.out.println("student: " + json.path("student").asText());
+        json.path("variants").fields().forEachRemaining(v ->
+                System.out.println("  " + v.getKey() + ": " + v.getValue().path("student").asText()));
         System.out.println("report:  " + report);
     }
 

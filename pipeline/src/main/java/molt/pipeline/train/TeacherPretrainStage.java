@@ -164,6 +164,42 @@ public final class TeacherPretrainStage extends TrainingLoop {
         return batch.withRows(rows);
     }
 
+    /**
+     * Repeated-span recall (molt.data.probes.RecallProbes) at a quarter and three quarters of the sequence length,
+     * logged as {@code val_recall} at each validation: copying appears abruptly during pretraining (induction heads),
+     * and this shows when.
+     */
+    @Override
+    protected void validationExtras(ObjectNode rec) {
+        int seqLen = ctx.config().data().seqLen();
+        BatchReader val = new BatchReader(ctx.data(), "val", 1, 0);
+        long[] filler = val.next()[0];
+        ByteTokenizer tok = new ByteTokenizer();
+        double sum = 0;
+        int n = 0;
+        for (int d : new int[] {seqLen / 4, seqLen * 3 / 4}) {
+            if (d < 16) {
+                continue; // shorter than a probe's span
+            }
+            for (int p = 0; p < 4; p++) {
+                molt.data.probes.RecallProbes.Probe probe = molt.data.probes.RecallProbes.repeatedSpan(tok, filler, 12,
+                        d, 1000L * d + p);
+                try (NDManager m = manager.newSubManager()) {
+                    long[] idx = runner.logits(m, new long[][] {probe.tokens()}).argMax(-1).toLongArray();
+                    int[] argmax = new int[idx.length];
+                    for (int i = 0; i < idx.length; i++) {
+                        argmax[i] = (int) idx[i];
+                    }
+                    sum += molt.data.probes.RecallProbes.accuracy(probe, argmax);
+                    n++;
+                }
+            }
+        }
+        if (n > 0) {
+            rec.put("val_recall", sum / n);
+        }
+    }
+
     @Override
     protected double validationLoss(NDManager step, BatchReader.Batch batch) {
         return crossEntropy(step, batch).getFloat();

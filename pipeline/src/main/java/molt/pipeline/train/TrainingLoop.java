@@ -62,6 +62,10 @@ public abstract class TrainingLoop {
     /** Validation loss of one batch (no gradients). */
     protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
 
+    /** More validation metrics for the step's metrics line (called at each validation, without gradients). */
+    protected void validationExtras(ObjectNode rec) {
+    }
+
     /** Micro-batches per optimizer step. */
     protected int accumulation() {
         return 1;
@@ -189,6 +193,7 @@ public abstract class TrainingLoop {
             if (step % stage.valEvery() == 0 || last) {
                 val = validate();
                 rec.put("val_loss", val);
+                validationExtras(rec);
                 if (val < sched.best) {
                     sched.best = val;
                     sched.bad = 0;
