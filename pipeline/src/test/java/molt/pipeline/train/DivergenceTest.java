@@ -24,13 +24,15 @@ import org.junit.jupiter.api.io.TempDir;
 
 class DivergenceTest {
 
-    /** A stage whose loss turns NaN at step 5 (checkpoints every 2 steps). */
-    static final class Diverging extends TrainingLoop {
+    /** A stage training p = [1, 2] on a scripted loss of (p, micro-step index). */
+    static final class Scripted extends TrainingLoop {
         private final NDManager manager = NDManager.newBaseManager(Device.cpu());
         private final NDArray p = manager.create(new float[] {1f, 2f});
+        private final java.util.function.BiFunction<NDArray, Long, NDArray> script;
 
-        Diverging(StageContext ctx) {
+        Scripted(StageContext ctx, java.util.function.BiFunction<NDArray, Long, NDArray> script) {
             super(ctx);
+            this.script = script;
             p.setRequiresGradient(true);
         }
 
@@ -46,9 +48,9 @@ class DivergenceTest {
 
         @Override
         protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
-            NDArray l = p.square().sum();
+            NDArray l = script.apply(p, stepIndex);
             l.attach(step);
-            return stepIndex >= 4 ? l.mul(Float.NaN) : l;
+            return l;
         }
 
         @Override
@@ -60,6 +62,11 @@ class DivergenceTest {
         protected NDManager manager() {
             return manager;
         }
+    }
+
+    /** A loss that turns NaN at step 5 (checkpoints every 2 steps). */
+    static Scripted diverging(StageContext ctx) {
+        return new Scripted(ctx, (p, i) -> i >= 4 ? p.square().sum().mul(Float.NaN) : p.square().sum());
     }
 
     @Test
@@ -73,60 +80,13 @@ class DivergenceTest {
         try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl")); StopSignal stop = StopSignal.manual()) {
             StageContext ctx = new StageContext(cfg, cfg.stages().get(0), dir, stageDir, data, metrics, stop, null,
                     MetricsLog.record(), teacher);
-            Diverging stage = new Diverging(ctx);
+            Scripted stage = diverging(ctx);
             TrainingDiverged e = assertThrows(TrainingDiverged.class, stage::run);
             assertTrue(e.getMessage().contains("loss is NaN at step 5"), e.getMessage());
             assertTrue(e.getMessage().contains("last good checkpoint is kept"), e.getMessage());
         }
         CheckpointStore store = new CheckpointStore(stageDir.resolve("checkpoints"), 2);
         assertEquals(4L, store.latest().orElseThrow().step(), "the checkpoint before the NaN step remains");
-    }
-
-    /**
-     * A stage whose gradients (not its loss) are NaN at step 3: sqrt(p - p) is 0, with gradient inf - inf. With
-     * {@code transient}, only the first computation of that step is; otherwise every one.
-     */
-    static final class NanGradient extends TrainingLoop {
-        private final NDManager manager = NDManager.newBaseManager(Device.cpu());
-        private final NDArray p = manager.create(new float[] {1f, 2f});
-        private final boolean transientNan;
-        private int calls;
-
-        NanGradient(StageContext ctx, boolean transientNan) {
-            super(ctx);
-            this.transientNan = transientNan;
-            p.setRequiresGradient(true);
-        }
-
-        @Override
-        protected Map<String, NDArray> trainable() {
-            return Map.of("p", p);
-        }
-
-        @Override
-        protected Map<String, NDArray> studentWeights() {
-            return Map.of("p", p);
-        }
-
-        @Override
-        protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
-            NDArray l = p.square().sum();
-            l.attach(step);
-            if (stepIndex == 2 && (!transientNan || calls++ == 0)) {
-                return l.add(p.sub(p).sqrt().sum());
-            }
-            return l;
-        }
-
-        @Override
-        protected double validationLoss(NDManager step, molt.data.BatchReader.Batch batch) {
-            return 0;
-        }
-
-        @Override
-        protected NDManager manager() {
-            return manager;
-        }
     }
 
     private static StageContext context(Path dir, MetricsLog metrics, StopSignal stop) throws Exception {
@@ -142,7 +102,9 @@ class DivergenceTest {
     @Test
     void nonFiniteGradientsWithAFiniteLossStopTheStageBeforeUpdating(@TempDir Path dir) throws Exception {
         try (MetricsLog metrics = new MetricsLog(dir.resolve("metrics.jsonl")); StopSignal stop = StopSignal.manual()) {
-            TrainingDiverged e = assertThrows(TrainingDiverged.class, new NanGradient(context(dir, metrics, stop), false)::run);
+            TrainingDiverged e = assertThrows(TrainingDiverged.class, new Scripted(context(dir, metrics, stop),
+                    // sqrt(p - p) is 0, with gradient inf - inf = NaN: a finite loss, non-finite gradients.
+                    (p, i) -> i == 2 ? p.square().sum().add(p.sub(p).sqrt().sum()) : p.square().sum())::run);
             assertTrue(e.getMessage().contains("gradients are not finite at step 3") && e.getMessage().contains("[p]"),
                     e.getMessage());
         }
@@ -159,7 +121,7 @@ class DivergenceTest {
             stop.request();
             StageContext ctx = new StageContext(cfg, cfg.stages().get(0), dir, dir.resolve("s"), data, metrics, stop,
                     null, MetricsLog.record(), teacher);
-            assertThrows(StageStopped.class, new Diverging(ctx)::run);
+            assertThrows(StageStopped.class, diverging(ctx)::run);
         }
         assertEquals(0L, new CheckpointStore(dir.resolve("s/checkpoints"), 2).latest().orElseThrow().step());
     }
