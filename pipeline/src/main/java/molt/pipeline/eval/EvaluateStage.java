@@ -108,7 +108,7 @@ public final class EvaluateStage {
         boolean cached = res.path("cached").asBoolean(false);
         r.put("trained_parameters", total);
         r.put("trained_fraction", 1.0);
-        r.put("tokens", cached ? pt.tokens() : res.path("tokens").asLong(pt.tokens()));
+        r.put("tokens", res.path("tokens").asLong(pt.tokens()));
         r.put("teacher_cached", cached);
         JsonNode run = read(ctx.runDir().resolve("run.json"));
         seconds.put(pt.name(), run.path("stages").path(pt.name()).path("seconds").asDouble(0));

@@ -81,13 +81,19 @@ public final class TeacherPretrainStage extends TrainingLoop {
         }
     }
 
+    /** The stage's result.json, kept beside the cached teacher. */
+    static final String TRAINING_RECORD = "molt_pretrain.json";
+
     /** Trains the teacher into its cache directory, or reuses the one already there. */
     public static void runOrReuse(StageContext ctx, Device device) throws IOException {
         Path dir = ctx.teacherDir();
         if (Files.isRegularFile(dir.resolve("config.json"))) {
             LOG.info("{}: reusing the cached teacher {}", ctx.stage().name(), dir);
-            AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
-                    JSON.createObjectNode().put("cached", true).put("teacher", dir.toString()).toPrettyString());
+            Path trained = dir.resolve(TRAINING_RECORD);
+            ObjectNode result = Files.isRegularFile(trained) ? (ObjectNode) JSON.readTree(trained.toFile())
+                    : JSON.createObjectNode();
+            result.put("cached", true).put("teacher", dir.toString());
+            AtomicFiles.writeString(ctx.stageDir().resolve("result.json"), result.toPrettyString());
             return;
         }
         TeacherPretrainStage s = new TeacherPretrainStage(ctx, device);
@@ -101,6 +107,8 @@ public final class TeacherPretrainStage extends TrainingLoop {
             }
             s.model.save(tmp);
             new ByteTokenizer().save(tmp);
+            // What the training was (steps, tokens, losses), so a run that reuses the teacher can report it.
+            Files.copy(ctx.stageDir().resolve("result.json"), tmp.resolve(TRAINING_RECORD));
             AtomicFiles.moveAtomically(tmp, dir);
             LOG.info("{}: teacher saved to {}", ctx.stage().name(), dir);
         } finally {

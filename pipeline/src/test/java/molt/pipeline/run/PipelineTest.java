@@ -229,5 +229,11 @@ class PipelineTest {
         assertEquals(0, again.exit(), again.err());
         assertTrue(Files.readString(dir.resolve("run2/molt.log")).contains("reusing the cached teacher"));
         assertEquals(teacher.toString(), JSON.readTree(dir.resolve("run2/report.json").toFile()).get("teacher").asText());
+        // The reused teacher reports the training that made it.
+        JsonNode made = JSON.readTree(dir.resolve("run1/report.json").toFile()).path("stages").path("pretrain").path("result");
+        JsonNode reused = JSON.readTree(dir.resolve("run2/report.json").toFile()).path("stages").path("pretrain").path("result");
+        assertTrue(reused.path("cached").asBoolean());
+        assertEquals(made.path("tokens").asLong(), reused.path("tokens").asLong());
+        assertEquals(made.path("best_val_loss").asDouble(), reused.path("best_val_loss").asDouble());
     }
 }
