@@ -77,7 +77,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public record Stage(String name, String type, long tokens, double lr, double weightDecay, int gradAccum,
                         double clipNorm, double mseWeight, double attentionCeWeight, double ceWeight, double klWeight,
                         double temperature, int valEvery, int valBatches, String scheduler, double plateauFactor,
-                        int plateauPatience, int logEvery, boolean merged, String dtype, String klSource, int topK,
+                        int plateauPatience, int warmupSteps, double minLrRatio, int logEvery, boolean merged, String dtype, String klSource, int topK,
                         Eval eval, Pretrain pretrain) {
 
         public boolean trains() {
@@ -270,6 +270,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         String sched = "constant";
         double factor = 0.5;
         int patience = 2;
+        int warmup = 0;
+        double minLrRatio = 0.1;
         int logEvery = 10;
         boolean merged = true;
         String dtype = null;
@@ -285,7 +287,10 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             clip = s.number("clip_norm", 1.0, 0, 1e6, true);
             valEvery = (int) s.integer("val_every", 50, 1, Integer.MAX_VALUE);
             valBatches = (int) s.integer("val_batches", 4, 1, 1 << 20);
-            sched = s.choice("scheduler", at ? "plateau" : "constant", Set.of("plateau", "constant"));
+            sched = s.choice("scheduler", at ? "plateau" : "constant", Set.of("plateau", "constant", "cosine"));
+            // cosine: linear warmup over warmup_steps, then a cosine from lr down to min_lr_ratio * lr at the end.
+            warmup = (int) s.integer("warmup_steps", 0, 0, Integer.MAX_VALUE);
+            minLrRatio = s.number("min_lr_ratio", 0.1, 0, 1, true);
             factor = s.number("plateau_factor", 0.5, 0, 1, false);
             patience = (int) s.integer("plateau_patience", 2, 0, 1 << 20);
             logEvery = (int) s.integer("log_every", 10, 1, 1 << 20);
@@ -360,7 +365,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         s.finish();
         return new Stage(name, type, tokens, lr, wd, accum, clip, mse, attCe, ce, kl, temp, valEvery, valBatches,
-                sched, factor, patience, logEvery, merged, dtype, klSource, topK, eval, pretrain);
+                sched, factor, patience, warmup, minLrRatio, logEvery, merged, dtype, klSource, topK, eval, pretrain);
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */
@@ -425,7 +430,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 n.put("tokens", s.tokens()).put("lr", s.lr()).put("weight_decay", s.weightDecay())
                         .put("clip_norm", s.clipNorm()).put("val_every", s.valEvery()).put("val_batches", s.valBatches())
                         .put("scheduler", s.scheduler()).put("plateau_factor", s.plateauFactor())
-                        .put("plateau_patience", s.plateauPatience()).put("log_every", s.logEvery());
+                        .put("plateau_patience", s.plateauPatience()).put("warmup_steps", s.warmupSteps())
+                        .put("min_lr_ratio", s.minLrRatio()).put("log_every", s.logEvery());
             }
             if (s.type().equals(ATTENTION_TRANSFER)) {
                 n.put("mse_weight", s.mseWeight()).put("attention_ce_weight", s.attentionCeWeight());

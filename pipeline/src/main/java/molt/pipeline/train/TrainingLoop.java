@@ -23,7 +23,7 @@ import org.apache.logging.log4j.Logger;
 
 /**
  * The loop every training stage shares: a token budget turned into optimizer steps, AdamW with global-norm
- * clipping, a reduce-on-plateau or constant schedule, validation that keeps the best weights, checkpoints that
+ * clipping, a reduce-on-plateau, cosine or constant schedule, validation that keeps the best weights, checkpoints that
  * hold everything a bit-exact resume needs (weights, optimizer moments, schedule, best, data position), NaN
  * detection, a polite stop on SIGTERM, and one metrics line per step. Subclasses supply the loss.
  */
@@ -180,6 +180,9 @@ public abstract class TrainingLoop {
                 throw new TrainingDiverged(ctx.id(), step + 1, loss, opt.nonFinite(params));
             }
             double scale = stage.clipNorm() > 0 && norm > stage.clipNorm() ? stage.clipNorm() / norm : 1.0;
+            if (stage.scheduler().equals("cosine")) {
+                sched.lr = cosine(step, totalSteps);
+            }
             opt.update(params, sched.lr, scale);
             step++;
             lastLoss = loss;
@@ -230,6 +233,24 @@ public abstract class TrainingLoop {
                 .put("model_parameters", modelParameters());
         AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
+    }
+
+    private double cosine(long step, long total) {
+        return cosine(stage.lr(), stage.warmupSteps(), stage.minLrRatio(), step, total);
+    }
+
+    /**
+     * The cosine schedule's rate for optimizer step {@code step} (0-based) of {@code total}: linear warmup to
+     * {@code lr} over {@code warmup} steps, then a half cosine from {@code lr} to {@code minRatio * lr} at the last
+     * step.
+     */
+    static double cosine(double lr, int warmup, double minRatio, long step, long total) {
+        if (step < warmup) {
+            return lr * (step + 1) / warmup;
+        }
+        double progress = (double) (step - warmup) / Math.max(1, total - warmup - 1);
+        double floor = lr * minRatio;
+        return floor + (lr - floor) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress)));
     }
 
     /** Forward and backward of one optimizer step's micro-batches (gradients accumulate); the summed loss. */
