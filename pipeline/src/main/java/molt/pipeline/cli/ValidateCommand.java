@@ -84,6 +84,11 @@ public final class ValidateCommand implements Callable<Integer> {
         System.out.printf("# plan: %s%n", String.join(", ", plan.layers()));
         System.out.printf("# parameters: teacher %,d; attention transfer trains %,d (%.4f%%); LoRA trains %,d (%.4f%%)%n",
                 teacher, mixers, 100.0 * mixers / teacher, lora, 100.0 * lora / teacher);
+        for (var v : cfg.variants()) {
+            System.out.printf("# variant %s: plan %s; LoRA rank %d%s%n", v.name(),
+                    String.join(", ", v.student().plan(c.numLayers()).layers()), v.lora().rank(),
+                    v.skip().isEmpty() ? "" : "; skips " + String.join(", ", v.skip()));
+        }
         System.out.printf("# memory estimate: %.2f GiB (fp32 teacher weights, trained parameters with AdamW state and "
                 + "gradients, activations of one %d-token micro-batch)%n", memory / (double) (1L << 30), t);
         return 0;
