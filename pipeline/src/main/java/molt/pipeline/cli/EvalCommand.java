@@ -78,7 +78,7 @@ public final class EvalCommand implements Callable<Integer> {
         }
         try (LanguageModel m = Models.load(model, device)) {
             ObjectNode r = Evaluator.evaluate(m, tok, ds, new Evaluator.Settings(sequences, distances, probes, 12,
-                    contexts, 16));
+                    contexts, 64));
             Map<String, ObjectNode> rows = Map.of(model.getFileName().toString(), r);
             System.out.print(Evaluator.table(rows, java.util.List.of()) + "\n" + Evaluator.decodeTable(rows));
             if (out != null) {

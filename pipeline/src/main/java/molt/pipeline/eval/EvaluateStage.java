@@ -47,7 +47,7 @@ public final class EvaluateStage {
 
     public static void run(StageContext ctx, Device device, List<Target> students) throws IOException {
         RunConfig.Eval e = ctx.stage().eval();
-        Evaluator.Settings s = new Evaluator.Settings(e.sequences(), e.distances(), e.probes(), 12, e.contexts(), 16);
+        Evaluator.Settings s = new Evaluator.Settings(e.sequences(), e.distances(), e.probes(), 12, e.contexts(), 64);
         TextTokenizer tok = Tokenizers.load(ctx.teacherDir());
         Map<String, ObjectNode> results = new LinkedHashMap<>();
         try (LanguageModel t = LlamaModel.load(ctx.teacherDir(), device)) {
