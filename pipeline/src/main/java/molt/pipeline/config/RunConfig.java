@@ -77,7 +77,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     public record Stage(String name, String type, long tokens, double lr, double weightDecay, int gradAccum,
                         double clipNorm, double mseWeight, double attentionCeWeight, double ceWeight, double klWeight,
                         double temperature, int valEvery, int valBatches, String scheduler, double plateauFactor,
-                        int plateauPatience, int warmupSteps, double minLrRatio, int logEvery, boolean merged, String dtype, String klSource, int topK,
+                        int plateauPatience, int warmupSteps, double minLrRatio, int logEvery, boolean merged,
+                        String dtype, String klSource, int topK,
                         Eval eval, Pretrain pretrain) {
 
         public boolean trains() {
@@ -423,8 +424,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 RunConfig.Pretrain p = s.pretrain();
                 n.put("hidden", p.hidden()).put("layers", p.layers()).put("heads", p.heads()).put("kv_heads", p.kvHeads())
                         .put("intermediate", p.intermediate()).put("rope_theta", p.ropeTheta())
-                        .put("copy_fraction", p.copyFraction()).put("copy_scrambled", p.copyScrambled()).put("copy_min_span", p.copyMinSpan())
-                        .put("copy_max_span", p.copyMaxSpan());
+                        .put("copy_fraction", p.copyFraction()).put("copy_scrambled", p.copyScrambled())
+                        .put("copy_min_span", p.copyMinSpan()).put("copy_max_span", p.copyMaxSpan());
             }
             if (s.trains() || s.pretrain() != null) {
                 n.put("tokens", s.tokens()).put("lr", s.lr()).put("weight_decay", s.weightDecay())

@@ -60,12 +60,7 @@ public final class Evaluator {
         long[] fill = filler.stream().flatMapToLong(java.util.Arrays::stream).toArray();
         ObjectNode recall = out.putObject("recall");
         for (int d : s.distances()) {
-            double acc = 0;
-            for (int p = 0; p < s.probes(); p++) {
-                RecallProbes.Probe probe = RecallProbes.repeatedSpan(tok, fill, s.spanChars(), d, 1000L * d + p);
-                acc += RecallProbes.accuracy(probe, argmax(model, probe.tokens()));
-            }
-            recall.put(String.valueOf(d), acc / s.probes());
+            recall.put(String.valueOf(d), recall(model, tok, fill, s.spanChars(), d, s.probes()));
         }
         // Decoding: prefill a context, then time single steps; the state's bytes after the context.
         ArrayNode decode = out.putArray("decode");
@@ -91,6 +86,20 @@ public final class Evaluator {
             }
         }
         return out;
+    }
+
+    /**
+     * Mean accuracy of {@code probes} repeated-span probes (spans of {@code spanChars} random letters in
+     * {@code filler}, repeated {@code distance} tokens later), seeded by distance and probe index.
+     */
+    public static double recall(LanguageModel model, TextTokenizer tok, long[] filler, int spanChars, int distance,
+                                int probes) {
+        double acc = 0;
+        for (int p = 0; p < probes; p++) {
+            RecallProbes.Probe probe = RecallProbes.repeatedSpan(tok, filler, spanChars, distance, 1000L * distance + p);
+            acc += RecallProbes.accuracy(probe, argmax(model, probe.tokens()));
+        }
+        return acc / probes;
     }
 
     private static int[] argmax(LanguageModel model, long[] tokens) {

@@ -112,7 +112,8 @@ public final class Runner {
                         StageContext ctx = new StageContext(job.config(), stage, dir, stageDir, data, metrics, stop,
                                 previous.get(job.chain()), header, teacherDir, job.id());
                         try {
-                            runStage(ctx, device, evaluationTargets(cfg, jobs, dir, state, students));
+                            runStage(ctx, device, stage.type().equals(RunConfig.EVALUATE)
+                                    ? evaluationTargets(cfg, jobs, dir, state, students) : List.of());
                         } catch (RuntimeException | IOException e) {
                             state.set(job.id(), e instanceof molt.pipeline.train.StageStopped ? "stopped" : "failed");
                             throw e;
@@ -228,18 +229,17 @@ public final class Runner {
         List<EvaluateStage.Target> out = new ArrayList<>();
         for (Map.Entry<String, Path> e : students.entrySet()) {
             String chain = e.getKey();
-            String description = chain.equals(MAIN) ? "" : cfg.variants().stream()
-                    .filter(v -> v.name().equals(chain)).findFirst().map(RunConfig.Variant::description).orElse("");
-            RunConfig.Student st = chain.equals(MAIN) ? cfg.student() : cfg.variants().stream()
-                    .filter(v -> v.name().equals(chain)).findFirst().orElseThrow().student();
+            RunConfig.Variant variant = cfg.variants().stream().filter(v -> v.name().equals(chain)).findFirst()
+                    .orElse(null);
+            RunConfig.Student st = variant == null ? cfg.student() : variant.student();
+            String description = variant == null || variant.description().isEmpty() ? st.mixer() : variant.description();
             List<EvaluateStage.StageRecord> made = new ArrayList<>();
             for (Job j : jobs) {
                 if (j.chain().equals(chain) && j.stage().trains()) {
                     made.add(new EvaluateStage.StageRecord(j.stage().name(), j.dir(dir), state.seconds(j.id())));
                 }
             }
-            out.add(new EvaluateStage.Target(chain, description.isEmpty() ? st.mixer() : description, e.getValue(),
-                    made));
+            out.add(new EvaluateStage.Target(chain, description, e.getValue(), made));
         }
         return out;
     }

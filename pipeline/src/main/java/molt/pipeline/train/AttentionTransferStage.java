@@ -1,7 +1,5 @@
 package molt.pipeline.train;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -10,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Arrays;
 import java.util.Map;
 import molt.student.StudentModel;
+import molt.teacher.model.Scalars;
 import molt.teacher.model.Taps;
 
 /**

@@ -1,13 +1,12 @@
 package molt.pipeline.train;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import molt.student.StudentModel;
+import molt.teacher.model.Scalars;
 import molt.teacher.model.Taps;
 
 /**

@@ -186,21 +186,9 @@ public final class TeacherPretrainStage extends TrainingLoop {
         double sum = 0;
         int n = 0;
         for (int d : new int[] {seqLen / 4, seqLen * 3 / 4}) {
-            if (d < 16) {
-                continue; // shorter than a probe's span
-            }
-            for (int p = 0; p < 4; p++) {
-                molt.data.probes.RecallProbes.Probe probe = molt.data.probes.RecallProbes.repeatedSpan(tok, filler, 12,
-                        d, 1000L * d + p);
-                try (NDManager m = manager.newSubManager()) {
-                    long[] idx = runner.logits(m, new long[][] {probe.tokens()}).argMax(-1).toLongArray();
-                    int[] argmax = new int[idx.length];
-                    for (int i = 0; i < idx.length; i++) {
-                        argmax[i] = (int) idx[i];
-                    }
-                    sum += molt.data.probes.RecallProbes.accuracy(probe, argmax);
-                    n++;
-                }
+            if (d >= 16) { // shorter distances do not fit a probe's span
+                sum += molt.pipeline.eval.Evaluator.recall(runner, tok, filler, 12, d, 4);
+                n++;
             }
         }
         if (n > 0) {

@@ -1,7 +1,5 @@
 package molt.pipeline.train;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -18,6 +16,7 @@ import molt.pipeline.config.RunConfig;
 import molt.pipeline.run.CheckpointStore;
 import molt.pipeline.run.MetricsLog;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.model.Scalars;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -133,7 +132,7 @@ public abstract class TrainingLoop {
         long totalSteps = Math.max(1, (stage.tokens() + tokensPerStep - 1) / tokensPerStep);
         CheckpointStore store = new CheckpointStore(ctx.stageDir().resolve("checkpoints"), cfg.checkpoint().keepLast());
         Map<String, NDArray> params = trainable();
-        if (params.values().stream().mapToLong(NDArray::size).sum() == 0) {
+        if (count(params) == 0) {
             // Parameter-free mixers (Liger's GLA): nothing to train; report the stage's metrics and move on.
             LOG.info("{}: the student has no parameters for this stage to train; nothing to do", ctx.id());
             WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), studentWeights(), Map.of());
@@ -156,7 +155,7 @@ public abstract class TrainingLoop {
             LOG.info("{}: resuming at step {} of {}", ctx.id(), step, totalSteps);
         } else {
             LOG.info("{}: {} steps of {} tokens ({} trainable parameters)", ctx.id(), totalSteps, tokensPerStep,
-                    params.values().stream().mapToLong(NDArray::size).sum());
+                    count(params));
         }
         long started = System.nanoTime();
         long startStep = step;

@@ -1,13 +1,12 @@
 package molt.student.core;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.student.mixer.Masks;
+import molt.teacher.model.Scalars;
 
 /**
  * The per-key-dimension decay recurrence of gated linear attention (GLA, Yang et al. 2024):

@@ -1,13 +1,12 @@
 package molt.student.core;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.student.mixer.Masks;
+import molt.teacher.model.Scalars;
 
 /**
  * The scalar-decay linear recurrence shared by retention, gated retention and Mamba-2 (flash-linear-attention's

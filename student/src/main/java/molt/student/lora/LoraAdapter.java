@@ -1,7 +1,5 @@
 package molt.student.lora;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -9,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
+import molt.teacher.model.Scalars;
 
 /**
  * A low-rank adapter on one frozen linear layer {@code y = x W^T + b} with W of shape [out, in]:

@@ -1,7 +1,5 @@
 package molt.student.mixer;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -10,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import molt.student.core.DeltaRule;
+import molt.teacher.model.Scalars;
 
 /**
  * {@code gated_deltanet} (Yang et al. 2025) on the shared {@link DeltaRule} core, initialized from an attention

@@ -1,7 +1,5 @@
 package molt.student.mixer;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -10,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import molt.student.core.KeyDecay;
+import molt.teacher.model.Scalars;
 
 /**
  * Gated linear attention with a data-dependent decay per key dimension (GLA, Yang et al. 2024), on the shared

@@ -1,10 +1,9 @@
 package molt.student.mixer;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.model.Scalars;
 
 /**
  * LoLCATs' Hedgehog feature map, per head h: phi(x) = [softmax(x W_h), softmax(-x W_h)], two separate softmaxes

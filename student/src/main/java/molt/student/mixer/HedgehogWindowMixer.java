@@ -1,7 +1,5 @@
 package molt.student.mixer;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -10,6 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import molt.teacher.model.Scalars;
 
 /**
  * {@code hedgehog_window}, LoLCATs' default: softmax attention over a sliding window plus Hedgehog linear attention

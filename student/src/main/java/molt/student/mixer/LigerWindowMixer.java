@@ -1,13 +1,12 @@
 package molt.student.mixer;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import java.util.Map;
+import molt.teacher.model.Scalars;
 
 /**
  * {@code gla_liger_window}: Liger's hybrid output, 0.5 x sliding-window softmax attention (the w most recent tokens,

@@ -1,7 +1,5 @@
 package molt.student.mixer;
 
-import molt.teacher.model.Scalars;
-
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -10,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import molt.student.core.ScalarDecay;
+import molt.teacher.model.Scalars;
 
 /**
  * {@code mamba2}: the selective state-space mixer of Mamba-2 (Dao and Gu 2024), initialized from an attention

@@ -49,7 +49,7 @@ class ScalarsTest {
                 keep = poison ? poisonFreedMemory() : List.of();
                 gc.backward(y);
             }
-            assertTrue(keep.size() >= 0);
+            java.lang.ref.Reference.reachabilityFence(keep); // the poison stays allocated through backward
             return x.getGradient().toFloatArray();
         }
     }
