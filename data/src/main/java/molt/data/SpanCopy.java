@@ -32,6 +32,15 @@ public final class SpanCopy {
      * text is partly predictable without looking back, which weakens the signal that teaches copying).
      */
     public static Copy apply(long[] row, Random r, int minSpan, int maxSpan, boolean scramble) {
+        return apply(row, r, minSpan, maxSpan, scramble ? row.clone() : null);
+    }
+
+    /**
+     * As {@link #apply(long[], Random, int, int)}; with a {@code pool}, the source span is first overwritten with
+     * tokens drawn uniformly from it (the row's own tokens, or an alphabet such as the lowercase letters of the
+     * recall probes), so that the second copy is predictable only by copying.
+     */
+    public static Copy apply(long[] row, Random r, int minSpan, int maxSpan, long[] pool) {
         if (minSpan < 1 || maxSpan < minSpan) {
             throw new IllegalArgumentException("expected 1 <= minSpan <= maxSpan, found " + minSpan + ", " + maxSpan);
         }
@@ -44,8 +53,7 @@ public final class SpanCopy {
         // Distance uniform in [len, n - len]; then the source start uniform among those that fit.
         int distance = len + r.nextInt(n - 2 * len + 1);
         int source = r.nextInt(n - len - distance + 1);
-        if (scramble) {
-            long[] pool = row.clone();
+        if (pool != null) {
             for (int i = 0; i < len; i++) {
                 row[source + i] = pool[r.nextInt(pool.length)];
             }

@@ -58,6 +58,21 @@ class SpanCopyTest {
     }
 
     @Test
+    void spansScrambledFromAnAlphabetUseOnlyIt() {
+        long[] letters = RepeatedBlocks.lowercaseLetters();
+        Random r = new Random(5);
+        for (int trial = 0; trial < 50; trial++) {
+            long[] after = row(120);
+            SpanCopy.Copy c = SpanCopy.apply(after, r, 10, 20, letters);
+            for (int i = 0; i < c.length(); i++) {
+                long t = after[c.source() + i];
+                assertTrue(t >= 'a' && t <= 'z', "token " + t + " is a lowercase letter");
+                assertEquals(t, after[c.source() + c.distance() + i]);
+            }
+        }
+    }
+
+    @Test
     void rowsTooShortAreLeftAloneAndBadSpansRefused() {
         long[] tiny = row(7);
         assertNull(SpanCopy.apply(tiny, new Random(1), 4, 8));

@@ -66,7 +66,10 @@ class TopKAndProbesTest {
         for (int pos : p.scored()) {
             assertEquals(p.tokens()[pos + 1 - 100], p.tokens()[pos + 1]);
         }
-        assertEquals(13, p.scored().length); // 14 tokens " xxxxxxxxxxxx ", all but the first scored
+        // 14 tokens " xxxxxxxxxxxx ": the second letter on (11 letters and the closing space) are scored
+        assertEquals(12, p.scored().length);
+        assertEquals(' ', (char) p.tokens()[first - 1]); // scored from the first letter: it predicts the second
+        assertTrue(Character.isLetter((char) p.tokens()[first]));
         int[] perfect = new int[p.tokens().length];
         for (int i = 0; i + 1 < perfect.length; i++) {
             perfect[i] = (int) p.tokens()[i + 1];

@@ -11,7 +11,7 @@ import molt.teacher.tokenizer.TextTokenizer;
  *
  * <ul>
  *   <li>{@link #repeatedSpan}: a span of random lowercase letters, filler text, then the same span again; the
- *   second copy's tokens after its first are scored. Copying a span seen {@code distance} tokens earlier is what
+ *   second copy's tokens from its second letter on are scored. Copying a span seen {@code distance} tokens earlier is what
  *   induction heads do, so a softmax teacher trained on ordinary text solves it; a fixed-state mixer must remember
  *   the span across the gap, which is where linear attention loses.</li>
  *   <li>{@link #associativeRecall}: "k1=v1 k2=v2 ... " pairs of random letter keys and digit values, filler, then
@@ -76,10 +76,12 @@ public final class RecallProbes {
         for (long x : span) {
             t.add(x);
         }
-        // Score predicting each token of the second copy from its predecessor, except the first (not inferable).
-        int[] scored = new int[span.length - 1];
+        // Score predicting each token of the second copy from its predecessor, except the first two: the leading
+        // space and the first letter after it follow filler text and could start any word, so no model can know
+        // that a copy has begun before it has seen the first letter. From the second letter on, copying decides.
+        int[] scored = new int[span.length - 2];
         for (int i = 0; i < scored.length; i++) {
-            scored[i] = second + i;
+            scored[i] = second + 1 + i;
         }
         return new Probe(t.stream().mapToLong(Long::longValue).toArray(), scored);
     }

@@ -97,7 +97,21 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
 
     /** The architecture a {@code teacher_pretrain} stage trains from scratch (byte vocabulary, untied head). */
     public record Pretrain(int hidden, int layers, int heads, int kvHeads, int intermediate, double ropeTheta,
-                           double copyFraction, double copyScrambled, int copyMinSpan, int copyMaxSpan) {
+                           double copyFraction, double copyScrambled, String copyScrambleFrom, int copyMinSpan,
+                           int copyMaxSpan, Repeats repeats) {
+    }
+
+    /**
+     * The induction curriculum of {@code teacher_pretrain} (see molt.data.RepeatedBlocks): {@code warmupSteps}
+     * optimizer steps of {@code sequences} sequences of {@code seqLen} tokens, each a random block of
+     * {@code minPeriod..maxPeriod} lowercase letters repeated, before any corpus step; then, when {@code every > 0},
+     * one more such step after every {@code every} corpus steps, at the run's sequence length (as many sequences as
+     * hold a warmup step's tokens, periods up to half the length).
+     */
+    public record Repeats(int warmupSteps, int seqLen, int sequences, int minPeriod, int maxPeriod, int every) {
+        public boolean enabled() {
+            return warmupSteps > 0 || every > 0;
+        }
     }
 
     /** The pretraining stage, if any (it comes first, after data preparation: every other stage uses its teacher). */
@@ -343,13 +357,28 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             // their own text, and the span lengths in tokens.
             double copyFraction = s.number("copy_fraction", 0, 0, 1, true);
             double copyScrambled = s.number("copy_scrambled", 0, 0, 1, true);
+            String scrambleFrom = s.choice("copy_scramble_from", "row", Set.of("row", "letters"));
             int copyMin = (int) s.integer("copy_min_span", 8, 1, 1 << 20);
             int copyMax = (int) s.integer("copy_max_span", 32, 1, 1 << 20);
             if (copyMax < copyMin) {
                 throw s.error("copy_max_span", "must be >= copy_min_span (" + copyMin + "), found " + copyMax);
             }
+            // The induction curriculum (repeated random blocks), off unless asked for.
+            int repWarm = (int) s.integer("repeat_warmup_steps", 0, 0, Integer.MAX_VALUE);
+            int repLen = (int) s.integer("repeat_seq_len", 96, 2, 1 << 20);
+            int repSeqs = (int) s.integer("repeat_sequences", 8, 1, 1 << 16);
+            int repMin = (int) s.integer("repeat_min_period", 6, 1, 1 << 20);
+            int repMax = (int) s.integer("repeat_max_period", 48, 1, 1 << 20);
+            int repEvery = (int) s.integer("repeat_every", 0, 0, Integer.MAX_VALUE);
+            if (repMax < repMin) {
+                throw s.error("repeat_max_period", "must be >= repeat_min_period (" + repMin + "), found " + repMax);
+            }
+            if (repMin >= repLen) {
+                throw s.error("repeat_min_period", "must be shorter than repeat_seq_len (" + repLen + ") for a block "
+                        + "to repeat, found " + repMin);
+            }
             pretrain = new Pretrain(hidden, layers, heads, kv, intermediate, ropeTheta, copyFraction, copyScrambled,
-                    copyMin, copyMax);
+                    scrambleFrom, copyMin, copyMax, new Repeats(repWarm, repLen, repSeqs, repMin, repMax, repEvery));
         }
         Eval eval = null;
         if (type.equals(EVALUATE)) {
@@ -426,6 +455,15 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                         .put("intermediate", p.intermediate()).put("rope_theta", p.ropeTheta())
                         .put("copy_fraction", p.copyFraction()).put("copy_scrambled", p.copyScrambled())
                         .put("copy_min_span", p.copyMinSpan()).put("copy_max_span", p.copyMaxSpan());
+                if (!p.copyScrambleFrom().equals("row")) { // absent at the default: older cached teachers keep their key
+                    n.put("copy_scramble_from", p.copyScrambleFrom());
+                }
+                Repeats r = p.repeats();
+                if (r.enabled()) { // absent when off, so teachers cached before the curriculum existed keep their key
+                    n.put("repeat_warmup_steps", r.warmupSteps()).put("repeat_seq_len", r.seqLen())
+                            .put("repeat_sequences", r.sequences()).put("repeat_min_period", r.minPeriod())
+                            .put("repeat_max_period", r.maxPeriod()).put("repeat_every", r.every());
+                }
             }
             if (s.trains() || s.pretrain() != null) {
                 n.put("tokens", s.tokens()).put("lr", s.lr()).put("weight_decay", s.weightDecay())

@@ -149,7 +149,46 @@ public final class TeacherPretrainStage extends TrainingLoop {
 
     @Override
     protected NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Object prepared) {
-        return crossEntropy(step, augmented(batch, stepIndex));
+        // The curriculum's batches (extraBatch) come from no shard and are used as they are.
+        return crossEntropy(step, batch.shards() == null ? batch : augmented(batch, stepIndex));
+    }
+
+    /**
+     * Steps of the induction curriculum (RunConfig.Repeats): the warmup, then one after every {@code every} corpus
+     * steps.
+     */
+    @Override
+    protected long extraSteps(long corpusSteps) {
+        RunConfig.Repeats r = stage.pretrain().repeats();
+        return r.warmupSteps() + (r.every() > 0 ? corpusSteps / r.every() : 0);
+    }
+
+    /**
+     * Repeated random blocks at the curriculum's steps: short sequences during the warmup, then every
+     * {@code every + 1}-th step sequences of the run's length with periods up to half of it (long-distance
+     * copying), as many as hold the warmup steps' tokens. Seeded by the run's seed and the step.
+     */
+    @Override
+    protected BatchReader.Batch extraBatch(long step) {
+        RunConfig.Repeats r = stage.pretrain().repeats();
+        java.util.Random rnd = new java.util.Random(ctx.config().seed() * 1_000_033L + step + 17);
+        long[] letters = molt.data.RepeatedBlocks.lowercaseLetters();
+        if (step < r.warmupSteps()) {
+            return synthetic(molt.data.RepeatedBlocks.batch(rnd, letters, r.sequences(), r.seqLen() + 1,
+                    r.minPeriod(), r.maxPeriod()));
+        }
+        long after = step - r.warmupSteps();
+        if (r.every() <= 0 || (after + 1) % (r.every() + 1) != 0) {
+            return null;
+        }
+        int seqLen = ctx.config().data().seqLen();
+        int rows = Math.max(1, r.sequences() * r.seqLen() / seqLen);
+        return synthetic(molt.data.RepeatedBlocks.batch(rnd, letters, rows, seqLen + 1, r.minPeriod(),
+                Math.max(r.minPeriod(), seqLen / 2)));
+    }
+
+    private static BatchReader.Batch synthetic(long[][] rows) {
+        return new BatchReader.Batch(rows, null, null, null);
     }
 
     /**
@@ -166,7 +205,10 @@ public final class TeacherPretrainStage extends TrainingLoop {
         for (int i = 0; i < rows.length; i++) {
             rows[i] = batch.rows()[i].clone();
             if (r.nextDouble() < p.copyFraction()) {
-                SpanCopy.apply(rows[i], r, p.copyMinSpan(), p.copyMaxSpan(), r.nextDouble() < p.copyScrambled());
+                long[] pool = r.nextDouble() >= p.copyScrambled() ? null
+                        : p.copyScrambleFrom().equals("letters") ? molt.data.RepeatedBlocks.lowercaseLetters()
+                        : rows[i].clone();
+                SpanCopy.apply(rows[i], r, p.copyMinSpan(), p.copyMaxSpan(), pool);
             }
         }
         return batch.withRows(rows);

@@ -65,6 +65,23 @@ public abstract class TrainingLoop {
     protected void validationExtras(ObjectNode rec) {
     }
 
+    /**
+     * Optimizer steps this stage adds to the {@code corpusSteps} its token budget buys, each of them trained on
+     * {@link #extraBatch} instead of the corpus (0: none).
+     */
+    protected long extraSteps(long corpusSteps) {
+        return 0;
+    }
+
+    /**
+     * The batch of optimizer step {@code step} (0-based) when the stage trains that step on something other than the
+     * corpus (rows [B][T+1], any B and T), or null to read the corpus; non-null for exactly {@link #extraSteps} of
+     * the steps. The corpus reader does not move on such a step, so a resumed run reads the same corpus rows.
+     */
+    protected BatchReader.Batch extraBatch(long step) {
+        return null;
+    }
+
     /** Micro-batches per optimizer step. */
     protected int accumulation() {
         return 1;
@@ -129,7 +146,9 @@ public abstract class TrainingLoop {
         RunConfig cfg = ctx.config();
         int batch = cfg.data().batchSize();
         long tokensPerStep = (long) batch * cfg.data().seqLen() * accumulation();
-        long totalSteps = Math.max(1, (stage.tokens() + tokensPerStep - 1) / tokensPerStep);
+        long corpusSteps = Math.max(1, (stage.tokens() + tokensPerStep - 1) / tokensPerStep);
+        long extra = extraSteps(corpusSteps);
+        long totalSteps = corpusSteps + extra;
         CheckpointStore store = new CheckpointStore(ctx.stageDir().resolve("checkpoints"), cfg.checkpoint().keepLast());
         Map<String, NDArray> params = trainable();
         if (count(params) == 0) {
@@ -148,27 +167,41 @@ public abstract class TrainingLoop {
         Schedule sched = new Schedule();
         sched.lr = stage.lr();
         long step = 0;
+        long tokens = 0;
         Path bestFile = ctx.stageDir().resolve("best.safetensors");
         var latest = store.latest();
         if (latest.isPresent()) {
             step = restore(latest.get().path(), params, opt, reader, sched);
+            tokens = restoredTokens(latest.get().path(), step * tokensPerStep);
             LOG.info("{}: resuming at step {} of {}", ctx.id(), step, totalSteps);
         } else {
-            LOG.info("{}: {} steps of {} tokens ({} trainable parameters)", ctx.id(), totalSteps, tokensPerStep,
-                    count(params));
+            LOG.info("{}: {} steps of {} tokens{} ({} trainable parameters)", ctx.id(), corpusSteps, tokensPerStep,
+                    extra > 0 ? " and " + extra + " steps of repeated sequences" : "", count(params));
         }
         long started = System.nanoTime();
         long startStep = step;
+        long startTokens = tokens;
         double lastLoss = Double.NaN;
         while (step < totalSteps) {
             if (ctx.stop().requested()) {
-                checkpoint(store, step, params, opt, reader, sched, Double.NaN);
+                checkpoint(store, step, tokens, params, opt, reader, sched, Double.NaN);
                 throw new StageStopped(ctx.id(), step);
             }
             long t0 = System.nanoTime();
             java.util.List<BatchReader.Batch> batches = new java.util.ArrayList<>();
-            for (int a = 0; a < accumulation(); a++) {
-                batches.add(reader.nextBatch());
+            BatchReader.Batch other = extraBatch(step);
+            if (other != null) {
+                batches.add(other);
+            } else {
+                for (int a = 0; a < accumulation(); a++) {
+                    batches.add(reader.nextBatch());
+                }
+            }
+            long stepTokens = 0;
+            for (BatchReader.Batch b : batches) {
+                for (long[] row : b.rows()) {
+                    stepTokens += row.length - 1;
+                }
             }
             double loss = accumulate(batches, step);
             double norm = opt.gradNorm(params);
@@ -184,11 +217,12 @@ public abstract class TrainingLoop {
             }
             opt.update(params, sched.lr, scale);
             step++;
+            tokens += stepTokens;
             lastLoss = loss;
             double sec = (System.nanoTime() - t0) / 1e9;
             ObjectNode rec = MetricsLog.record().put("stage", ctx.id()).put("step", step)
-                    .put("tokens", step * tokensPerStep).put("loss", loss).put("lr", sched.lr)
-                    .put("grad_norm", norm).put("tokens_per_s", tokensPerStep / sec)
+                    .put("tokens", tokens).put("loss", loss).put("lr", sched.lr)
+                    .put("grad_norm", norm).put("tokens_per_s", stepTokens / sec)
                     .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
             boolean last = step == totalSteps;
             double val = Double.NaN;
@@ -211,11 +245,11 @@ public abstract class TrainingLoop {
                 double elapsed = (System.nanoTime() - started) / 1e9;
                 double perStep = elapsed / (step - startStep);
                 LOG.info("{} step {}/{} loss {} {} tokens/s ETA {}s", ctx.id(), step, totalSteps,
-                        String.format("%.5f", loss), String.format("%.0f", tokensPerStep / perStep),
+                        String.format("%.5f", loss), String.format("%.0f", (tokens - startTokens) / elapsed),
                         String.format("%.0f", perStep * (totalSteps - step)));
             }
             if (step % ctx.config().checkpoint().everySteps() == 0 || last) {
-                checkpoint(store, step, params, opt, reader, sched, val);
+                checkpoint(store, step, tokens, params, opt, reader, sched, val);
             }
         }
         // Keep the best validated weights, as LoLCATs does.
@@ -227,7 +261,7 @@ public abstract class TrainingLoop {
         }
         WeightsFile.load(studentWeights(), WeightsFile.read(fin));
         ObjectNode result = results();
-        result.put("steps", step).put("tokens", step * tokensPerStep).put("best_val_loss", sched.best)
+        result.put("steps", step).put("tokens", tokens).put("best_val_loss", sched.best)
                 .put("last_loss", lastLoss).put("trainable_parameters", count(params))
                 .put("model_parameters", modelParameters());
         AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
@@ -281,20 +315,25 @@ public abstract class TrainingLoop {
     }
 
     /** Writes a checkpoint; {@code val} is its validation loss when validated at this step (the store keeps the best). */
-    private void checkpoint(CheckpointStore store, long step, Map<String, NDArray> params, AdamW opt,
+    private void checkpoint(CheckpointStore store, long step, long tokens, Map<String, NDArray> params, AdamW opt,
                             BatchReader reader, Schedule sched, double val) throws IOException {
         Path tmp = store.begin(step);
         Map<String, NDArray> all = new LinkedHashMap<>(studentWeights());
         all.putAll(opt.state());
         WeightsFile.write(tmp.resolve("state.safetensors"), all, Map.of());
         ObjectNode s = JSON.createObjectNode();
-        s.put("step", step).put("adam_step", opt.step()).put("lr", sched.lr).put("best", sched.best)
+        s.put("step", step).put("tokens", tokens).put("adam_step", opt.step()).put("lr", sched.lr).put("best", sched.best)
                 .put("bad", sched.bad);
         BatchReader.Position p = reader.position();
         s.putObject("data_position").put("epoch", p.epoch()).put("shard", p.shard()).put("row", p.row());
         s.set("run", ctx.header());
         AtomicFiles.writeString(tmp.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
         store.commit(tmp, step, val);
+    }
+
+    /** Tokens trained on up to a checkpoint ({@code fallback} for checkpoints written before they were counted). */
+    private static long restoredTokens(Path dir, long fallback) throws IOException {
+        return JSON.readTree(dir.resolve("state.json").toFile()).path("tokens").asLong(fallback);
     }
 
     private long restore(Path dir, Map<String, NDArray> params, AdamW opt, BatchReader reader, Schedule sched)

@@ -1,6 +1,7 @@
 package molt.pipeline.run;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -165,6 +166,72 @@ class PipelineTest {
         JsonNode sd = res.path("student").path("decode");
         assertTrue(td.get(1).path("state_bytes").asLong() > td.get(0).path("state_bytes").asLong());
         assertEquals(sd.get(0).path("state_bytes").asLong(), sd.get(1).path("state_bytes").asLong());
+    }
+
+    @Test
+    void theInductionCurriculumAddsItsStepsAndCountsTheirTokens(@TempDir Path dir) throws Exception {
+        String yaml = """
+                name: curriculum
+                output_dir: %s
+                teacher:
+                  cache_dir: %s
+                data:
+                  source: %s
+                  seq_len: 32
+                  val_fraction: 0.1
+                stages:
+                  - name: pretrain
+                    type: teacher_pretrain
+                    hidden: 32
+                    layers: 2
+                    heads: 4
+                    tokens: 640
+                    repeat_warmup_steps: 3
+                    repeat_seq_len: 16
+                    repeat_sequences: 4
+                    repeat_min_period: 2
+                    repeat_max_period: 6
+                    repeat_every: 4
+                    val_every: 10
+                    val_batches: 1
+                """;
+        Path corpus = PipelineTestSupport.corpus(dir);
+        Path config = dir.resolve("curriculum.yaml");
+        Files.writeString(config, yaml.formatted(dir.resolve("run"), dir.resolve("cache"), corpus));
+        CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
+        assertEquals(0, r.exit(), r.err());
+        // 640 tokens of 32 are 20 corpus steps; 3 warmup steps of 4 x 16 tokens, then one step of 2 x 32 tokens
+        // (the warmup's 64 tokens per step) after every 4 corpus steps: 5 more.
+        java.util.List<JsonNode> steps = new java.util.ArrayList<>();
+        for (String line : Files.readAllLines(dir.resolve("run/metrics.jsonl"))) {
+            JsonNode n = JSON.readTree(line);
+            if (n.path("stage").asText().equals("pretrain") && n.has("step")) {
+                steps.add(n);
+            }
+        }
+        assertEquals(28, steps.size());
+        long[] expected = new long[28];
+        long total = 0;
+        for (int i = 0; i < 28; i++) {
+            boolean repeated = i < 3 || (i - 3 + 1) % 5 == 0;
+            total += i < 3 ? 4 * 16 : repeated ? 2 * 32 : 32;
+            expected[i] = total;
+        }
+        for (int i = 0; i < 28; i++) {
+            assertEquals(expected[i], steps.get(i).path("tokens").asLong(), "tokens after step " + (i + 1));
+        }
+        JsonNode result = JSON.readTree(dir.resolve("run/report.json").toFile()).path("stages").path("pretrain")
+                .path("result");
+        assertEquals(28, result.path("steps").asLong());
+        assertEquals(640 + 3 * 64 + 5 * 64, result.path("tokens").asLong());
+        // The curriculum is part of what determines the teacher: without it, another cached teacher.
+        Files.writeString(config, yaml.formatted(dir.resolve("plain"), dir.resolve("cache"), corpus)
+                .replace("repeat_warmup_steps: 3", "repeat_warmup_steps: 0").replace("repeat_every: 4", "repeat_every: 0"));
+        assertEquals(0, CliTestSupport.run("run", config.toString()).exit());
+        assertNotEquals(JSON.readTree(dir.resolve("run/report.json").toFile()).get("teacher").asText(),
+                JSON.readTree(dir.resolve("plain/report.json").toFile()).get("teacher").asText());
+        assertEquals(640, JSON.readTree(dir.resolve("plain/report.json").toFile()).path("stages").path("pretrain")
+                .path("result").path("tokens").asLong());
     }
 
     @Test

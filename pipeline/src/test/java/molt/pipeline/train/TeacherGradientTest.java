@@ -32,7 +32,8 @@ class TeacherGradientTest {
 
     @Test
     void pretrainingGradientsMatchFiniteDifferences() {
-        RunConfig.Pretrain p = new RunConfig.Pretrain(32, 2, 4, 4, 64, 10000, 0, 0, 8, 32);
+        RunConfig.Pretrain p = new RunConfig.Pretrain(32, 2, 4, 4, 64, 10000, 0, 0, "row", 8, 32,
+                new RunConfig.Repeats(0, 96, 8, 6, 48, 0));
         LlamaConfig c = TeacherPretrainStage.config(p);
         LlamaModel model = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, 0), Device.cpu(), true);
         StudentModel runner = StudentModel.create(model, null,
