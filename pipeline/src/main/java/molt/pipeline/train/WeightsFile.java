@@ -20,7 +20,7 @@ public final class WeightsFile {
         List<SafetensorsWriter.Tensor> t = new ArrayList<>();
         for (Map.Entry<String, NDArray> e : arrays.entrySet()) {
             t.add(SafetensorsWriter.Tensor.ofFloats(e.getKey(), DType.F32, e.getValue().getShape().getShape(),
-                    e.getValue().toFloatArray()));
+                    molt.teacher.model.NativeArrays.values(e.getValue())));
         }
         SafetensorsWriter.write(file, t, metadata);
     }

@@ -173,6 +173,8 @@ class PipelineTest {
         String yaml = """
                 name: curriculum
                 output_dir: %s
+                checkpoint:
+                  every_steps: 5
                 teacher:
                   cache_dir: %s
                 data:
@@ -210,6 +212,10 @@ class PipelineTest {
             }
         }
         assertEquals(28, steps.size());
+        // Validations and checkpoints (every 5 steps) save the weights; saving leaks nothing.
+        for (JsonNode n : steps) {
+            assertEquals(steps.get(1).path("ndarrays").asLong(), n.path("ndarrays").asLong(), "arrays at " + n);
+        }
         long[] expected = new long[28];
         long total = 0;
         for (int i = 0; i < 28; i++) {

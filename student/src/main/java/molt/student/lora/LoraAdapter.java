@@ -94,8 +94,8 @@ public final class LoraAdapter {
             throw new IllegalArgumentException("merge: expected W [" + out + ", " + in + "], found " + w.length
                     + " elements");
         }
-        float[] av = a.toFloatArray();
-        float[] bv = b.toFloatArray();
+        float[] av = molt.teacher.model.NativeArrays.values(a);
+        float[] bv = molt.teacher.model.NativeArrays.values(b);
         int r = config.rank();
         double s = config.scaling();
         float[] merged = new float[w.length];

@@ -186,10 +186,7 @@ public final class LlamaModel implements LanguageModel {
 
     /** A stored array's values; the copy DJL makes on the way goes to a scratch manager, not the (capped) weights'. */
     private float[] values(NDArray a) {
-        try (NDManager scratch = NDManager.newBaseManager(device)) {
-            a.tempAttach(scratch);
-            return a.toFloatArray();
-        }
+        return NativeArrays.values(a);
     }
 
     /** A row-major [rows, cols] matrix transposed to [cols, rows] (in Java: no array joins the weights' manager). */

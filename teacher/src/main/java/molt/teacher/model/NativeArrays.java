@@ -23,6 +23,19 @@ public final class NativeArrays {
         }
     }
 
+    /**
+     * An array's values. DJL's {@code toFloatArray} makes a copy of a tensor that is not a contiguous float32 CPU
+     * tensor (a transposed weight, a gradient) and attaches it to the array's manager, where it stays: saving a
+     * model's weights leaked one such copy per transposed weight on every call. The copy goes to a scratch manager
+     * here and is freed on return.
+     */
+    public static float[] values(NDArray a) {
+        try (NDManager scratch = NDManager.newBaseManager(a.getDevice())) {
+            a.tempAttach(scratch);
+            return a.toFloatArray();
+        }
+    }
+
     public static NDArray longs(NDManager m, long[] values, Shape shape) {
         try (NDArray java = m.create(values, shape)) {
             NDArray owned = java.duplicate();
