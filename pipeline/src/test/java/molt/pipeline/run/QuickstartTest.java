@@ -32,7 +32,9 @@ class QuickstartTest {
         for (String set : new String[] {"output_dir=" + dir.resolve("run"), "teacher.cache_dir=" + dir.resolve("cache"),
             "data.source=" + corpus, "data.seq_len=48", "data.val_fraction=0.1", "student.feature_dim=4",
             "student.window=8", "student.chunk_size=16", "stages[0].hidden=32", "stages[0].layers=2",
-            "stages[0].intermediate=64", "stages[0].tokens=960", "stages[0].warmup_steps=2", "stages[0].val_every=10", "stages[1].tokens=192",
+            "stages[0].intermediate=64", "stages[0].tokens=960", "stages[0].warmup_steps=2", "stages[0].val_every=10",
+            "stages[0].repeat_warmup_steps=4", "stages[0].repeat_seq_len=16", "stages[0].repeat_sequences=2",
+            "stages[0].repeat_max_period=8", "stages[1].tokens=192",
             "stages[2].tokens=192", "stages[2].grad_accum=1", "stages[4].sequences=2", "stages[4].probes=2",
             "stages[4].distances=[16,32]", "stages[4].contexts=[16,48]"}) {
             args.add("--set");
