@@ -41,6 +41,15 @@ public final class SpanCopy {
      * recall probes), so that the second copy is predictable only by copying.
      */
     public static Copy apply(long[] row, Random r, int minSpan, int maxSpan, long[] pool) {
+        return apply(row, r, minSpan, maxSpan, pool, -1);
+    }
+
+    /**
+     * As {@link #apply(long[], Random, int, int, long[])}, with the scrambled span's first and last tokens set to
+     * {@code delimiter} (a space: the span becomes a made-up word, like a name that recurs in a text), so that the
+     * token after the word is copied too.
+     */
+    public static Copy apply(long[] row, Random r, int minSpan, int maxSpan, long[] pool, long delimiter) {
         if (minSpan < 1 || maxSpan < minSpan) {
             throw new IllegalArgumentException("expected 1 <= minSpan <= maxSpan, found " + minSpan + ", " + maxSpan);
         }
@@ -56,6 +65,10 @@ public final class SpanCopy {
         if (pool != null) {
             for (int i = 0; i < len; i++) {
                 row[source + i] = pool[r.nextInt(pool.length)];
+            }
+            if (delimiter >= 0 && len >= 3) { // a random word: the span starts and ends with the delimiter
+                row[source] = delimiter;
+                row[source + len - 1] = delimiter;
             }
         }
         System.arraycopy(row, source, row, source + distance, len);

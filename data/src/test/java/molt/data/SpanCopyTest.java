@@ -73,6 +73,24 @@ class SpanCopyTest {
     }
 
     @Test
+    void letterWordsAreDelimitedAndCopiedWithTheirSpaces() {
+        Random r = new Random(9);
+        for (int trial = 0; trial < 50; trial++) {
+            long[] after = row(120);
+            SpanCopy.Copy c = SpanCopy.apply(after, r, 8, 20, RepeatedBlocks.lowercaseLetters(), ' ');
+            int s = c.source();
+            int d = s + c.distance();
+            assertEquals(' ', after[s]);
+            assertEquals(' ', after[s + c.length() - 1]);
+            for (int i = 1; i + 1 < c.length(); i++) {
+                assertTrue(after[s + i] >= 'a' && after[s + i] <= 'z');
+            }
+            assertArrayEquals(java.util.Arrays.copyOfRange(after, s, s + c.length()),
+                    java.util.Arrays.copyOfRange(after, d, d + c.length()));
+        }
+    }
+
+    @Test
     void rowsTooShortAreLeftAloneAndBadSpansRefused() {
         long[] tiny = row(7);
         assertNull(SpanCopy.apply(tiny, new Random(1), 4, 8));

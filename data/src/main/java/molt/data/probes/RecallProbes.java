@@ -11,7 +11,7 @@ import molt.teacher.tokenizer.TextTokenizer;
  *
  * <ul>
  *   <li>{@link #repeatedSpan}: a span of random lowercase letters, filler text, then the same span again; the
- *   second copy's tokens from its second letter on are scored. Copying a span seen {@code distance} tokens earlier is what
+ *   second copy's tokens are scored where the two tokens before them identify the first copy. Copying a span seen {@code distance} tokens earlier is what
  *   induction heads do, so a softmax teacher trained on ordinary text solves it; a fixed-state mixer must remember
  *   the span across the gap, which is where linear attention loses.</li>
  *   <li>{@link #associativeRecall}: "k1=v1 k2=v2 ... " pairs of random letter keys and digit values, filler, then
@@ -76,14 +76,24 @@ public final class RecallProbes {
         for (long x : span) {
             t.add(x);
         }
-        // Score predicting each token of the second copy from its predecessor, except the first two: the leading
-        // space and the first letter after it follow filler text and could start any word, so no model can know
-        // that a copy has begun before it has seen the first letter. From the second letter on, copying decides.
-        int[] scored = new int[span.length - 2];
-        for (int i = 0; i < scored.length; i++) {
-            scored[i] = second + 1 + i;
+        // Score predicting a token of the second copy where copying decides it: the two tokens before it occur
+        // together nowhere earlier but at the same place in the first copy. The leading space never qualifies (it
+        // follows filler), nor, mostly, the first letter: " t" begins many words of the filler, so nothing tells the
+        // copy from them; from the second or third letter on, the context is the first copy's alone.
+        long[] tokens = t.stream().mapToLong(Long::longValue).toArray();
+        int first = lead.length;
+        List<Integer> scored = new ArrayList<>();
+        for (int i = 1; i + 1 < span.length; i++) {
+            int p = second + i;
+            boolean unique = true;
+            for (int q = 1; q < p && unique; q++) {
+                unique = q == first + i || tokens[q - 1] != tokens[p - 1] || tokens[q] != tokens[p];
+            }
+            if (unique) {
+                scored.add(p);
+            }
         }
-        return new Probe(t.stream().mapToLong(Long::longValue).toArray(), scored);
+        return new Probe(tokens, scored.stream().mapToInt(Integer::intValue).toArray());
     }
 
     /** {@code pairs} key=value pairs, filler of {@code distance} tokens, then {@code queries} queries. */

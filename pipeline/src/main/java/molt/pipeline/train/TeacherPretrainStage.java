@@ -208,7 +208,9 @@ public final class TeacherPretrainStage extends TrainingLoop {
                 long[] pool = r.nextDouble() >= p.copyScrambled() ? null
                         : p.copyScrambleFrom().equals("letters") ? molt.data.RepeatedBlocks.lowercaseLetters()
                         : rows[i].clone();
-                SpanCopy.apply(rows[i], r, p.copyMinSpan(), p.copyMaxSpan(), pool);
+                // Letter spans are made-up words between spaces; spans of the row's own tokens stay as drawn.
+                boolean letters = p.copyScrambleFrom().equals("letters");
+                SpanCopy.apply(rows[i], r, p.copyMinSpan(), p.copyMaxSpan(), pool, letters ? ' ' : -1);
             }
         }
         return batch.withRows(rows);
