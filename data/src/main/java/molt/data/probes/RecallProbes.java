@@ -11,9 +11,10 @@ import molt.teacher.tokenizer.TextTokenizer;
  *
  * <ul>
  *   <li>{@link #repeatedSpan}: a span of random lowercase letters, filler text, then the same span again; the
- *   second copy's tokens are scored where the two tokens before them identify the first copy. Copying a span seen {@code distance} tokens earlier is what
- *   induction heads do, so a softmax teacher trained on ordinary text solves it; a fixed-state mixer must remember
- *   the span across the gap, which is where linear attention loses.</li>
+ *   second copy's tokens are scored where the two tokens before them identify the first copy. Copying a span seen
+ *   {@code distance} tokens earlier is what induction heads do, so a softmax teacher trained on ordinary text
+ *   solves it; a fixed-state mixer must remember the span across the gap, which is where linear attention
+ *   loses.</li>
  *   <li>{@link #associativeRecall}: "k1=v1 k2=v2 ... " pairs of random letter keys and digit values, filler, then
  *   queries "kq=" for some keys; the value digit after each query's "=" is scored. This needs the format in the
  *   training data to be solvable, so molt's quickstart teacher (trained on prose) is only measured on the

@@ -144,7 +144,8 @@ public final class LoraFinetuneStage extends TrainingLoop {
             NDArray teacherLogp = (NDArray) prepared;
             NDArray studentLogp = logits.div(Scalars.of((float) stage.temperature())).logSoftmax(-1);
             float t2 = (float) (stage.temperature() * stage.temperature());
-            NDArray kl = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}).mean().mul(Scalars.of(t2));
+            NDArray kl = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}).mean()
+                    .mul(Scalars.of(t2));
             NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         }

@@ -205,11 +205,11 @@ public final class TeacherPretrainStage extends TrainingLoop {
         for (int i = 0; i < rows.length; i++) {
             rows[i] = batch.rows()[i].clone();
             if (r.nextDouble() < p.copyFraction()) {
-                long[] pool = r.nextDouble() >= p.copyScrambled() ? null
-                        : p.copyScrambleFrom().equals("letters") ? molt.data.RepeatedBlocks.lowercaseLetters()
-                        : rows[i].clone();
+                boolean scramble = r.nextDouble() < p.copyScrambled();
                 // Letter spans are made-up words between spaces; spans of the row's own tokens stay as drawn.
                 boolean letters = p.copyScrambleFrom().equals("letters");
+                long[] pool = !scramble ? null
+                        : letters ? molt.data.RepeatedBlocks.lowercaseLetters() : rows[i].clone();
                 SpanCopy.apply(rows[i], r, p.copyMinSpan(), p.copyMaxSpan(), pool, letters ? ' ' : -1);
             }
         }

@@ -171,12 +171,13 @@ public abstract class TrainingLoop {
         Path bestFile = ctx.stageDir().resolve("best.safetensors");
         var latest = store.latest();
         if (latest.isPresent()) {
-            step = restore(latest.get().path(), params, opt, reader, sched);
-            tokens = restoredTokens(latest.get().path(), step * tokensPerStep);
+            Resumed at = restore(latest.get().path(), params, opt, reader, sched, tokensPerStep);
+            step = at.step();
+            tokens = at.tokens();
             LOG.info("{}: resuming at step {} of {}", ctx.id(), step, totalSteps);
         } else {
             LOG.info("{}: {} steps of {} tokens{} ({} trainable parameters)", ctx.id(), corpusSteps, tokensPerStep,
-                    extra > 0 ? " and " + extra + " steps of repeated sequences" : "", count(params));
+                    extra > 0 ? " and " + extra + " extra steps not read from the corpus" : "", count(params));
         }
         long started = System.nanoTime();
         long startStep = step;
@@ -294,7 +295,8 @@ public abstract class TrainingLoop {
             try (NDManager s = manager().newSubManager()) {
                 Object prepared = prepare(s, b);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(accumulation()));
+                    // The mean over the step's micro-batches (one for a step of extraBatch).
+                    NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(batches.size()));
                     loss += l.getFloat();
                     gc.backward(l);
                 }
@@ -331,13 +333,16 @@ public abstract class TrainingLoop {
         store.commit(tmp, step, val);
     }
 
-    /** Tokens trained on up to a checkpoint ({@code fallback} for checkpoints written before they were counted). */
-    private static long restoredTokens(Path dir, long fallback) throws IOException {
-        return JSON.readTree(dir.resolve("state.json").toFile()).path("tokens").asLong(fallback);
+    /** Where a checkpoint left off: optimizer steps done and tokens trained on. */
+    private record Resumed(long step, long tokens) {
     }
 
-    private long restore(Path dir, Map<String, NDArray> params, AdamW opt, BatchReader reader, Schedule sched)
-            throws IOException {
+    /**
+     * Restores a checkpoint into the weights, optimizer, reader and schedule; checkpoints written before tokens were
+     * counted get {@code step * tokensPerStep}.
+     */
+    private Resumed restore(Path dir, Map<String, NDArray> params, AdamW opt, BatchReader reader, Schedule sched,
+                            long tokensPerStep) throws IOException {
         ObjectNode s = (ObjectNode) JSON.readTree(dir.resolve("state.json").toFile());
         Map<String, float[]> values = WeightsFile.read(dir.resolve("state.safetensors"));
         WeightsFile.load(studentWeights(), values);
@@ -347,6 +352,7 @@ public abstract class TrainingLoop {
         sched.bad = s.get("bad").asInt();
         var p = s.get("data_position");
         reader.seek(new BatchReader.Position(p.get("epoch").asLong(), p.get("shard").asInt(), p.get("row").asInt()));
-        return s.get("step").asLong();
+        long step = s.get("step").asLong();
+        return new Resumed(step, s.path("tokens").asLong(step * tokensPerStep));
     }
 }

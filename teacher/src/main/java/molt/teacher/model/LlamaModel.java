@@ -184,11 +184,6 @@ public final class LlamaModel implements LanguageModel {
         return stored;
     }
 
-    /** A stored array's values; the copy DJL makes on the way goes to a scratch manager, not the (capped) weights'. */
-    private float[] values(NDArray a) {
-        return NativeArrays.values(a);
-    }
-
     /** A row-major [rows, cols] matrix transposed to [cols, rows] (in Java: no array joins the weights' manager). */
     private static float[] transpose(float[] m, int rows, int cols) {
         float[] t = new float[m.length];
@@ -214,8 +209,8 @@ public final class LlamaModel implements LanguageModel {
             boolean t = isTransposed(e.getKey());
             long[] shape = t ? new long[] {a.getShape().get(1), a.getShape().get(0)} : a.getShape().getShape();
             tensors.add(molt.teacher.io.SafetensorsWriter.Tensor.ofFloats(e.getKey(), molt.teacher.io.DType.F32, shape,
-                    () -> t ? transpose(values(a), (int) a.getShape().get(0), (int) a.getShape().get(1))
-                            : values(a)));
+                    () -> t ? transpose(NativeArrays.values(a), (int) a.getShape().get(0), (int) a.getShape().get(1))
+                            : NativeArrays.values(a)));
         }
         molt.teacher.io.SafetensorsWriter.write(dir.resolve(Checkpoints.SINGLE), tensors, Map.of("format", "pt"));
         com.fasterxml.jackson.databind.node.ObjectNode raw = config.raw().deepCopy();
