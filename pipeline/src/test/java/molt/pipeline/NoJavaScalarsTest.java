@@ -11,7 +11,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
- * Guards the rule molt.teacher.model.Scalars explains: no NDArray arithmetic with a Java number where autograd may
+ * Guards the rule molt.teacher.nd.Scalars explains: no NDArray arithmetic with a Java number where autograd may
  * record it (DJL backs the number with a Java buffer that is freed before backward reads it). Flags calls such as
  * {@code x.mul(0.5f)}, {@code x.div((float) t)} or {@code x.maximum(EPS)} in the model, mixer and training code;
  * AdamW (which updates outside any gradient collector) is exempt.

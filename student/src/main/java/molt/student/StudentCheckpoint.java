@@ -128,7 +128,7 @@ public final class StudentCheckpoint {
 
     private static SafetensorsWriter.Tensor tensor(String name, DType dtype, NDArray a) {
         return SafetensorsWriter.Tensor.ofFloats(name, dtype, a.getShape().getShape(),
-                molt.teacher.model.NativeArrays.values(a));
+                molt.teacher.nd.NativeArrays.values(a));
     }
 
     /** The adapter whose projection weight is {@code name}, or null. */

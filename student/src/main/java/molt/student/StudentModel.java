@@ -14,11 +14,12 @@ import java.util.SplittableRandom;
 import molt.student.lora.LoraAdapter;
 import molt.student.lora.LoraConfig;
 import molt.student.mixer.Mixer;
-import molt.student.mixer.MixerInput;
 import molt.student.mixer.MixerRegistry;
 import molt.student.mixer.MixerSettings;
-import molt.student.mixer.MixerState;
 import molt.teacher.LlamaConfig;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 import molt.teacher.model.KvCache;
 import molt.teacher.model.LanguageModel;
 import molt.teacher.model.LlamaBlocks;
@@ -183,7 +184,7 @@ public final class StudentModel implements LanguageModel {
                 throw new molt.teacher.InputException(e.getKey() + ": expected " + e.getValue().getShape() + " ("
                         + e.getValue().size() + " values), found " + v.length);
             }
-            molt.teacher.model.InPlace.copy(e.getValue(), v);
+            molt.teacher.nd.InPlace.copy(e.getValue(), v);
         }
     }
 
@@ -272,7 +273,7 @@ public final class StudentModel implements LanguageModel {
             if (mixers.get(i) == null) {
                 heads = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, 0, false).get(0);
             } else {
-                heads = mixers.get(i).forward(scope, new MixerInput(xn, qkv[0], k, v, raw[0],
+                heads = mixers.get(i).forward(scope, new AttentionInput(xn, qkv[0], k, v, raw[0],
                         LlamaBlocks.repeatKv(raw[1], c.kvGroups())), false).out();
             }
             h = base.layerTail(i, l, h, heads.transpose(0, 2, 1, 3), projector); // heads: [B, T, Hq, D]
@@ -301,7 +302,7 @@ public final class StudentModel implements LanguageModel {
         NDArray kRaw = LlamaBlocks.repeatKv(molt.teacher.model.Rope.unapply(k, cos, sin), c.kvGroups());
         NDArray xn = hidden == null ? null
                 : LlamaBlocks.rmsNorm(hidden, base.layers().get(layer).inputNorm(), c.rmsNormEps());
-        return m.forward(scope, new MixerInput(xn, q, kr, vr, qRaw, kRaw), false).out().transpose(0, 2, 1, 3);
+        return m.forward(scope, new AttentionInput(xn, q, kr, vr, qRaw, kRaw), false).out().transpose(0, 2, 1, 3);
     }
 
     @Override
@@ -350,13 +351,13 @@ public final class StudentModel implements LanguageModel {
                 } else {
                     NDArray k = LlamaBlocks.repeatKv(qkv[1], c.kvGroups());
                     NDArray v = LlamaBlocks.repeatKv(qkv[2], c.kvGroups());
-                    MixerInput in = new MixerInput(xn, qkv[0], k, v, raw[0], LlamaBlocks.repeatKv(raw[1], c.kvGroups()));
+                    AttentionInput in = new AttentionInput(xn, qkv[0], k, v, raw[0], LlamaBlocks.repeatKv(raw[1], c.kvGroups()));
                     if (start == 0) {
-                        Mixer.Output o = mixers.get(i).forward(scope, in, true);
+                        AttentionCore.Output o = mixers.get(i).forward(scope, in, true);
                         st.setMixerState(i, o.state());
                         heads = o.out();
                     } else {
-                        MixerState ms = st.mixerState(i);
+                        AttentionState ms = st.mixerState(i);
                         if (ms == null) {
                             ms = mixers.get(i).newState();
                             st.setMixerState(i, ms);
@@ -386,20 +387,20 @@ public final class StudentModel implements LanguageModel {
 
     /** Decoding state: one mixer state per mixer layer, a KV cache for kept softmax layers. */
     public static final class StudentState implements DecodingState {
-        private final MixerState[] states;
+        private final AttentionState[] states;
         final KvCache cache;
         private long position;
 
         StudentState(Device device, int layers) {
-            this.states = new MixerState[layers];
+            this.states = new AttentionState[layers];
             this.cache = new KvCache(device, layers);
         }
 
-        MixerState mixerState(int layer) {
+        AttentionState mixerState(int layer) {
             return states[layer];
         }
 
-        void setMixerState(int layer, MixerState s) {
+        void setMixerState(int layer, AttentionState s) {
             if (states[layer] != null) {
                 states[layer].close();
             }
@@ -419,7 +420,7 @@ public final class StudentModel implements LanguageModel {
         @Override
         public long bytes() {
             long n = cache.bytes();
-            for (MixerState s : states) {
+            for (AttentionState s : states) {
                 n += s == null ? 0 : s.bytes();
             }
             return n;
@@ -427,7 +428,7 @@ public final class StudentModel implements LanguageModel {
 
         @Override
         public void close() {
-            for (MixerState s : states) {
+            for (AttentionState s : states) {
                 if (s != null) {
                     s.close();
                 }

@@ -9,11 +9,12 @@ import ai.djl.training.GradientCollector;
 import java.util.List;
 import java.util.concurrent.Callable;
 import molt.student.mixer.Mixer;
-import molt.student.mixer.MixerInput;
 import molt.student.mixer.MixerRegistry;
 import molt.student.mixer.MixerSettings;
-import molt.student.mixer.MixerState;
 import molt.teacher.Devices;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 import molt.teacher.model.LlamaBlocks;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -116,10 +117,10 @@ final class MixerBench implements Callable<Integer> {
     }
 
     /** What every mixer may read: q, k, v, the same q, k as "before RoPE", and a random hidden state [B, T, H*D]. */
-    private MixerInput input(NDManager m, NDArray q, NDArray k, NDArray v) {
+    private AttentionInput input(NDManager m, NDArray q, NDArray k, NDArray v) {
         Shape s = q.getShape();
         NDArray hidden = m.randomNormal(new Shape(s.get(0), s.get(2), (long) heads * headDim));
-        return new MixerInput(hidden, q, k, v, q, k);
+        return new AttentionInput(hidden, q, k, v, q, k);
     }
 
     /** ms per decoded token after a context of {@code c} tokens, and the state's bytes. */
@@ -149,8 +150,8 @@ final class MixerBench implements Callable<Integer> {
                 NDArray q = pre.randomNormal(new Shape(1, heads, c, headDim));
                 NDArray k = pre.randomNormal(new Shape(1, heads, c, headDim));
                 NDArray v = pre.randomNormal(new Shape(1, heads, c, headDim));
-                Mixer.Output o = mixer.forward(pre, input(pre, q, k, v), true);
-                try (MixerState st = o.state()) {
+                AttentionCore.Output o = mixer.forward(pre, input(pre, q, k, v), true);
+                try (AttentionState st = o.state()) {
                     long t0 = System.nanoTime();
                     for (int i = 0; i < steps; i++) {
                         try (NDManager step = m.newSubManager()) {

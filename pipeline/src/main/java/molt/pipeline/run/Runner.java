@@ -255,7 +255,7 @@ public final class Runner {
                         s.run();
                     } else {
                         LOG.info("{}: every layer keeps softmax attention: nothing to transfer", ctx.stage().name());
-                        molt.pipeline.train.WeightsFile.write(StageContext.finalWeights(ctx.stageDir()),
+                        molt.teacher.io.WeightsFile.write(StageContext.finalWeights(ctx.stageDir()),
                                 java.util.Map.of(), java.util.Map.of());
                     }
                 } finally {

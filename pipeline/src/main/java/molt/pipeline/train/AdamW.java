@@ -135,8 +135,8 @@ public final class AdamW {
             float[] mv = values.get("adam.m." + e.getKey());
             float[] vv = values.get("adam.v." + e.getKey());
             if (mv != null && vv != null) {
-                m.put(e.getKey(), molt.teacher.model.NativeArrays.floats(manager, mv, e.getValue().getShape()));
-                v.put(e.getKey(), molt.teacher.model.NativeArrays.floats(manager, vv, e.getValue().getShape()));
+                m.put(e.getKey(), molt.teacher.nd.NativeArrays.floats(manager, mv, e.getValue().getShape()));
+                v.put(e.getKey(), molt.teacher.nd.NativeArrays.floats(manager, vv, e.getValue().getShape()));
             }
         }
     }

@@ -8,8 +8,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Arrays;
 import java.util.Map;
 import molt.student.StudentModel;
-import molt.teacher.model.Scalars;
 import molt.teacher.model.Taps;
+import molt.teacher.nd.Scalars;
 
 /**
  * LoLCATs stage 1: the teacher is frozen and only the mixers' new parameters train, so that each layer's mixer

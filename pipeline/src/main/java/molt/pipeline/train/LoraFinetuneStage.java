@@ -6,8 +6,8 @@ import ai.djl.ndarray.NDManager;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import molt.student.StudentModel;
-import molt.teacher.model.Scalars;
 import molt.teacher.model.Taps;
+import molt.teacher.nd.Scalars;
 
 /**
  * LoLCATs stage 2: mixers frozen, LoRA adapters on the configured projections train on next-token cross-entropy,
@@ -79,7 +79,7 @@ public final class LoraFinetuneStage extends TrainingLoop {
         for (int i = 0; i < b; i++) {
             System.arraycopy(batch[i], 1, y, i * t, t);
         }
-        return molt.teacher.model.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1)); // [B, T, 1]
+        return molt.teacher.nd.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1)); // [B, T, 1]
     }
 
     /** Teacher targets: top-k ids and log-probabilities from the cache, or the full distribution online. */
@@ -105,8 +105,8 @@ public final class LoraFinetuneStage extends TrainingLoop {
                 }
             }
             ai.djl.ndarray.types.Shape shape = new ai.djl.ndarray.types.Shape(rows.length, t, k);
-            return new CachedTargets(molt.teacher.model.NativeArrays.longs(step, ids, shape),
-                    molt.teacher.model.NativeArrays.floats(step, lp, shape)); // [B, T, k]
+            return new CachedTargets(molt.teacher.nd.NativeArrays.longs(step, ids, shape),
+                    molt.teacher.nd.NativeArrays.floats(step, lp, shape)); // [B, T, k]
         }
         NDArray teacher = student.base().forward(step, AttentionTransferStage.inputs(batch.rows()),
                 Taps.Request.none()).logits();

@@ -7,6 +7,7 @@ import java.util.Map;
 import molt.pipeline.config.RunConfig;
 import molt.student.StudentModel;
 import molt.teacher.LlamaConfig;
+import molt.teacher.io.WeightsFile;
 import molt.teacher.model.LlamaModel;
 
 /** Builds the run's student on its teacher, continuing from the previous training stage's weights. */

@@ -139,7 +139,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
         for (int i = 0; i < b; i++) {
             System.arraycopy(batch[i], 1, y, i * t, t);
         }
-        return molt.teacher.model.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1));
+        return molt.teacher.nd.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1));
     }
 
     private NDArray crossEntropy(NDManager step, BatchReader.Batch batch) {

@@ -16,7 +16,8 @@ import molt.pipeline.config.RunConfig;
 import molt.pipeline.run.CheckpointStore;
 import molt.pipeline.run.MetricsLog;
 import molt.teacher.io.AtomicFiles;
-import molt.teacher.model.Scalars;
+import molt.teacher.io.WeightsFile;
+import molt.teacher.nd.Scalars;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 

@@ -1,5 +1,7 @@
 package molt.pipeline.train;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -16,8 +18,6 @@ import molt.teacher.LlamaConfig;
 import molt.teacher.model.LlamaModel;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 /**
  * The pretraining path (the teacher run as an all-softmax student, every weight trainable): autograd's gradients
  * against central finite differences of the loss, for attention (q, k, v) and MLP weights.
@@ -26,7 +26,7 @@ class TeacherGradientTest {
     private static double loss(StudentModel runner, long[][] in, long[] y) {
         try (NDManager s = NDManager.newBaseManager(Device.cpu())) {
             NDArray logits = runner.logits(s, in);
-            return logits.logSoftmax(-1).gather(molt.teacher.model.NativeArrays.longs(s, y, new ai.djl.ndarray.types.Shape(1, y.length, 1)), -1).mean().neg().getFloat();
+            return logits.logSoftmax(-1).gather(molt.teacher.nd.NativeArrays.longs(s, y, new ai.djl.ndarray.types.Shape(1, y.length, 1)), -1).mean().neg().getFloat();
         }
     }
 
@@ -47,7 +47,7 @@ class TeacherGradientTest {
         try (NDManager s = NDManager.newBaseManager(Device.cpu())) {
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray logits = runner.logits(s, in);
-                NDArray l = logits.logSoftmax(-1).gather(molt.teacher.model.NativeArrays.longs(s, y, new ai.djl.ndarray.types.Shape(1, 16, 1)), -1).mean().neg();
+                NDArray l = logits.logSoftmax(-1).gather(molt.teacher.nd.NativeArrays.longs(s, y, new ai.djl.ndarray.types.Shape(1, 16, 1)), -1).mean().neg();
                 gc.backward(l);
             }
         }
@@ -59,11 +59,11 @@ class TeacherGradientTest {
             for (int idx : new int[] {0, 5, 37, 100}) {
                 float orig = v[idx];
                 float eps = 1e-2f;
-                v[idx] = orig + eps; molt.teacher.model.InPlace.copy(a, v);
+                v[idx] = orig + eps; molt.teacher.nd.InPlace.copy(a, v);
                 double lp = loss(runner, in, y);
-                v[idx] = orig - eps; molt.teacher.model.InPlace.copy(a, v);
+                v[idx] = orig - eps; molt.teacher.nd.InPlace.copy(a, v);
                 double lm = loss(runner, in, y);
-                v[idx] = orig; molt.teacher.model.InPlace.copy(a, v);
+                v[idx] = orig; molt.teacher.nd.InPlace.copy(a, v);
                 double fd = (lp - lm) / (2 * eps);
                 // float32 losses: central differences carry about 1e-5 of noise.
                 assertEquals(fd, g[idx], 1e-4 + 0.05 * Math.abs(fd), name + "[" + idx + "]");

@@ -6,7 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.student.mixer.Masks;
-import molt.teacher.model.Scalars;
+import molt.teacher.nd.Scalars;
 
 /**
  * The gated delta rule (Gated DeltaNet, Yang et al. 2025): S = exp(g_t) S; u_t = beta_t (v_t - S^T k_t);

@@ -6,7 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.student.mixer.Masks;
-import molt.teacher.model.Scalars;
+import molt.teacher.nd.Scalars;
 
 /**
  * The per-key-dimension decay recurrence of gated linear attention (GLA, Yang et al. 2024):

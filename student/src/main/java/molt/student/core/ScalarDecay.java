@@ -6,7 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.student.mixer.Masks;
-import molt.teacher.model.Scalars;
+import molt.teacher.nd.Scalars;
 
 /**
  * The scalar-decay linear recurrence shared by retention, gated retention and Mamba-2 (flash-linear-attention's

@@ -7,7 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
-import molt.teacher.model.Scalars;
+import molt.teacher.nd.Scalars;
 
 /**
  * A low-rank adapter on one frozen linear layer {@code y = x W^T + b} with W of shape [out, in]:
@@ -42,7 +42,7 @@ public final class LoraAdapter {
         for (int i = 0; i < av.length; i++) {
             av[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
         }
-        NDArray a = molt.teacher.model.NativeArrays.floats(manager, av, new Shape(config.rank(), in));
+        NDArray a = molt.teacher.nd.NativeArrays.floats(manager, av, new Shape(config.rank(), in));
         NDArray b = manager.zeros(new Shape(out, config.rank()), DataType.FLOAT32);
         a.setRequiresGradient(true);
         b.setRequiresGradient(true);
@@ -57,8 +57,8 @@ public final class LoraAdapter {
                     + out + ", " + config.rank() + "], found " + aValues.length + " and " + bValues.length
                     + " elements");
         }
-        NDArray a = molt.teacher.model.NativeArrays.floats(manager, aValues, new Shape(config.rank(), in));
-        NDArray b = molt.teacher.model.NativeArrays.floats(manager, bValues, new Shape(out, config.rank()));
+        NDArray a = molt.teacher.nd.NativeArrays.floats(manager, aValues, new Shape(config.rank(), in));
+        NDArray b = molt.teacher.nd.NativeArrays.floats(manager, bValues, new Shape(out, config.rank()));
         a.setRequiresGradient(true);
         b.setRequiresGradient(true);
         return new LoraAdapter(config, in, out, a, b);
@@ -78,7 +78,7 @@ public final class LoraAdapter {
             for (int i = 0; i < keep.length; i++) {
                 keep[i] = rng.nextDouble() < config.dropout() ? 0f : scale;
             }
-            input = x.mul(molt.teacher.model.NativeArrays.floats(scope, keep, x.getShape()));
+            input = x.mul(molt.teacher.nd.NativeArrays.floats(scope, keep, x.getShape()));
         }
         NDArray aT = a.transpose(); // [in, r]
         NDArray bT = b.transpose(); // [r, out]
@@ -94,8 +94,8 @@ public final class LoraAdapter {
             throw new IllegalArgumentException("merge: expected W [" + out + ", " + in + "], found " + w.length
                     + " elements");
         }
-        float[] av = molt.teacher.model.NativeArrays.values(a);
-        float[] bv = molt.teacher.model.NativeArrays.values(b);
+        float[] av = molt.teacher.nd.NativeArrays.values(a);
+        float[] bv = molt.teacher.nd.NativeArrays.values(b);
         int r = config.rank();
         double s = config.scaling();
         float[] merged = new float[w.length];

@@ -8,7 +8,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import molt.student.core.DeltaRule;
-import molt.teacher.model.Scalars;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+import molt.teacher.nd.Scalars;
 
 /**
  * {@code gated_deltanet} (Yang et al. 2025) on the shared {@link DeltaRule} core, initialized from an attention
@@ -96,7 +98,7 @@ public final class GatedDeltaNetMixer implements Mixer {
         return normed.mul(gate.mul(gate.getNDArrayInternal().sigmoid()));
     }
 
-    private static void require(MixerInput in) {
+    private static void require(AttentionInput in) {
         if (in.hidden() == null || in.qRaw() == null || in.kRaw() == null) {
             throw new IllegalArgumentException("gated_deltanet needs the layer's normed hidden state and q, k before RoPE");
         }
@@ -107,7 +109,7 @@ public final class GatedDeltaNetMixer implements Mixer {
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         require(in);
         Shape s = in.v().getShape();
         NDArray zeros = scope.zeros(new Shape(s.get(0), s.get(1), ShortConv.WIDTH - 1, s.get(3)));
@@ -130,12 +132,12 @@ public final class GatedDeltaNetMixer implements Mixer {
     }
 
     @Override
-    public MixerState newState() {
+    public AttentionState newState() {
         return new Mamba2Mixer.Mamba2State(device);
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         require(in);
         Mamba2Mixer.Mamba2State st = (Mamba2Mixer.Mamba2State) state;
         Shape s = in.v().getShape();

@@ -8,7 +8,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import molt.student.core.KeyDecay;
-import molt.teacher.model.Scalars;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+import molt.teacher.nd.Scalars;
 
 /**
  * Gated linear attention with a data-dependent decay per key dimension (GLA, Yang et al. 2024), on the shared
@@ -51,10 +53,10 @@ public final class GlaMixer implements Mixer {
             }
             float[] gain = new float[heads * headDim];
             java.util.Arrays.fill(gain, 1f);
-            params.put("gate_down.weight", molt.teacher.model.NativeArrays.floats(m, w1, new Shape(heads, headDim, RANK)));
+            params.put("gate_down.weight", molt.teacher.nd.NativeArrays.floats(m, w1, new Shape(heads, headDim, RANK)));
             params.put("gate_up.weight", m.zeros(new Shape(heads, RANK, headDim)));
             params.put("gate_up.bias", m.zeros(new Shape(heads, 1, headDim)));
-            params.put("output_norm.weight", molt.teacher.model.NativeArrays.floats(m, gain, new Shape(heads, 1, headDim)));
+            params.put("output_norm.weight", molt.teacher.nd.NativeArrays.floats(m, gain, new Shape(heads, 1, headDim)));
             params.values().forEach(p -> p.setRequiresGradient(true));
         }
     }
@@ -115,7 +117,7 @@ public final class GlaMixer implements Mixer {
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         NDArray[] f = features(in.q(), in.k());
         NDList r = KeyDecay.chunked(scope, f[0], f[1], in.v(), gate(in.k()), scale(in.q()), null, settings.chunkSize());
         RetentionMixer.RetentionState st = null;
@@ -127,12 +129,12 @@ public final class GlaMixer implements Mixer {
     }
 
     @Override
-    public MixerState newState() {
+    public AttentionState newState() {
         return new RetentionMixer.RetentionState(device);
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         RetentionMixer.RetentionState st = (RetentionMixer.RetentionState) state;
         Shape s = in.q().getShape();
         if (st.s == null) {

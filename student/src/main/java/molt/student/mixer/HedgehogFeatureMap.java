@@ -3,7 +3,7 @@ package molt.student.mixer;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import molt.teacher.model.Scalars;
+import molt.teacher.nd.Scalars;
 
 /**
  * LoLCATs' Hedgehog feature map, per head h: phi(x) = [softmax(x W_h), softmax(-x W_h)], two separate softmaxes
@@ -28,7 +28,7 @@ public final class HedgehogFeatureMap {
                 w[(h * headDim + i) * featureDim + i] = 1f;
             }
         }
-        NDArray p = molt.teacher.model.NativeArrays.floats(manager, w, new Shape(heads, headDim, featureDim));
+        NDArray p = molt.teacher.nd.NativeArrays.floats(manager, w, new Shape(heads, headDim, featureDim));
         p.setRequiresGradient(true);
         return p;
     }

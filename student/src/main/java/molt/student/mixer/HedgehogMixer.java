@@ -7,6 +7,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 
 /**
  * {@code hedgehog}: LoLCATs' linear attention with learned Hedgehog feature maps on q and k (untied, per head):
@@ -52,7 +54,7 @@ public final class HedgehogMixer implements Mixer {
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         NDArray fq = HedgehogFeatureMap.apply(in.q(), wq); // [B, H, T, 2F]
         NDArray fk = HedgehogFeatureMap.apply(in.k(), wk); // [B, H, T, 2F]
         NDArray v = in.v();
@@ -100,7 +102,7 @@ public final class HedgehogMixer implements Mixer {
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         HedgehogState st = (HedgehogState) state;
         NDArray fq = HedgehogFeatureMap.apply(in.q(), wq); // [B, H, 1, 2F]
         NDArray fk = HedgehogFeatureMap.apply(in.k(), wk); // [B, H, 1, 2F]

@@ -8,7 +8,9 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import molt.teacher.model.Scalars;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+import molt.teacher.nd.Scalars;
 
 /**
  * {@code hedgehog_window}, LoLCATs' default: softmax attention over a sliding window plus Hedgehog linear attention
@@ -50,7 +52,7 @@ public final class HedgehogWindowMixer implements Mixer {
         this.wk = HedgehogFeatureMap.init(m, heads, headDim, settings.featureDim());
         float[] f = new float[heads];
         java.util.Arrays.fill(f, (float) settings.windowFactorInit());
-        this.factor = molt.teacher.model.NativeArrays.floats(m, f, new Shape(heads));
+        this.factor = molt.teacher.nd.NativeArrays.floats(m, f, new Shape(heads));
         this.factor.setRequiresGradient(true);
     }
 
@@ -76,7 +78,7 @@ public final class HedgehogWindowMixer implements Mixer {
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         NDArray q = in.q();
         NDArray k = in.k();
         NDArray v = in.v();
@@ -165,7 +167,7 @@ public final class HedgehogWindowMixer implements Mixer {
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         HedgehogState st = (HedgehogState) state;
         NDArray q = in.q(); // [B, H, 1, D]
         long b = q.getShape().get(0);

@@ -6,7 +6,9 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import java.util.Map;
-import molt.teacher.model.Scalars;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+import molt.teacher.nd.Scalars;
 
 /**
  * {@code gla_liger_window}: Liger's hybrid output, 0.5 x sliding-window softmax attention (the w most recent tokens,
@@ -70,7 +72,7 @@ public final class LigerWindowMixer implements Mixer {
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         Output g = gla.forward(scope, in, withState);
         NDArray out = g.out().add(window(scope, in.q(), in.k(), in.v())).mul(Scalars.of(0.5f));
         LigerState st = null;
@@ -85,12 +87,12 @@ public final class LigerWindowMixer implements Mixer {
     }
 
     @Override
-    public MixerState newState() {
+    public AttentionState newState() {
         return new LigerState((RetentionMixer.RetentionState) gla.newState(), device);
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         LigerState st = (LigerState) state;
         NDArray g = gla.step(scope, st.linear, in);
         st.bufK = st.swap(st.bufK, st.bufK == null ? in.k().duplicate() : st.bufK.concat(in.k(), 2));

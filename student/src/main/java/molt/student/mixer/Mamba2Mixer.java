@@ -8,7 +8,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import molt.student.core.ScalarDecay;
-import molt.teacher.model.Scalars;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+import molt.teacher.nd.Scalars;
 
 /**
  * {@code mamba2}: the selective state-space mixer of Mamba-2 (Dao and Gu 2024), initialized from an attention
@@ -106,14 +108,14 @@ public final class Mamba2Mixer implements Mixer {
         return gated.div(ms.add(EPS).sqrt()).mul(p("norm.weight", gated).reshape(1, heads, 1, headDim));
     }
 
-    private static void require(MixerInput in) {
+    private static void require(AttentionInput in) {
         if (in.hidden() == null || in.qRaw() == null || in.kRaw() == null) {
             throw new IllegalArgumentException("mamba2 needs the layer's normed hidden state and q, k before RoPE");
         }
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         require(in);
         Shape s = in.v().getShape();
         NDArray zeros = scope.zeros(new Shape(s.get(0), s.get(1), WIDTH - 1, s.get(3)));
@@ -144,7 +146,7 @@ public final class Mamba2Mixer implements Mixer {
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         require(in);
         Mamba2State st = (Mamba2State) state;
         Shape s = in.v().getShape();

@@ -3,12 +3,13 @@ package molt.student.mixer;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import molt.teacher.model.AttentionState;
 
 /**
  * Base of the mixers' decoding states: the state's arrays live in its own manager, so per-step temporaries never
  * join them and closing the state frees everything it holds.
  */
-abstract class OwnedState implements MixerState {
+abstract class OwnedState implements AttentionState {
     private final NDManager manager;
 
     OwnedState(Device device) {

@@ -7,6 +7,8 @@ import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import molt.student.core.ScalarDecay;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 
 /**
  * {@code retention} (RetNet, Sun et al. 2023): linear attention with a fixed decay per head,
@@ -30,7 +32,7 @@ public final class RetentionMixer implements Mixer {
         this.settings = settings;
         float[] w = new float[heads * headDim];
         java.util.Arrays.fill(w, 1f);
-        this.normWeight = molt.teacher.model.NativeArrays.floats(m, w, new Shape(heads, headDim));
+        this.normWeight = molt.teacher.nd.NativeArrays.floats(m, w, new Shape(heads, headDim));
         this.normWeight.setRequiresGradient(true);
         this.logDecay = new float[heads];
         for (int h = 0; h < heads; h++) {
@@ -57,7 +59,7 @@ public final class RetentionMixer implements Mixer {
 
     /** Log-decays [B, H, T], created in {@code scope}. */
     private NDArray decays(NDManager scope, long b, long t) {
-        return molt.teacher.model.NativeArrays.floats(scope, logDecay, new Shape(1, logDecay.length, 1)).broadcast(new Shape(b, logDecay.length, t));
+        return molt.teacher.nd.NativeArrays.floats(scope, logDecay, new Shape(1, logDecay.length, 1)).broadcast(new Shape(b, logDecay.length, t));
     }
 
     /** Per-head RMS norm over D with the learned gain; o [B, H, T, D]. */
@@ -73,7 +75,7 @@ public final class RetentionMixer implements Mixer {
     }
 
     @Override
-    public Output forward(NDManager scope, MixerInput in, boolean withState) {
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
         Shape s = in.q().getShape();
         NDList r = ScalarDecay.chunked(scope, in.q(), in.k(), in.v(), decays(scope, s.get(0), s.get(2)), scale(in.q()),
                 null, settings.chunkSize());
@@ -91,7 +93,7 @@ public final class RetentionMixer implements Mixer {
     }
 
     @Override
-    public NDArray step(NDManager scope, MixerState state, MixerInput in) {
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         RetentionState st = (RetentionState) state;
         Shape s = in.q().getShape();
         if (st.s == null) {

@@ -16,7 +16,7 @@ final class SsmInit {
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) ((r.nextDouble() * 2 - 1) * bound);
         }
-        return molt.teacher.model.NativeArrays.floats(m, v, s);
+        return molt.teacher.nd.NativeArrays.floats(m, v, s);
     }
 
     /**
@@ -31,7 +31,7 @@ final class SsmInit {
             dtBias[h] = (float) (dt + Math.log(-Math.expm1(-dt)));
             aLog[h] = (float) Math.log(1 + 15 * r.nextDouble());
         }
-        return new NDArray[] {molt.teacher.model.NativeArrays.floats(m, dtBias, new Shape(heads)),
-            molt.teacher.model.NativeArrays.floats(m, aLog, new Shape(heads))};
+        return new NDArray[] {molt.teacher.nd.NativeArrays.floats(m, dtBias, new Shape(heads)),
+            molt.teacher.nd.NativeArrays.floats(m, aLog, new Shape(heads))};
     }
 }

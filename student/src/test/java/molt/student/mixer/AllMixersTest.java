@@ -7,6 +7,8 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 import org.junit.jupiter.api.Test;
 
 /** Every registered mixer: prefill then decode leaves a fixed-size state and no arrays behind. */
@@ -24,16 +26,16 @@ class AllMixersTest {
                 Mixer mx = MixerRegistry.create(name, params, h, d, m, new MixerSettings(4, 8, 16, -2.197));
                 mx.setTrainable(false);
                 int held = params.getManagedArrays().size();
-                MixerState st;
+                AttentionState st;
                 try (NDManager pre = params.newSubManager()) {
                     NDArray x = pre.randomNormal(new Shape(1, h, 40, d));
-                    st = mx.forward(pre, new MixerInput(pre.randomNormal(new Shape(1, 40, m)), x, x, x, x, x), true).state();
+                    st = mx.forward(pre, new AttentionInput(pre.randomNormal(new Shape(1, 40, m)), x, x, x, x, x), true).state();
                 }
                 long bytes = st.bytes();
                 for (int i = 0; i < 200; i++) {
                     try (NDManager scope = params.newSubManager()) {
                         NDArray x = scope.randomNormal(new Shape(1, h, 1, d));
-                        mx.step(scope, st, new MixerInput(scope.randomNormal(new Shape(1, 1, m)), x, x, x, x, x));
+                        mx.step(scope, st, new AttentionInput(scope.randomNormal(new Shape(1, 1, m)), x, x, x, x, x));
                     }
                 }
                 assertEquals(bytes, st.bytes(), name + ": state bytes after prefill vs 200 steps later");

@@ -13,6 +13,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.AttentionInput;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -62,11 +64,11 @@ class GatedDeltaNetMixerTest {
             return GatedDeltaNetReference.run(B, H, t, D, M, q, k, v, hidden, p);
         }
 
-        MixerInput input(NDManager m) {
+        AttentionInput input(NDManager m) {
             Shape s = new Shape(B, H, t, D);
             NDArray qa = m.create(GlaMixerTest.f32(q), s);
             NDArray ka = m.create(GlaMixerTest.f32(k), s);
-            return new MixerInput(m.create(GlaMixerTest.f32(hidden), new Shape(B, t, M)), qa, ka,
+            return new AttentionInput(m.create(GlaMixerTest.f32(hidden), new Shape(B, t, M)), qa, ka,
                     m.create(GlaMixerTest.f32(v), s), qa, ka);
         }
     }
@@ -78,8 +80,8 @@ class GatedDeltaNetMixerTest {
             GatedDeltaNetMixer mx = new GatedDeltaNetMixer(m, H, D, M, new MixerSettings(4, 4, chunk, -2.197));
             Case c = new Case(t, t + 11L * chunk, mx);
             double[][] ref = c.reference();
-            MixerInput in = c.input(m);
-            Mixer.Output out = mx.forward(m, in, true);
+            AttentionInput in = c.input(m);
+            AttentionCore.Output out = mx.forward(m, in, true);
             double err = GlaMixerTest.relErr(out.out().toFloatArray(), ref[0]);
             assertTrue(err < 1e-4, "chunked: " + err);
             var chunkState = (Mamba2Mixer.Mamba2State) out.state();
@@ -90,7 +92,7 @@ class GatedDeltaNetMixerTest {
                     String at = ":, :, " + i + ":" + (i + 1);
                     NDArray qa = in.q().get(at);
                     NDArray ka = in.k().get(at);
-                    MixerInput one = new MixerInput(in.hidden().get(":, " + i + ":" + (i + 1)), qa, ka, in.v().get(at), qa, ka);
+                    AttentionInput one = new AttentionInput(in.hidden().get(":, " + i + ":" + (i + 1)), qa, ka, in.v().get(at), qa, ka);
                     float[] y = mx.step(m, st, one).toFloatArray();
                     for (int bh = 0; bh < B * H; bh++) {
                         System.arraycopy(y, bh * D, rec, (bh * t + i) * D, D);
@@ -111,7 +113,7 @@ class GatedDeltaNetMixerTest {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             GatedDeltaNetMixer mx = new GatedDeltaNetMixer(m, H, D, M, new MixerSettings(4, 4, 16, -2.197));
             Case c = new Case(40, 3, mx);
-            MixerInput in = c.input(m);
+            AttentionInput in = c.input(m);
             in.v().setRequiresGradient(true);
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray out = mx.forward(m, in, false).out();

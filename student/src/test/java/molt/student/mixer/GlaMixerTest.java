@@ -12,6 +12,9 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.List;
 import java.util.Random;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -98,7 +101,7 @@ class GlaMixerTest {
             NDArray q = m.create(f32(c.q), s);
             NDArray k = m.create(f32(c.k), s);
             NDArray v = m.create(f32(c.v), s);
-            Mixer.Output out = mx.forward(m, MixerInput.qkv(q, k, v), true);
+            AttentionCore.Output out = mx.forward(m, AttentionInput.qkv(q, k, v), true);
             assertTrue(relErr(out.out().toFloatArray(), ref[0]) < 1e-4, "chunked " + relErr(out.out().toFloatArray(), ref[0]));
             var chunkState = (RetentionMixer.RetentionState) out.state();
             assertTrue(relErr(chunkState.state().toFloatArray(), ref[1]) < 1e-4, "chunked state");
@@ -106,7 +109,7 @@ class GlaMixerTest {
             try (var st = (RetentionMixer.RetentionState) mx.newState()) {
                 for (int i = 0; i < t; i++) {
                     String at = ":, :, " + i + ":" + (i + 1);
-                    float[] y = mx.step(m, st, MixerInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
+                    float[] y = mx.step(m, st, AttentionInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
                     for (int bh = 0; bh < B * H; bh++) {
                         System.arraycopy(y, bh * D, rec, (bh * t + i) * D, D);
                     }
@@ -130,7 +133,7 @@ class GlaMixerTest {
                 x.setRequiresGradient(true);
             }
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                NDArray out = mx.forward(m, MixerInput.qkv(in[0], in[1], in[2]), false).out();
+                NDArray out = mx.forward(m, AttentionInput.qkv(in[0], in[1], in[2]), false).out();
                 gc.backward(out.mul(m.create(f32(c.g), s)).sum());
             }
             for (int i = 0; i < 3; i++) {
@@ -167,7 +170,7 @@ class GlaMixerTest {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             GlaMixer mx = mixer(m, true, 64, c);
             Shape s = new Shape(B, H, 128, D);
-            float[] y = mx.forward(m, MixerInput.qkv(m.create(f32(c.q), s), m.create(f32(c.k), s),
+            float[] y = mx.forward(m, AttentionInput.qkv(m.create(f32(c.q), s), m.create(f32(c.k), s),
                     m.create(f32(c.v), s)), false).out().toFloatArray();
             for (float x : y) {
                 assertFalse(Float.isNaN(x) || Float.isInfinite(x));
@@ -232,13 +235,13 @@ class GlaMixerTest {
             NDArray q = m.create(f32(c.q), s);
             NDArray k = m.create(f32(c.k), s);
             NDArray v = m.create(f32(c.v), s);
-            Mixer.Output out = mx.forward(m, MixerInput.qkv(q, k, v), true);
+            AttentionCore.Output out = mx.forward(m, AttentionInput.qkv(q, k, v), true);
             assertTrue(relErr(out.out().toFloatArray(), want) < 1e-4, "chunked " + relErr(out.out().toFloatArray(), want));
             float[] rec = new float[B * H * t * D];
-            try (MixerState st = mx.newState()) {
+            try (AttentionState st = mx.newState()) {
                 for (int i = 0; i < t; i++) {
                     String at = ":, :, " + i + ":" + (i + 1);
-                    float[] y = mx.step(m, st, MixerInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
+                    float[] y = mx.step(m, st, AttentionInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
                     for (int bh = 0; bh < B * H; bh++) {
                         System.arraycopy(y, bh * D, rec, (bh * t + i) * D, D);
                     }

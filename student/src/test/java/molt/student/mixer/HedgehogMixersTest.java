@@ -16,6 +16,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -115,16 +118,16 @@ class HedgehogMixersTest {
             NDArray q = input(m, c.q, t);
             NDArray k = input(m, c.k, t);
             NDArray v = input(m, c.v, t);
-            Mixer.Output out = mx.forward(m, MixerInput.qkv(q, k, v), true);
+            AttentionCore.Output out = mx.forward(m, AttentionInput.qkv(q, k, v), true);
             assertEquals(new Shape(B, H, t, D), out.out().getShape());
             double err = relErr(out.out().toFloatArray(), want);
             assertTrue(err < TOL, name + " chunked vs reference: " + err);
 
             float[] rec = new float[B * H * t * D];
-            try (MixerState st = mx.newState()) {
+            try (AttentionState st = mx.newState()) {
                 for (int i = 0; i < t; i++) {
                     String at = ":, :, " + i + ":" + (i + 1);
-                    float[] y = mx.step(m, st, MixerInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
+                    float[] y = mx.step(m, st, AttentionInput.qkv(q.get(at), k.get(at), v.get(at))).toFloatArray();
                     for (int bh = 0; bh < B * H; bh++) {
                         System.arraycopy(y, bh * D, rec, (bh * t + i) * D, D);
                     }
@@ -176,7 +179,7 @@ class HedgehogMixersTest {
                 x.setRequiresGradient(true);
             }
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                NDArray out = mx.forward(m, MixerInput.qkv(q, k, v), false).out();
+                NDArray out = mx.forward(m, AttentionInput.qkv(q, k, v), false).out();
                 gc.backward(out.mul(input(m, c.g, t)).sum());
             }
             grads.put("q", q.getGradient().toFloatArray());
@@ -239,7 +242,7 @@ class HedgehogMixersTest {
                 NDArray q = input(m, c.q, 70);
                 q.setRequiresGradient(true);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    NDArray out = mx.forward(m, MixerInput.qkv(q, input(m, c.k, 70), input(m, c.v, 70)), false).out();
+                    NDArray out = mx.forward(m, AttentionInput.qkv(q, input(m, c.k, 70), input(m, c.v, 70)), false).out();
                     gc.backward(out.mul(input(m, c.g, 70)).sum());
                 }
                 gq[i] = q.getGradient().toFloatArray();
@@ -264,7 +267,7 @@ class HedgehogMixersTest {
                 q.setRequiresGradient(true);
                 float[] y;
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    NDArray out = mx.forward(m, MixerInput.qkv(q, input(m, c.k, 100), input(m, c.v, 100)), false).out();
+                    NDArray out = mx.forward(m, AttentionInput.qkv(q, input(m, c.k, 100), input(m, c.v, 100)), false).out();
                     y = out.toFloatArray();
                     gc.backward(out.sum());
                 }
@@ -291,7 +294,7 @@ class HedgehogMixersTest {
                     for (int i = 1; i <= 2048; i++) {
                         try (NDManager scope = m.newSubManager()) {
                             NDArray x = scope.randomNormal(new Shape(1, H, 1, D));
-                            mx.step(scope, st, MixerInput.qkv(x, x.mul(0.5), x.neg()));
+                            mx.step(scope, st, AttentionInput.qkv(x, x.mul(0.5), x.neg()));
                         }
                         if (i == 64) {
                             arraysAt64 = st.arrayCount();

@@ -10,6 +10,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.Random;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.AttentionInput;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -62,7 +64,7 @@ class RetentionMixerTest {
             NDArray qa = m.create(f32(q), s);
             NDArray ka = m.create(f32(k), s);
             NDArray va = m.create(f32(v), s);
-            Mixer.Output out = mx.forward(m, MixerInput.qkv(qa, ka, va), true);
+            AttentionCore.Output out = mx.forward(m, AttentionInput.qkv(qa, ka, va), true);
             assertTrue(relErr(out.out().toFloatArray(), ref[0]) < 1e-4, "chunked: " + relErr(out.out().toFloatArray(), ref[0]));
             RetentionMixer.RetentionState chunkState = (RetentionMixer.RetentionState) out.state();
             assertTrue(relErr(chunkState.state().toFloatArray(), ref[1]) < 1e-4, "chunked state");
@@ -70,7 +72,7 @@ class RetentionMixerTest {
             try (RetentionMixer.RetentionState st = mx.newState()) {
                 for (int i = 0; i < t; i++) {
                     String at = ":, :, " + i + ":" + (i + 1);
-                    float[] y = mx.step(m, st, MixerInput.qkv(qa.get(at), ka.get(at), va.get(at))).toFloatArray();
+                    float[] y = mx.step(m, st, AttentionInput.qkv(qa.get(at), ka.get(at), va.get(at))).toFloatArray();
                     for (int bh = 0; bh < B * H; bh++) {
                         System.arraycopy(y, bh * D, rec, (bh * t + i) * D, D);
                     }
@@ -103,7 +105,7 @@ class RetentionMixerTest {
                 x.setRequiresGradient(true);
             }
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                NDArray out = mx.forward(m, MixerInput.qkv(in[0], in[1], in[2]), false).out();
+                NDArray out = mx.forward(m, AttentionInput.qkv(in[0], in[1], in[2]), false).out();
                 gc.backward(out.mul(m.create(f32(g), s)).sum());
             }
             for (int i = 0; i < 3; i++) {
@@ -149,7 +151,7 @@ class RetentionMixerTest {
                 for (int i = 0; i < 600; i++) {
                     try (NDManager scope = m.newSubManager()) {
                         NDArray x = scope.randomNormal(new Shape(1, H, 1, D));
-                        mx.step(scope, st, MixerInput.qkv(x, x, x));
+                        mx.step(scope, st, AttentionInput.qkv(x, x, x));
                     }
                     if (i == 10) {
                         bytes = st.bytes();

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Scalars;
 
 /**
  * The pieces of a Llama decoder layer as functions of explicit weights, shared by the teacher and the student.

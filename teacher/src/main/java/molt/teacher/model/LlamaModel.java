@@ -17,6 +17,7 @@ import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import molt.teacher.io.Checkpoints;
 import molt.teacher.io.WeightSource;
+import molt.teacher.nd.NativeArrays;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 

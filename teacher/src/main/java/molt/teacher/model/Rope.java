@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.teacher.LlamaConfig;
+import molt.teacher.nd.NativeArrays;
 
 /**
  * Rotary position embeddings in the rotate-half layout of transformers' Llama: for head dim D, frequencies

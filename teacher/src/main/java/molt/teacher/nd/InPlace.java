@@ -1,4 +1,4 @@
-package molt.teacher.model;
+package molt.teacher.nd;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;

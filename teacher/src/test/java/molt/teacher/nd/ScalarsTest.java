@@ -1,4 +1,4 @@
-package molt.teacher.model;
+package molt.teacher.nd;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

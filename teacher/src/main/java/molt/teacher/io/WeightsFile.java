@@ -1,4 +1,4 @@
-package molt.pipeline.train;
+package molt.teacher.io;
 
 import ai.djl.ndarray.NDArray;
 import java.io.IOException;
@@ -20,7 +20,7 @@ public final class WeightsFile {
         List<SafetensorsWriter.Tensor> t = new ArrayList<>();
         for (Map.Entry<String, NDArray> e : arrays.entrySet()) {
             t.add(SafetensorsWriter.Tensor.ofFloats(e.getKey(), DType.F32, e.getValue().getShape().getShape(),
-                    molt.teacher.model.NativeArrays.values(e.getValue())));
+                    molt.teacher.nd.NativeArrays.values(e.getValue())));
         }
         SafetensorsWriter.write(file, t, metadata);
     }
@@ -41,7 +41,7 @@ public final class WeightsFile {
         for (Map.Entry<String, NDArray> e : into.entrySet()) {
             float[] v = values.get(e.getKey());
             if (v != null) {
-                molt.teacher.model.InPlace.copy(e.getValue(), v);
+                molt.teacher.nd.InPlace.copy(e.getValue(), v);
                 n++;
             }
         }

@@ -1,7 +1,7 @@
-package molt.student.mixer;
+package molt.teacher.model;
 
 /** A mixer's decoding state; its size must not grow with the number of tokens seen. */
-public interface MixerState extends AutoCloseable {
+public interface AttentionState extends AutoCloseable {
 
     /** Bytes of memory the state holds. */
     long bytes();
