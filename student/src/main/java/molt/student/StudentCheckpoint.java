@@ -22,6 +22,7 @@ import molt.student.mixer.MixerSettings;
 import molt.teacher.InputException;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
+import molt.teacher.Projection;
 import molt.teacher.io.AtomicFiles;
 import molt.teacher.io.Checkpoints;
 import molt.teacher.io.DType;
@@ -134,9 +135,9 @@ public final class StudentCheckpoint {
     /** The adapter whose projection weight is {@code name}, or null. */
     private static LoraAdapter adapterFor(StudentModel s, String name) {
         for (int i = 0; i < s.config().numLayers(); i++) {
-            for (String t : LoraConfig.KNOWN_TARGETS) {
-                if (name.equals(StudentModel.projectionPrefix(i, t) + "weight")) {
-                    return s.adapter(i, t);
+            for (Projection t : Projection.values()) {
+                if (name.equals(t.prefix(i) + "weight")) {
+                    return s.adapter(i, t.shortName());
                 }
             }
         }

@@ -26,8 +26,7 @@ public final class AttentionTransferStage extends TrainingLoop {
         super(ctx);
         this.student = StudentFactory.build(ctx, device, false);
         this.manager = NDManager.newBaseManager(device);
-        this.mixerLayers = java.util.stream.IntStream.range(0, student.config().numLayers())
-                .filter(i -> student.mixer(i) != null).toArray();
+        this.mixerLayers = student.mixerLayers();
         student.setMixersTrainable(true);
         student.setLoraTrainable(false);
     }

@@ -9,15 +9,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.util.Collections;
 import java.util.HexFormat;
 import java.util.Map;
 import molt.data.BatchReader;
 import molt.data.SpanCopy;
 import molt.pipeline.config.RunConfig;
-import molt.student.StudentModel;
-import molt.student.StudentPlan;
-import molt.student.mixer.MixerRegistry;
 import molt.teacher.LlamaConfig;
 import molt.teacher.io.AtomicFiles;
 import molt.teacher.model.LlamaModel;
@@ -36,16 +32,12 @@ public final class TeacherPretrainStage extends TrainingLoop {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final LlamaModel model;
-    private final StudentModel runner;
     private final NDManager manager;
 
     private TeacherPretrainStage(StageContext ctx, Device device) {
         super(ctx);
         LlamaConfig c = config(ctx.stage().pretrain());
         this.model = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, ctx.config().seed()), device, true);
-        // An all-softmax "student" runs the forward with every intermediate kept for backward.
-        this.runner = StudentModel.create(model, null,
-                new StudentPlan(Collections.nCopies(c.numLayers(), MixerRegistry.SOFTMAX)), molt.student.mixer.MixerSettings.lolcats());
         this.manager = NDManager.newBaseManager(device);
     }
 
@@ -113,7 +105,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
             LOG.info("{}: teacher saved to {}", ctx.stage().name(), dir);
         } finally {
             s.manager.close();
-            s.runner.close();
+            s.model.close();
         }
     }
 
@@ -143,7 +135,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
     }
 
     private NDArray crossEntropy(NDManager step, BatchReader.Batch batch) {
-        NDArray logits = runner.logits(step, AttentionTransferStage.inputs(batch.rows()));
+        NDArray logits = model.trainingLogits(step, AttentionTransferStage.inputs(batch.rows()));
         return logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).mean().neg();
     }
 
@@ -231,7 +223,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
         int n = 0;
         for (int d : new int[] {seqLen / 4, seqLen * 3 / 4}) {
             if (d >= 16) { // shorter distances do not fit a probe's span
-                sum += molt.pipeline.eval.Evaluator.recall(runner, tok, filler, 12, d, 4);
+                sum += molt.pipeline.eval.Evaluator.recall(model, tok, filler, 12, d, 4);
                 n++;
             }
         }

@@ -2,16 +2,19 @@ package molt.student.lora;
 
 import java.util.List;
 import java.util.Set;
+import java.util.stream.Collectors;
+import molt.teacher.Projection;
 
 /**
  * LoRA settings (Hu et al. 2021, as LoLCATs' stage 2 uses them): rank r, alpha (the update is scaled by
  * alpha / r), dropout on the adapter's input, and the target projections by short name.
  *
- * @param targets short names among {@link #KNOWN_TARGETS}: q, k, v, o (attention) and gate, up, down (MLP)
+ * @param targets short names of {@link Projection}s: q, k, v, o (attention) and gate, up, down (MLP)
  */
 public record LoraConfig(int rank, double alpha, double dropout, List<String> targets) {
 
-    public static final Set<String> KNOWN_TARGETS = Set.of("q", "k", "v", "o", "gate", "up", "down");
+    /** The short names a target may take. */
+    public static final Set<String> KNOWN_TARGETS = Set.copyOf(Projection.shortNames());
 
     /** LoLCATs' defaults: rank 8, alpha 16, dropout 0, on q, k, v and o. */
     public static LoraConfig lolcatsDefaults() {
@@ -31,12 +34,17 @@ public record LoraConfig(int rank, double alpha, double dropout, List<String> ta
         targets = List.copyOf(targets);
         for (String t : targets) {
             if (!KNOWN_TARGETS.contains(t)) {
-                throw new IllegalArgumentException("lora target '" + t + "' is not one of " + KNOWN_TARGETS);
+                throw new IllegalArgumentException("lora target '" + t + "' is not one of " + Projection.shortNames());
             }
         }
         if (targets.size() != Set.copyOf(targets).size()) {
             throw new IllegalArgumentException("lora targets repeat a name: " + targets);
         }
+    }
+
+    /** The targets as projections, in the order given. */
+    public List<Projection> projections() {
+        return targets.stream().map(Projection::of).collect(Collectors.toList());
     }
 
     /** The factor alpha / r applied to B A. */

@@ -76,12 +76,4 @@ public final class LlamaBlocks {
         NDArray out = probs.matMul(v); // [B, Hq, Tq, D]
         return withWeights ? new NDList(out, probs) : new NDList(out);
     }
-
-    /** The SwiGLU MLP of layer i: down(silu(gate(x)) * up(x)). */
-    public static NDArray mlp(int i, LlamaModel.Layer l, NDArray x, Projector p) {
-        NDArray gate = p.project(i, "gate", x, l.gateT(), l.gateB());
-        NDArray up = p.project(i, "up", x, l.upT(), l.upB());
-        NDArray act = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-        return p.project(i, "down", act, l.downT(), l.downB());
-    }
 }

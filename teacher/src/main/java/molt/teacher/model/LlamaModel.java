@@ -2,6 +2,7 @@ package molt.teacher.model;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -33,12 +34,6 @@ import org.apache.logging.log4j.Logger;
 public final class LlamaModel implements LanguageModel {
     private static final Logger LOG = LogManager.getLogger(LlamaModel.class);
 
-    /** One decoder layer's weights; projection weights transposed to [in, out]; biases may be null. */
-    public record Layer(NDArray inputNorm, NDArray qT, NDArray qB, NDArray kT, NDArray kB, NDArray vT, NDArray vB,
-                        NDArray oT, NDArray oB, NDArray postNorm, NDArray gateT, NDArray gateB, NDArray upT,
-                        NDArray upB, NDArray downT, NDArray downB) {
-    }
-
     /** Logits [B, T, V] (null when not requested) and the taps per layer index. */
     public record Output(NDArray logits, Map<Integer, Taps.Layer> taps) {
     }
@@ -47,24 +42,30 @@ public final class LlamaModel implements LanguageModel {
     private final Device device;
     private final NDManager manager;
     private final NDArray embed;
-    private final List<Layer> layers;
+    private final List<DecoderLayer> layers;
+    private final List<AttentionCore> softmax;
     private final NDArray norm;
     private final NDArray lmHeadT;
     private final Rope rope;
     /** Stored arrays by Hugging Face name; projections are stored transposed (see {@link #isTransposed}). */
     private final Map<String, NDArray> stored;
 
-    private LlamaModel(LlamaConfig config, Device device, NDManager manager, NDArray embed, List<Layer> layers,
-                       NDArray norm, NDArray lmHeadT, Map<String, NDArray> stored) {
+    private LlamaModel(LlamaConfig config, Device device, NDManager manager, Map<String, NDArray> stored,
+                       NDArray lmHeadT) {
         this.stored = stored;
         this.config = config;
         this.device = device;
         this.manager = manager;
-        this.embed = embed;
-        this.layers = layers;
-        this.norm = norm;
+        this.embed = stored.get("model.embed_tokens.weight");
+        this.norm = stored.get("model.norm.weight");
         this.lmHeadT = lmHeadT;
         this.rope = new Rope(config);
+        List<DecoderLayer> l = new ArrayList<>();
+        for (int i = 0; i < config.numLayers(); i++) {
+            l.add(new DecoderLayer(i, config, rope, stored));
+        }
+        this.layers = Collections.unmodifiableList(l);
+        this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device));
     }
 
     /** Loads {@code DIR/config.json} and its weights onto {@code device}, checking every name and shape. */
@@ -90,53 +91,25 @@ public final class LlamaModel implements LanguageModel {
      */
     public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, boolean trainable) {
         LlamaWeights.validate(c, w);
+        if (trainable && c.tieWordEmbeddings()) {
+            throw new IllegalArgumentException("training a model with tied embeddings is not supported");
+        }
         NDManager m = NDManager.newBaseManager(device);
         try {
-            NDArray embed = plain(m, w, "model.embed_tokens.weight");
-            List<Layer> layers = new ArrayList<>();
-            for (int i = 0; i < c.numLayers(); i++) {
-                layers.add(new Layer(
-                        plain(m, w, LlamaWeights.layer(i, "input_layernorm.weight")),
-                        transposed(m, w, LlamaWeights.layer(i, "self_attn.q_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "self_attn.q_proj.bias"), c.qkvBias()),
-                        transposed(m, w, LlamaWeights.layer(i, "self_attn.k_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "self_attn.k_proj.bias"), c.qkvBias()),
-                        transposed(m, w, LlamaWeights.layer(i, "self_attn.v_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "self_attn.v_proj.bias"), c.qkvBias()),
-                        transposed(m, w, LlamaWeights.layer(i, "self_attn.o_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "self_attn.o_proj.bias"), c.oBias()),
-                        plain(m, w, LlamaWeights.layer(i, "post_attention_layernorm.weight")),
-                        transposed(m, w, LlamaWeights.layer(i, "mlp.gate_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "mlp.gate_proj.bias"), c.mlpBias()),
-                        transposed(m, w, LlamaWeights.layer(i, "mlp.up_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "mlp.up_proj.bias"), c.mlpBias()),
-                        transposed(m, w, LlamaWeights.layer(i, "mlp.down_proj.weight")),
-                        optional(m, w, LlamaWeights.layer(i, "mlp.down_proj.bias"), c.mlpBias())));
-            }
-            NDArray norm = plain(m, w, "model.norm.weight");
-            if (trainable && c.tieWordEmbeddings()) {
-                throw new IllegalArgumentException("training a model with tied embeddings is not supported");
-            }
-            NDArray head = c.tieWordEmbeddings() ? embed.transpose().duplicate()
-                    : transposed(m, w, "lm_head.weight");
+            Map<String, long[]> expected = LlamaWeights.expected(c);
             Map<String, NDArray> stored = new LinkedHashMap<>();
-            stored.put("model.embed_tokens.weight", embed);
-            String[] names = {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.q_proj.bias",
-                "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight", "self_attn.v_proj.bias",
-                "self_attn.o_proj.weight", "self_attn.o_proj.bias", "post_attention_layernorm.weight",
-                "mlp.gate_proj.weight", "mlp.gate_proj.bias", "mlp.up_proj.weight", "mlp.up_proj.bias",
-                "mlp.down_proj.weight", "mlp.down_proj.bias"};
-            for (int i = 0; i < layers.size(); i++) {
-                Layer l = layers.get(i);
-                NDArray[] arrays = {l.inputNorm(), l.qT(), l.qB(), l.kT(), l.kB(), l.vT(), l.vB(), l.oT(), l.oB(),
-                    l.postNorm(), l.gateT(), l.gateB(), l.upT(), l.upB(), l.downT(), l.downB()};
-                for (int j = 0; j < names.length; j++) {
-                    if (arrays[j] != null) {
-                        stored.put(LlamaWeights.layer(i, names[j]), arrays[j]);
+            stored.put("model.embed_tokens.weight", plain(m, w, "model.embed_tokens.weight"));
+            for (int i = 0; i < c.numLayers(); i++) {
+                for (String name : LAYER_TENSORS) {
+                    String full = LlamaWeights.layer(i, name);
+                    if (expected.containsKey(full)) {
+                        stored.put(full, isTransposed(full) ? transposed(m, w, full) : plain(m, w, full));
                     }
                 }
             }
-            stored.put("model.norm.weight", norm);
+            stored.put("model.norm.weight", plain(m, w, "model.norm.weight"));
+            NDArray head = c.tieWordEmbeddings() ? stored.get("model.embed_tokens.weight").transpose().duplicate()
+                    : transposed(m, w, "lm_head.weight");
             if (!c.tieWordEmbeddings()) {
                 stored.put("lm_head.weight", head);
             }
@@ -146,13 +119,19 @@ public final class LlamaModel implements LanguageModel {
                 // No per-call result may ever attach to the weights' manager: capping turns such a leak into an error.
                 m.cap();
             }
-            return new LlamaModel(c, device, m, embed, Collections.unmodifiableList(layers), norm, head,
-                    Collections.unmodifiableMap(stored));
+            return new LlamaModel(c, device, m, Collections.unmodifiableMap(stored), head);
         } catch (RuntimeException e) {
             m.close();
             throw e;
         }
     }
+
+    /** A layer's tensors in the order they are stored (and saved); biases only where the checkpoint has them. */
+    private static final String[] LAYER_TENSORS = {"input_layernorm.weight", "self_attn.q_proj.weight",
+        "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight",
+        "self_attn.v_proj.bias", "self_attn.o_proj.weight", "self_attn.o_proj.bias", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight", "mlp.gate_proj.bias", "mlp.up_proj.weight", "mlp.up_proj.bias",
+        "mlp.down_proj.weight", "mlp.down_proj.bias"};
 
     private static NDArray plain(NDManager m, WeightSource w, String name) {
         long[] shape = w.info(name).shape();
@@ -166,10 +145,6 @@ public final class LlamaModel implements LanguageModel {
             t.attach(m);
             return t;
         }
-    }
-
-    private static NDArray optional(NDManager m, WeightSource w, String name, boolean present) {
-        return present ? plain(m, w, name) : null;
     }
 
     @Override
@@ -229,25 +204,18 @@ public final class LlamaModel implements LanguageModel {
         return manager;
     }
 
-    public List<Layer> layers() {
+    /** The decoder layers. */
+    public List<DecoderLayer> layers() {
         return layers;
     }
 
-    public NDArray finalNorm() {
-        return norm;
-    }
-
-    /** The LM head transposed, [H, V] (a copy of the embedding's transpose when tied). */
-    public NDArray lmHeadT() {
-        return lmHeadT;
-    }
-
-    public Rope rope() {
-        return rope;
+    /** Softmax attention in every layer: the teacher's own cores. */
+    public List<AttentionCore> softmaxCores() {
+        return softmax;
     }
 
     /** Token ids [B, T] to embeddings [B, T, H], created in {@code scope}. */
-    public NDArray embed(NDManager scope, long[][] tokens) {
+    private NDArray embed(NDManager scope, long[][] tokens) {
         int b = tokens.length;
         int t = tokens[0].length;
         long[] flat = new long[b * t];
@@ -271,93 +239,47 @@ public final class LlamaModel implements LanguageModel {
     }
 
     /** Final RMSNorm and LM head: [B, T, H] -> logits [B, T, V]. */
-    public NDArray head(NDArray h) {
+    private NDArray head(NDArray h) {
         return LlamaBlocks.rmsNorm(h, norm, config.rmsNormEps()).matMul(lmHeadT);
     }
 
-    /** Full forward over a batch of equal-length sequences; results attached to {@code out}. */
+    /**
+     * The decoder-layer loop, the one place every forward of the teacher and of every student runs through:
+     * embeddings, then each layer with its core under {@code pass}, then (when the pass runs every layer's output)
+     * the final norm and LM head. Returns logits [B, T, V], or null when the pass stops early; everything is
+     * created in {@code scope}, so under a gradient collector backward can still use it.
+     */
+    public NDArray run(NDManager scope, long[][] tokens, List<? extends AttentionCore> cores, LayerPass pass) {
+        if (cores.size() != layers.size()) {
+            throw new IllegalArgumentException("expected one attention core per layer (" + layers.size()
+                    + "), found " + cores.size());
+        }
+        NDArray h = embed(scope, tokens);
+        int last = pass.lastLayer(layers.size());
+        for (int i = 0; i <= last; i++) {
+            h = layers.get(i).forward(scope, h, cores.get(i), pass);
+        }
+        return last == layers.size() - 1 && pass.needsOutput(last) ? head(h) : null;
+    }
+
+    /** Full forward over a batch of equal-length sequences; results attached to {@code out}, the rest freed. */
     public Output forward(NDManager out, long[][] tokens, Taps.Request request) {
         try (NDManager scope = out.newSubManager(device)) {
-            NDArray h = embed(scope, tokens);
-            Map<Integer, Taps.Layer> taps = new LinkedHashMap<>();
-            int last = lastLayer(request);
-            for (int i = 0; i <= last; i++) {
-                boolean tap = request.wants(i);
-                Layer l = layers.get(i);
-                NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), config.rmsNormEps());
-                NDArray[] qkv = qkv(scope, i, l, xn, 0, Projector.PLAIN);
-                NDList att = LlamaBlocks.softmaxAttention(scope,
-                        qkv[0], LlamaBlocks.repeatKv(qkv[1], config.kvGroups()),
-                        LlamaBlocks.repeatKv(qkv[2], config.kvGroups()), 0, tap && request.attentionWeights());
-                NDArray perHead = att.get(0).transpose(0, 2, 1, 3); // [B, T, Hq, D]
-                if (tap) {
-                    taps.put(i, new Taps.Layer(
-                            request.hidden() ? keep(h, out) : null,
-                            request.qkv() ? keep(qkv[0], out) : null,
-                            request.qkv() ? keep(qkv[1], out) : null,
-                            request.qkv() ? keep(qkv[2], out) : null,
-                            request.attentionOutput() ? keep(perHead, out) : null,
-                            request.attentionWeights() ? keep(att.get(1), out) : null));
-                }
-                if (i == last && !request.logits()) {
-                    break;
-                }
-                h = layerTail(i, l, h, perHead, Projector.PLAIN);
-            }
-            NDArray logits = null;
-            if (request.logits()) {
-                logits = head(h);
+            TapPass pass = new TapPass(Projector.PLAIN, request, scope, out, layers.size());
+            NDArray logits = run(scope, tokens, softmax, pass);
+            if (logits != null) {
                 logits.attach(out);
             }
-            return new Output(logits, taps);
+            return new Output(logits, pass.taps());
         }
-    }
-
-    private int lastLayer(Taps.Request r) {
-        if (r.logits() || r.layers() == null) {
-            return config.numLayers() - 1;
-        }
-        return r.layers().stream().mapToInt(Integer::intValue).max().orElse(-1);
-    }
-
-    /** A copy of x owned by {@code out} (x itself stays in the per-call scope, which may still use it). */
-    private static NDArray keep(NDArray x, NDManager out) {
-        NDArray c = x.duplicate();
-        c.attach(out);
-        return c;
     }
 
     /**
-     * q [B, Hq, T, D], k and v [B, Hkv, T, D] for normed input xn [B, T, H] at positions start..start+T-1; q and
-     * k after RoPE.
+     * A training forward (pretraining the teacher): logits [B, T, V] with every intermediate in {@code step}, so
+     * backward can use them; close {@code step} after backward.
      */
-    public NDArray[] qkv(NDManager scope, int i, Layer l, NDArray xn, long start, Projector p) {
-        return rotate(scope, projections(i, l, xn, p), start);
-    }
-
-    /** q [B, Hq, T, D], k and v [B, Hkv, T, D] straight from the projections (no RoPE). */
-    public NDArray[] projections(int i, Layer l, NDArray xn, Projector p) {
-        NDArray q = LlamaBlocks.splitHeads(p.project(i, "q", xn, l.qT(), l.qB()), config.numHeads());
-        NDArray k = LlamaBlocks.splitHeads(p.project(i, "k", xn, l.kT(), l.kB()), config.numKvHeads());
-        NDArray v = LlamaBlocks.splitHeads(p.project(i, "v", xn, l.vT(), l.vB()), config.numKvHeads());
-        return new NDArray[] {q, k, v};
-    }
-
-    /** RoPE on q and k of {@link #projections} at positions start..start+T-1 (v passes through). */
-    public NDArray[] rotate(NDManager scope, NDArray[] qkv, long start) {
-        int t = Math.toIntExact(qkv[0].getShape().get(2));
-        NDArray cos = rope.cos(scope, start, t);
-        NDArray sin = rope.sin(scope, start, t);
-        return new NDArray[] {Rope.apply(qkv[0], cos, sin), Rope.apply(qkv[1], cos, sin), qkv[2]};
-    }
-
-    /** The rest of a layer after the attention core: o_proj, residual, post-norm, MLP, residual. */
-    public NDArray layerTail(int i, Layer l, NDArray h, NDArray perHead, Projector p) {
-        Shape s = perHead.getShape();
-        NDArray merged = perHead.reshape(s.get(0), s.get(1), s.get(2) * s.get(3)); // [B, T, Hq*D]
-        NDArray x = h.add(p.project(i, "o", merged, l.oT(), l.oB()));
-        NDArray xn = LlamaBlocks.rmsNorm(x, l.postNorm(), config.rmsNormEps());
-        return x.add(LlamaBlocks.mlp(i, l, xn, p));
+    public NDArray trainingLogits(NDManager step, long[][] tokens) {
+        return run(step, tokens, softmax, LayerPass.parallel(Projector.PLAIN));
     }
 
     @Override
@@ -366,51 +288,50 @@ public final class LlamaModel implements LanguageModel {
     }
 
     @Override
-    public KvCache newState() {
-        return newCache();
+    public DecoderState newState() {
+        return new DecoderState(layers.size());
     }
 
     @Override
-    public NDArray decode(NDManager out, LanguageModel.DecodingState state, long[][] tokens) {
-        if (!(state instanceof KvCache cache)) {
-            throw new IllegalArgumentException("the teacher decodes with a KvCache, found " + state.getClass());
-        }
-        return decode(out, cache, tokens);
-    }
-
-    /** A fresh decoding state for this model. */
-    public KvCache newCache() {
-        return new KvCache(device, config.numLayers());
+    public NDArray decode(NDManager out, DecodingState state, long[][] tokens) {
+        return decode(out, state, tokens, softmax, Projector.PLAIN);
     }
 
     /**
-     * Runs {@code tokens} [B, t] through the model on top of the cache (prefill when the cache is empty, one
-     * decoding step when t = 1) and returns logits [B, t, V] attached to {@code out}.
+     * Runs {@code tokens} [B, t] through the layers with {@code cores} on top of {@code state} (prefill when it is
+     * empty, a decoding step when t = 1) and returns logits [B, t, V] attached to {@code out}. On a non-empty state,
+     * cores that step one token at a time get the tokens one by one.
      */
-    public NDArray decode(NDManager out, KvCache cache, long[][] tokens) {
-        try (NDManager scope = out.newSubManager(device)) {
-            long start = cache.position;
-            NDArray h = embed(scope, tokens);
-            for (int i = 0; i < layers.size(); i++) {
-                Layer l = layers.get(i);
-                NDArray xn = LlamaBlocks.rmsNorm(h, l.inputNorm(), config.rmsNormEps());
-                NDArray[] qkv = qkv(scope, i, l, xn, start, Projector.PLAIN);
-                NDArray[] kv = cache.append(i, qkv[1], qkv[2]);
-                NDArray k = LlamaBlocks.repeatKv(kv[0], config.kvGroups());
-                NDArray v = LlamaBlocks.repeatKv(kv[1], config.kvGroups());
-                // Without GQA repeatKv returns the cache's own arrays, which must stay in the cache.
-                if (k != kv[0]) {
-                    k.attach(scope);
-                    v.attach(scope);
-                }
-                NDList att = LlamaBlocks.softmaxAttention(scope, qkv[0], k, v, start, false);
-                h = layerTail(i, l, h, att.get(0).transpose(0, 2, 1, 3), Projector.PLAIN);
+    public NDArray decode(NDManager out, DecodingState state, long[][] tokens, List<? extends AttentionCore> cores,
+                          Projector projector) {
+        if (!(state instanceof DecoderState st)) {
+            throw new IllegalArgumentException("expected a DecoderState, found " + state.getClass().getSimpleName());
+        }
+        int t = tokens[0].length;
+        if (t > 1 && st.position() > 0 && !cores.stream().allMatch(AttentionCore::stepsMany)) {
+            NDList rows = new NDList();
+            for (int j = 0; j < t; j++) {
+                rows.add(decode(out, st, column(tokens, j), cores, projector));
             }
-            cache.position = start + tokens[0].length;
-            NDArray logits = head(h);
+            NDArray all = NDArrays.concat(rows, 1); // [B, t, V]
+            rows.forEach(NDArray::close);
+            return all;
+        }
+        try (NDManager scope = out.newSubManager(device)) {
+            NDArray logits = run(scope, tokens, cores, new DecodePass(projector, st));
+            st.advance(t);
             logits.attach(out);
             return logits;
         }
+    }
+
+    /** Column j of tokens [B, t] as [B, 1]. */
+    private static long[][] column(long[][] tokens, int j) {
+        long[][] one = new long[tokens.length][1];
+        for (int b = 0; b < tokens.length; b++) {
+            one[b][0] = tokens[b][j];
+        }
+        return one;
     }
 
     @Override

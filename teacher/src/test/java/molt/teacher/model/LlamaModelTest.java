@@ -135,7 +135,7 @@ class LlamaModelTest {
         long[][] toks = tokens(2, 10, 64, 8);
         try (LlamaModel m = LlamaModel.fromWeights(c, MapWeightSource.of(spec), Device.cpu());
              NDManager out = NDManager.newBaseManager(Device.cpu());
-             KvCache cache = m.newCache()) {
+             DecoderState cache = m.newState()) {
             float[] full = m.forward(out, toks, Taps.Request.none()).logits().toFloatArray();
             long[][] prompt = {java.util.Arrays.copyOf(toks[0], 6), java.util.Arrays.copyOf(toks[1], 6)};
             NDArray pre = m.decode(out, cache, prompt);
@@ -177,7 +177,7 @@ class LlamaModelTest {
                 o.taps().values().forEach(t -> Stream.of(t.hidden(), t.q(), t.k(), t.v(), t.attentionOutput(),
                         t.attentionWeights()).forEach(NDArray::close));
                 m.forward(out, toks, Taps.Request.none()).logits().close();
-                try (KvCache cache = m.newCache()) {
+                try (DecoderState cache = m.newState()) {
                     m.decode(out, cache, toks).close();
                     m.decode(out, cache, new long[][] {{3}}).close();
                 }

@@ -1,0 +1,67 @@
+package molt.teacher.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import java.util.Map;
+
+/**
+ * The teacher's attention core: causal softmax attention (scale 1/sqrt(D)), keys and values repeated to the query
+ * heads (GQA). Its decoding state is a {@link KvState}; its recurrent form takes any number of tokens at once.
+ * It has no parameters of its own, so one instance serves every layer.
+ *
+ * <p>Shapes: B batch, Hq query heads, Hkv key/value heads, T time, D head dim.
+ */
+public final class SoftmaxAttention implements AttentionCore {
+    private final Device device;
+
+    public SoftmaxAttention(Device device) {
+        this.device = device;
+    }
+
+    @Override
+    public Map<String, NDArray> parameters() {
+        return Map.of();
+    }
+
+    @Override
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
+        NDArray out = LlamaBlocks.softmaxAttention(scope, in.q(), in.k(), in.v(), 0, false).get(0);
+        KvState state = null;
+        if (withState) {
+            state = newState();
+            state.append(in.kvKeys(), in.kvValues());
+        }
+        return new Output(out, state);
+    }
+
+    @Override
+    public KvState newState() {
+        return new KvState(device);
+    }
+
+    @Override
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
+        KvState kvState = (KvState) state;
+        long start = kvState.length();
+        NDArray[] kv = kvState.append(in.kvKeys(), in.kvValues()); // [B, Hkv, start + T, D]
+        NDArray k = LlamaBlocks.repeatKv(kv[0], in.groups()); // [B, Hq, start + T, D]
+        NDArray v = LlamaBlocks.repeatKv(kv[1], in.groups());
+        // Without GQA repeatKv returns the state's own arrays, which must stay in the state.
+        if (k != kv[0]) {
+            k.attach(scope);
+            v.attach(scope);
+        }
+        return LlamaBlocks.softmaxAttention(scope, in.q(), k, v, start, false).get(0);
+    }
+
+    @Override
+    public boolean stepsMany() {
+        return true;
+    }
+
+    @Override
+    public NDArray attentionWeights(NDManager scope, AttentionInput in) {
+        return LlamaBlocks.softmaxAttention(scope, in.q(), in.k(), in.v(), 0, true).get(1);
+    }
+}
