@@ -99,15 +99,25 @@ public final class PreparedDataset {
             throw new InputException("data source " + source.identity() + " yields no complete training sequence of "
                     + (seqLen + 1) + " tokens (" + index + " documents)");
         }
+        ObjectNode m = manifest(spec, eos, tokenizer.vocabSize(), masked, sinks, packers);
+        AtomicFiles.writeString(out.resolve(MANIFEST), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
+        LOG.info("prepared {}: {} train / {} val sequences of {} tokens from {} documents", out,
+                sinks.get("train").rows, sinks.get("val").rows, seqLen + 1, index);
+        return new PreparedDataset(out, m);
+    }
+
+    /** manifest.json: the settings that made the dataset and each split's counts and shards. */
+    private static ObjectNode manifest(Spec spec, long eos, int vocabSize, boolean masked,
+                                       Map<String, ShardSink> sinks, Map<String, Packer> packers) {
         ObjectNode m = JSON.createObjectNode();
         m.put("format", FORMAT);
         m.put("source", spec.source());
         m.put("tokenizer", spec.tokenizer());
-        m.put("seq_len", seqLen);
-        m.put("seed", seed);
-        m.put("val_fraction", valFraction);
+        m.put("seq_len", spec.seqLen());
+        m.put("seed", spec.seed());
+        m.put("val_fraction", spec.valFraction());
         m.put("eos_id", eos);
-        m.put("vocab_size", tokenizer.vocabSize());
+        m.put("vocab_size", vocabSize);
         m.put("loss_mask", masked);
         ObjectNode counts = m.putObject("splits");
         for (String split : sinks.keySet()) {
@@ -118,10 +128,7 @@ public final class PreparedDataset {
             ArrayNode shards = c.putArray("shards");
             sinks.get(split).names.forEach(shards::add);
         }
-        AtomicFiles.writeString(out.resolve(MANIFEST), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
-        LOG.info("prepared {}: {} train / {} val sequences of {} tokens from {} documents", out,
-                sinks.get("train").rows, sinks.get("val").rows, seqLen + 1, index);
-        return new PreparedDataset(out, m);
+        return m;
     }
 
     /** Deterministic document-level split. */

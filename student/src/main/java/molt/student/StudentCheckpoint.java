@@ -68,14 +68,28 @@ public final class StudentCheckpoint {
         if (baseDir == null) {
             throw new IllegalArgumentException("export needs the base model's directory");
         }
-        LlamaConfig c = student.config();
-        DType out = dtype == null ? baseDtype(c) : dtype;
+        DType out = dtype == null ? baseDtype(student.config()) : dtype;
         Files.createDirectories(dir);
+        writeWeights(student, dir.resolve("model.safetensors"), merged, out);
+        for (String f : TOKENIZER_FILES) {
+            Path src = baseDir.resolve(f);
+            if (Files.isRegularFile(src)) {
+                AtomicFiles.writeBytes(dir.resolve(f), Files.readAllBytes(src));
+            }
+        }
+        ObjectNode cfg = exportConfig(student, merged, out);
+        if (extra != null) {
+            cfg.set("molt", extra);
+        }
+        AtomicFiles.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(cfg));
+    }
+
+    /** model.safetensors: every base weight with LoRA folded in ({@code merged}) or the adapters, then the mixers. */
+    private static void writeWeights(StudentModel student, Path file, boolean merged, DType out) throws IOException {
         List<SafetensorsWriter.Tensor> tensors = new ArrayList<>();
-        WeightSource base = Checkpoints.open(baseDir);
-        try {
+        try (WeightSource base = Checkpoints.open(student.baseDir())) {
             if (merged) {
-                for (Map.Entry<String, long[]> e : LlamaWeights.expected(c).entrySet()) {
+                for (Map.Entry<String, long[]> e : LlamaWeights.expected(student.config()).entrySet()) {
                     String name = e.getKey();
                     LoraAdapter a = adapterFor(student, name);
                     tensors.add(SafetensorsWriter.Tensor.ofFloats(name, out, e.getValue(),
@@ -89,17 +103,13 @@ public final class StudentCheckpoint {
             for (Map.Entry<String, NDArray> e : student.mixerParameters().entrySet()) {
                 tensors.add(tensor(e.getKey(), out, e.getValue()));
             }
-            SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt",
-                    "producer", "molt"));
-        } finally {
-            base.close();
+            SafetensorsWriter.write(file, tensors, Map.of("format", "pt", "producer", "molt"));
         }
-        for (String f : TOKENIZER_FILES) {
-            Path src = baseDir.resolve(f);
-            if (Files.isRegularFile(src)) {
-                AtomicFiles.writeBytes(dir.resolve(f), Files.readAllBytes(src));
-            }
-        }
+    }
+
+    /** The export's config.json: base model identity and config, plan, mixer and LoRA settings. */
+    private static ObjectNode exportConfig(StudentModel student, boolean merged, DType out) throws IOException {
+        Path baseDir = student.baseDir();
         ObjectNode cfg = JSON.createObjectNode();
         cfg.put("model_type", MODEL_TYPE);
         cfg.put("weights", merged ? "merged" : "adapters");
@@ -107,7 +117,7 @@ public final class StudentCheckpoint {
         ObjectNode baseNode = cfg.putObject("base_model");
         baseNode.put("path", baseDir.toAbsolutePath().normalize().toString());
         baseNode.put("sha256", Checkpoints.weightsSha256(baseDir));
-        cfg.set("base_config", c.raw());
+        cfg.set("base_config", student.config().raw());
         ArrayNode plan = cfg.putArray("plan");
         student.plan().layers().forEach(plan::add);
         MixerSettings s = student.settings();
@@ -121,10 +131,7 @@ public final class StudentCheckpoint {
             ArrayNode t = ln.putArray("targets");
             l.targets().forEach(t::add);
         }
-        if (extra != null) {
-            cfg.set("molt", extra);
-        }
-        AtomicFiles.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(cfg));
+        return cfg;
     }
 
     private static SafetensorsWriter.Tensor tensor(String name, DType dtype, NDArray a) {

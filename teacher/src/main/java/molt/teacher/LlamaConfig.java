@@ -99,22 +99,7 @@ public record LlamaConfig(
     /** Builds a config from a parsed config.json object; {@code file} is named in errors. */
     public static LlamaConfig fromJson(ObjectNode root, Path file) {
         Fields f = new Fields(root, file);
-        String type = f.string("model_type", null);
-        if (type == null) {
-            throw new InputException(file, "missing model_type (expected one of " + MODEL_TYPES + ")");
-        }
-        if (!MODEL_TYPES.contains(type)) {
-            throw new InputException(file, "unsupported model_type '" + type + "' (expected one of "
-                    + MODEL_TYPES + ")");
-        }
-        if (!type.equals("llama")) {
-            JsonNode sw = root.get("sliding_window");
-            boolean useSw = root.path("use_sliding_window").asBoolean(type.equals("mistral"));
-            if (useSw && sw != null && !sw.isNull()) {
-                throw new InputException(file, "model_type '" + type + "' with sliding_window " + sw
-                        + " is not supported (only full attention computes Llama's function)");
-            }
-        }
+        String type = modelType(f, root, file);
         String act = f.string("hidden_act", "silu");
         if (!act.equals("silu")) {
             throw new InputException(file, "unsupported hidden_act '" + act + "' (expected silu)");
@@ -127,19 +112,7 @@ public record LlamaConfig(
             throw new InputException(file, "num_attention_heads " + heads + " is not a multiple of num_key_value_heads "
                     + kvHeads);
         }
-        int headDim;
-        if (root.has("head_dim") && !root.get("head_dim").isNull()) {
-            headDim = f.positiveInt("head_dim");
-        } else {
-            if (hidden % heads != 0) {
-                throw new InputException(file, "hidden_size " + hidden + " is not divisible by num_attention_heads "
-                        + heads + " and no head_dim is given");
-            }
-            headDim = hidden / heads;
-        }
-        if (headDim % 2 != 0) {
-            throw new InputException(file, "head_dim must be even for rotary embeddings, found " + headDim);
-        }
+        int headDim = headDim(f, root, file, hidden, heads);
         boolean attentionBias = f.bool("attention_bias", false);
         boolean qkvBias = type.equals("qwen2") || attentionBias;
         boolean oBias = !type.equals("qwen2") && attentionBias;
@@ -165,6 +138,45 @@ public record LlamaConfig(
                 eos,
                 f.string("torch_dtype", "float32"),
                 root.deepCopy());
+    }
+
+    /** The model_type, checked to be one whose math is Llama's (no sliding window). */
+    private static String modelType(Fields f, ObjectNode root, Path file) {
+        String type = f.string("model_type", null);
+        if (type == null) {
+            throw new InputException(file, "missing model_type (expected one of " + MODEL_TYPES + ")");
+        }
+        if (!MODEL_TYPES.contains(type)) {
+            throw new InputException(file, "unsupported model_type '" + type + "' (expected one of "
+                    + MODEL_TYPES + ")");
+        }
+        if (!type.equals("llama")) {
+            JsonNode sw = root.get("sliding_window");
+            boolean useSw = root.path("use_sliding_window").asBoolean(type.equals("mistral"));
+            if (useSw && sw != null && !sw.isNull()) {
+                throw new InputException(file, "model_type '" + type + "' with sliding_window " + sw
+                        + " is not supported (only full attention computes Llama's function)");
+            }
+        }
+        return type;
+    }
+
+    /** head_dim as given, or hidden / heads; even, for rotary embeddings. */
+    private static int headDim(Fields f, ObjectNode root, Path file, int hidden, int heads) {
+        int headDim;
+        if (root.has("head_dim") && !root.get("head_dim").isNull()) {
+            headDim = f.positiveInt("head_dim");
+        } else {
+            if (hidden % heads != 0) {
+                throw new InputException(file, "hidden_size " + hidden + " is not divisible by num_attention_heads "
+                        + heads + " and no head_dim is given");
+            }
+            headDim = hidden / heads;
+        }
+        if (headDim % 2 != 0) {
+            throw new InputException(file, "head_dim must be even for rotary embeddings, found " + headDim);
+        }
+        return headDim;
     }
 
     private static RopeScaling ropeScaling(JsonNode node, Path file) {

@@ -120,7 +120,13 @@ public final class SafetensorsFile implements WeightSource {
             }
             entries.put(name, entry(file, name, n, dataLen));
         }
-        List<Entry> byOffset = new ArrayList<>(entries.values());
+        checkNoOverlap(file, entries.values());
+        return new SafetensorsFile(file, ch, dataStart, entries, Collections.unmodifiableMap(metadata));
+    }
+
+    /** Refuses tensors whose byte ranges overlap. */
+    private static void checkNoOverlap(Path file, java.util.Collection<Entry> entries) {
+        List<Entry> byOffset = new ArrayList<>(entries);
         byOffset.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
         for (int i = 1; i < byOffset.size(); i++) {
             Entry a = byOffset.get(i - 1);
@@ -130,7 +136,6 @@ public final class SafetensorsFile implements WeightSource {
                         + ") and " + b.info().name() + " [" + b.begin() + ", " + b.end() + ") overlap");
             }
         }
-        return new SafetensorsFile(file, ch, dataStart, entries, Collections.unmodifiableMap(metadata));
     }
 
     private static Entry entry(Path file, String name, JsonNode n, long dataLen) {
