@@ -223,7 +223,7 @@ public final class StudentCheckpoint {
             }
             for (String n : own.names()) {
                 if (n.contains(".self_attn.mixer.") || n.contains(".lora_")) {
-                    extra.put(n, own.readFloats(n));
+                    extra.put(n, molt.teacher.io.Floats.requireFinite(own.origin(), n, own.readFloats(n)));
                 }
             }
             StudentModel s = StudentModel.create(base, weights.equals("merged") ? dir : basePath, plan, settings);

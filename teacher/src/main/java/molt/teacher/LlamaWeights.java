@@ -58,21 +58,40 @@ public final class LlamaWeights {
         return m;
     }
 
-    /** Total parameter count of the architecture. */
+    /** Total parameter count of the architecture (computed, so an absurd layer count costs nothing). */
     public static long parameterCount(LlamaConfig c) {
-        long n = 0;
-        for (long[] s : expected(c).values()) {
-            long k = 1;
-            for (long d : s) {
-                k *= d;
+        long h = c.hiddenSize();
+        long qkv = h * c.qDim() + 2 * h * c.kvDim() + (c.qkvBias() ? c.qDim() + 2L * c.kvDim() : 0);
+        long o = (long) c.qDim() * h + (c.oBias() ? h : 0);
+        long mlp = 3 * h * c.intermediateSize() + (c.mlpBias() ? 2L * c.intermediateSize() + h : 0);
+        long layer = 2 * h + qkv + o + mlp;
+        long embed = (long) c.vocabSize() * h;
+        return embed + c.numLayers() * layer + h + (c.tieWordEmbeddings() ? 0 : embed);
+    }
+
+    /** The number of decoder layers whose tensors a checkpoint holds (highest {@code model.layers.i} + 1). */
+    static int layersIn(WeightSource w) {
+        int n = 0;
+        for (String name : w.names()) {
+            if (name.startsWith("model.layers.")) {
+                int dot = name.indexOf('.', "model.layers.".length());
+                try {
+                    n = Math.max(n, Integer.parseInt(name.substring("model.layers.".length(), dot)) + 1);
+                } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
+                    // not a layer tensor: reported as unexpected below
+                }
             }
-            n += k;
         }
         return n;
     }
 
     /** Checks names and shapes; throws one {@link InputException} listing every problem. */
     public static void validate(LlamaConfig c, WeightSource w) {
+        int held = layersIn(w);
+        if (c.numLayers() > held) {
+            throw new InputException(w.origin(), "config.json has num_hidden_layers " + c.numLayers()
+                    + " but the weights hold " + held + " layer(s)");
+        }
         Map<String, long[]> want = expected(c);
         List<String> problems = new ArrayList<>();
         for (Map.Entry<String, long[]> e : want.entrySet()) {
@@ -96,11 +115,30 @@ public final class LlamaWeights {
                 problems.add(n + ": unexpected tensor " + w.info(n).dtype() + " " + w.info(n).shapeString());
             }
         }
+        if (problems.isEmpty() && c.tieWordEmbeddings() && w.contains("lm_head.weight")) {
+            checkTiedCopy(w);
+        }
         if (!problems.isEmpty()) {
             String listed = String.join("; ", problems.subList(0, Math.min(MAX_LISTED, problems.size())));
             String more = problems.size() > MAX_LISTED ? "; and " + (problems.size() - MAX_LISTED) + " more" : "";
             throw new InputException(w.origin(), problems.size() + " tensor problem(s) for " + c.modelType() + " with "
                     + c.numLayers() + " layers: " + listed + more);
+        }
+    }
+
+    /**
+     * With tied embeddings an {@code lm_head.weight} in the checkpoint must be a copy of the embedding (it is not
+     * used): a different one would silently change the model.
+     */
+    private static void checkTiedCopy(WeightSource w) {
+        float[] embed = w.readFloats("model.embed_tokens.weight");
+        float[] head = w.readFloats("lm_head.weight");
+        for (int i = 0; i < embed.length; i++) {
+            if (Float.floatToIntBits(embed[i]) != Float.floatToIntBits(head[i])) {
+                throw new InputException(w.origin(), "tie_word_embeddings is true but lm_head.weight differs from "
+                        + "model.embed_tokens.weight (first at element " + i + ": " + head[i] + " vs " + embed[i]
+                        + "); set tie_word_embeddings to false or remove lm_head.weight");
+            }
         }
     }
 }

@@ -75,4 +75,18 @@ public final class Floats {
         }
         return (short) (sign | half);
     }
+
+    /**
+     * Returns {@code values} when every element is finite; otherwise an InputException naming the file, the tensor
+     * and the first bad element (a model with NaN or infinite weights computes nothing meaningful).
+     */
+    public static float[] requireFinite(java.nio.file.Path origin, String name, float[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isFinite(values[i])) {
+                throw new molt.teacher.InputException(origin, name + ": element " + i + " is " + values[i]
+                        + " (weights must be finite)");
+            }
+        }
+        return values;
+    }
 }

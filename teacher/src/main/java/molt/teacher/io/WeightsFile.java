@@ -29,7 +29,7 @@ public final class WeightsFile {
         Map<String, float[]> out = new LinkedHashMap<>();
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             for (String n : f.names()) {
-                out.put(n, f.readFloats(n));
+                out.put(n, Floats.requireFinite(file, n, f.readFloats(n)));
             }
         }
         return out;

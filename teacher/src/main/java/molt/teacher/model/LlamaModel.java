@@ -17,6 +17,7 @@ import molt.teacher.InputException;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import molt.teacher.io.Checkpoints;
+import molt.teacher.io.Floats;
 import molt.teacher.io.WeightSource;
 import molt.teacher.nd.NativeArrays;
 import org.apache.logging.log4j.LogManager;
@@ -135,7 +136,7 @@ public final class LlamaModel implements LanguageModel {
 
     private static NDArray plain(NDManager m, WeightSource w, String name) {
         long[] shape = w.info(name).shape();
-        return NativeArrays.floats(m, w.readFloats(name), new Shape(shape));
+        return NativeArrays.floats(m, Floats.requireFinite(w.origin(), name, w.readFloats(name)), new Shape(shape));
     }
 
     /** Stores W [out, in] as a contiguous W^T [in, out], so a projection is one matMul with no transpose. */
@@ -253,6 +254,11 @@ public final class LlamaModel implements LanguageModel {
         if (cores.size() != layers.size()) {
             throw new IllegalArgumentException("expected one attention core per layer (" + layers.size()
                     + "), found " + cores.size());
+        }
+        long end = pass.start() + tokens[0].length;
+        if (end > config.maxPositionEmbeddings()) {
+            throw new InputException("positions " + pass.start() + ".." + (end - 1) + " exceed the model's "
+                    + "max_position_embeddings " + config.maxPositionEmbeddings() + " (config.json)");
         }
         NDArray h = embed(scope, tokens);
         int last = pass.lastLayer(layers.size());
