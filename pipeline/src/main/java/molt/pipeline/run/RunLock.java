@@ -44,6 +44,29 @@ public final class RunLock implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether a live process holds the run directory's lock (the kernel drops it when the holder dies, so a run
+     * killed by any signal reads as not running). Takes and at once releases the lock when it is free.
+     */
+    public static boolean isHeld(Path runDir) {
+        Path file = runDir.resolve(".lock");
+        if (!Files.isRegularFile(file)) {
+            return false;
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            FileLock l = ch.tryLock();
+            if (l == null) {
+                return true;
+            }
+            l.release();
+            return false;
+        } catch (OverlappingFileLockException e) {
+            return true;
+        } catch (IOException e) {
+            throw new InputException(runDir, "cannot check the run lock " + file + ": " + e.getMessage(), e);
+        }
+    }
+
     private static void closeQuietly(FileChannel ch) {
         if (ch != null) {
             try {
