@@ -43,19 +43,19 @@ public final class Main implements Runnable {
         boolean debug = java.util.Arrays.asList(args).contains("--debug");
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((ex, line, parsed) -> {
-            Throwable input = inputCause(ex);
+            String input = inputMessage(ex);
             if (input != null) {
-                System.err.println("molt: " + input.getMessage());
+                System.err.println("molt: " + input);
                 if (debug) {
                     ex.printStackTrace(System.err);
                 }
                 return 2;
             }
-            System.err.println("molt: internal error: " + ex);
+            String what = String.valueOf(ex).lines().findFirst().orElse(ex.getClass().getName());
+            System.err.println("molt: internal error: " + what
+                    + (debug ? "" : " (run again with --debug for the stack trace)"));
             if (debug) {
                 ex.printStackTrace(System.err);
-            } else {
-                System.err.println("molt: run again with --debug for the stack trace");
             }
             return 1;
         });
@@ -68,10 +68,19 @@ public final class Main implements Runnable {
         return cli.execute(args);
     }
 
-    private static Throwable inputCause(Throwable t) {
+    /**
+     * The one-line message of a user's mistake in the cause chain: an {@link InputException}, or a file-system
+     * refusal (no such file, not a directory, no permission, read-only, full disk) naming its path. Null otherwise.
+     */
+    private static String inputMessage(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
             if (c instanceof InputException) {
-                return c;
+                return c.getMessage().lines().findFirst().orElse("");
+            }
+        }
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof java.nio.file.FileSystemException f) {
+                return molt.teacher.io.AtomicFiles.describe(f);
             }
         }
         return null;

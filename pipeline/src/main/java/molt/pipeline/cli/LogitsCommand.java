@@ -47,6 +47,9 @@ public final class LogitsCommand implements Callable<Integer> {
         if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
             throw new InputException(out, "--out: the directory " + parent + " does not exist");
         }
+        if (java.nio.file.Files.isDirectory(out)) {
+            throw new InputException(out, "--out: is a directory (expected a file name to write)");
+        }
         try (LanguageModel m = Models.load(model, device)) {
             float[] logits;
             try (NDManager nd = NDManager.newBaseManager(m.device())) {

@@ -92,21 +92,12 @@ public final class SafetensorsWriter {
         }
         head.flip();
 
-        Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = dir.resolve("." + file.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
+        AtomicFiles.write(file, ch -> {
             writeAll(ch, head);
             for (Tensor t : tensors) {
                 writeTensor(ch, t);
             }
-            ch.force(true);
-        } catch (IOException | RuntimeException e) {
-            Files.deleteIfExists(tmp);
-            throw e;
-        }
-        AtomicFiles.moveAtomically(tmp, file);
+        });
     }
 
     private static void writeTensor(FileChannel ch, Tensor t) throws IOException {
