@@ -60,7 +60,8 @@ public final class EvalCommand implements Callable<Integer> {
         if (sequences < 1 || probes < 1 || distances.stream().anyMatch(d -> d < 16) || contexts.stream().anyMatch(c -> c < 1)) {
             throw new InputException("eval: --sequences and --probes must be >= 1, distances >= 16, contexts >= 1");
         }
-        Models.config(model);
+        Evaluator.Settings settings = new Evaluator.Settings(sequences, distances, probes, 12, contexts, 64);
+        settings.checkFits(Models.config(model));
         TextTokenizer tok = Tokenizers.load(model);
         Path tmp = null;
         PreparedDataset ds;
@@ -77,8 +78,7 @@ public final class EvalCommand implements Callable<Integer> {
             }
         }
         try (LanguageModel m = Models.load(model, device)) {
-            ObjectNode r = Evaluator.evaluate(m, tok, ds, new Evaluator.Settings(sequences, distances, probes, 12,
-                    contexts, 64));
+            ObjectNode r = Evaluator.evaluate(m, tok, ds, settings);
             Map<String, ObjectNode> rows = Map.of(model.getFileName().toString(), r);
             System.out.print(Evaluator.table(rows, java.util.List.of()) + "\n" + Evaluator.decodeTable(rows));
             if (out != null) {

@@ -24,6 +24,29 @@ public final class Evaluator {
     /** What to measure. */
     public record Settings(int sequences, List<Integer> distances, int probes, int spanChars, List<Integer> contexts,
                            int decodeSteps) {
+
+        /**
+         * Refuses, before anything is computed, a probe distance or decoding context that does not fit the model's
+         * positions: a recall probe spans its distance plus two copies of the span, a decoding measurement its
+         * context plus the warm-up and timed steps.
+         */
+        public void checkFits(molt.teacher.LlamaConfig c) {
+            int max = c.maxPositionEmbeddings();
+            for (int d : distances) {
+                long need = (long) d + 2L * spanChars + 2;
+                if (need > max) {
+                    throw new molt.teacher.InputException("distance " + d + ": a recall probe needs about " + need
+                            + " positions, the model has max_position_embeddings " + max);
+                }
+            }
+            for (int ctx : contexts) {
+                long need = (long) ctx + WARMUP_STEPS + decodeSteps;
+                if (need > max) {
+                    throw new molt.teacher.InputException("context " + ctx + ": decoding it and " + (need - ctx)
+                            + " more tokens needs " + need + " positions, the model has max_position_embeddings " + max);
+                }
+            }
+        }
     }
 
     /** Untimed decoding steps before the timed ones (first calls are slower). */
@@ -33,6 +56,7 @@ public final class Evaluator {
     }
 
     public static ObjectNode evaluate(LanguageModel model, TextTokenizer tok, PreparedDataset data, Settings s) {
+        s.checkFits(model.config());
         ObjectNode out = JSON.createObjectNode();
         // Perplexity on held-out sequences, in dataset order.
         BatchReader val = new BatchReader(data, "val", 1, 0);

@@ -151,5 +151,13 @@ class TeacherCommandsTest {
         assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("eval.json")));
         assertEquals(2, CliTestSupport.run("eval", "--model", model.toString(), "--data", "europarl-en",
                 "--distances", "4").exit());
+        // Sizes beyond the model's 4096 positions are refused before any data or model is touched.
+        for (String[] opt : new String[][] {{"--distances", "100000"}, {"--distances", "16,4090"},
+            {"--contexts", "5000"}, {"--contexts", "4090"}}) {
+            CliTestSupport.Run big = CliTestSupport.run("eval", "--model", model.toString(), "--data", "europarl-en",
+                    opt[0], opt[1]);
+            assertEquals(2, big.exit(), big.err());
+            assertTrue(big.err().contains("max_position_embeddings 4096"), big.err());
+        }
     }
 }
