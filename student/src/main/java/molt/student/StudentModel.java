@@ -151,18 +151,27 @@ public final class StudentModel implements LanguageModel {
         return lora.get(key(layer, Projection.of(target)));
     }
 
-    /** Sets stored values into the mixer parameters (names as in {@link #mixerParameters()}). */
+    /**
+     * Sets stored values into the mixer parameters (names as in {@link #mixerParameters()}); every missing or
+     * mis-sized tensor is reported at once.
+     */
     public void loadMixerParameters(Map<String, float[]> values) {
+        List<String> problems = new ArrayList<>();
         for (Map.Entry<String, NDArray> e : mixerParameters().entrySet()) {
             float[] v = values.get(e.getKey());
             if (v == null) {
-                throw new molt.teacher.InputException("student weights lack " + e.getKey());
+                problems.add(e.getKey() + ": missing (expected " + e.getValue().getShape() + ")");
+            } else if (v.length != e.getValue().size()) {
+                problems.add(e.getKey() + ": expected " + e.getValue().getShape() + " (" + e.getValue().size()
+                        + " values), found " + v.length);
             }
-            if (v.length != e.getValue().size()) {
-                throw new molt.teacher.InputException(e.getKey() + ": expected " + e.getValue().getShape() + " ("
-                        + e.getValue().size() + " values), found " + v.length);
-            }
-            molt.teacher.nd.InPlace.copy(e.getValue(), v);
+        }
+        if (!problems.isEmpty()) {
+            throw new molt.teacher.InputException("student weights for plan " + plan.layers() + ": "
+                    + problems.size() + " problem(s): " + String.join("; ", problems));
+        }
+        for (Map.Entry<String, NDArray> e : mixerParameters().entrySet()) {
+            molt.teacher.nd.InPlace.copy(e.getValue(), values.get(e.getKey()));
         }
     }
 

@@ -39,7 +39,8 @@ class StudentModelTest {
 
     @BeforeAll
     static void teacher() throws Exception {
-        teacherDir = TinyCheckpoints.builder().layers(3).vocab(ByteTokenizer.VOCAB).write(tmp.resolve("teacher"));
+        teacherDir = TinyCheckpoints.builder().layers(3).vocab(ByteTokenizer.VOCAB).maxPositions(16384)
+                .write(tmp.resolve("teacher"));
         new ByteTokenizer().save(teacherDir);
     }
 

@@ -29,6 +29,7 @@ public final class TinyCheckpoints {
     private int heads = 4;
     private int kvHeads = 2;
     private Integer headDim;
+    private int maxPositions = 4096;
     private int intermediate = 48;
     private boolean tie;
     private boolean attentionBias;
@@ -61,6 +62,7 @@ public final class TinyCheckpoints {
     public TinyCheckpoints dtype(DType v) { dtype = v; return this; }
     public TinyCheckpoints shards(int v) { shards = v; return this; }
     public TinyCheckpoints seed(long v) { seed = v; return this; }
+    public TinyCheckpoints maxPositions(int v) { maxPositions = v; return this; }
     public TinyCheckpoints scale(double v) { scale = v; return this; }
 
     public TinyCheckpoints llama3Scaling(double factor, double low, double high, int originalMax) {
@@ -96,7 +98,7 @@ public final class TinyCheckpoints {
         } else {
             c.putNull("rope_scaling");
         }
-        c.put("max_position_embeddings", 4096);
+        c.put("max_position_embeddings", maxPositions);
         c.put("tie_word_embeddings", tie);
         c.put("attention_bias", attentionBias);
         c.put("mlp_bias", mlpBias);
