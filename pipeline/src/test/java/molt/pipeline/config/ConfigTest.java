@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
 import molt.pipeline.cli.CliTestSupport;
+import molt.pipeline.run.ResolvedConfig;
 import molt.teacher.InputException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -45,8 +46,9 @@ class ConfigTest {
         RunConfig c = ConfigLoader.load(write(dir, "t.yaml", MINIMAL), List.of());
         assertEquals("hedgehog_window", c.student().mixer());
         assertEquals(64, c.student().settings().window());
-        assertEquals(0.01, c.stages().get(0).lr());
-        assertEquals(1000, c.stages().get(0).mseWeight());
+        AttentionTransferSpec transfer = (AttentionTransferSpec) c.stages().get(0);
+        assertEquals(0.01, transfer.training().lr());
+        assertEquals(1000, transfer.mseWeight());
         assertEquals(8, c.lora().rank());
         assertEquals(16, c.lora().alpha());
         assertEquals(List.of("q", "k", "v", "o"), c.lora().targets());
@@ -129,9 +131,9 @@ class ConfigTest {
         assertEquals("child", c.name());
         assertEquals("hedgehog", c.student().mixer());
         assertEquals(32, c.student().settings().window(), "inherited through the merge");
-        assertEquals(0.5, c.stages().get(0).lr());
+        assertEquals(0.5, ((AttentionTransferSpec) c.stages().get(0)).training().lr());
         assertEquals(List.of("q", "v"), c.lora().targets());
-        assertFalse(c.stages().get(1).merged());
+        assertFalse(((ExportSpec) c.stages().get(1)).merged());
 
         Path missing = write(dir, "e.yaml", "extends: nowhere.yaml\n" + MINIMAL);
         assertTrue(error(missing).contains("e.yaml:1: extends: ") && error(missing).contains("does not exist"),
@@ -152,8 +154,8 @@ class ConfigTest {
         Path f = write(dir, "t.yaml", MINIMAL);
         RunConfig a = ConfigLoader.load(f, List.of());
         RunConfig b = ConfigLoader.load(f, List.of("stages[0].lr=0.2", "seed=4"));
-        assertEquals(List.of(), RunConfig.differences(a.toJson(), a.toJson()));
-        List<String> d = RunConfig.differences(a.toJson(), b.toJson());
+        assertEquals(List.of(), ResolvedConfig.differences(a.toJson(), a.toJson()));
+        List<String> d = ResolvedConfig.differences(a.toJson(), b.toJson());
         assertTrue(d.contains("seed") && d.contains("stages[0].lr"), d.toString());
     }
 

@@ -10,7 +10,7 @@ import ai.djl.training.GradientCollector;
 import java.util.Collections;
 import java.util.Map;
 import java.util.Random;
-import molt.pipeline.config.RunConfig;
+import molt.pipeline.config.TeacherPretrainSpec;
 import molt.student.StudentModel;
 import molt.student.StudentPlan;
 import molt.student.mixer.MixerRegistry;
@@ -32,8 +32,8 @@ class TeacherGradientTest {
 
     @Test
     void pretrainingGradientsMatchFiniteDifferences() {
-        RunConfig.Pretrain p = new RunConfig.Pretrain(32, 2, 4, 4, 64, 10000, 0, 0, "row", 8, 32,
-                new RunConfig.Repeats(0, 96, 8, 6, 48, 0));
+        TeacherPretrainSpec.Pretrain p = new TeacherPretrainSpec.Pretrain(32, 2, 4, 4, 64, 10000, 0, 0, "row", 8, 32,
+                new TeacherPretrainSpec.Repeats(0, 96, 8, 6, 48, 0));
         LlamaConfig c = TeacherPretrainStage.config(p);
         LlamaModel model = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, 0), Device.cpu(), true);
         StudentModel runner = StudentModel.create(model, null,
