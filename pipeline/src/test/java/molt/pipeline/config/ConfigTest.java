@@ -159,6 +159,75 @@ class ConfigTest {
         assertTrue(d.contains("seed") && d.contains("stages[0].lr"), d.toString());
     }
 
+    private static String sha256(RunConfig c) throws Exception {
+        byte[] json = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsBytes(c.toJson());
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(json));
+    }
+
+    /**
+     * The resolved JSON is hashed into the teacher cache's key and compared on resume: these hashes were computed
+     * before stage settings became one record per type (StageSpec), and must never change by accident.
+     */
+    @Test
+    void theResolvedJsonStaysByteIdentical(@TempDir Path dir) throws Exception {
+        RunConfig quickstart = ConfigLoader.load(Path.of("..", "configs", "quickstart.yaml"), List.of());
+        assertEquals("c5ae0a4280dfc64cf562b3a6ca3f9167271afe61e7dc49f619d878caa4b166ae", sha256(quickstart));
+        assertEquals(Path.of("runs/.teachers/teacher-22469ee2369b3bb5"),
+                molt.pipeline.train.TeacherPretrainStage.cacheDir(quickstart));
+        // Every stage type, with non-default values where the serialised form depends on them.
+        Path all = write(dir, "all.yaml", """
+                name: curriculum
+                output_dir: /tmp/r
+                checkpoint:
+                  every_steps: 5
+                teacher:
+                  cache_dir: /tmp/c
+                data:
+                  source: /tmp/corpus.jsonl
+                  seq_len: 32
+                  val_fraction: 0.1
+                stages:
+                  - name: d
+                    type: data_prepare
+                  - name: pretrain
+                    type: teacher_pretrain
+                    hidden: 32
+                    layers: 2
+                    heads: 4
+                    kv_heads: 2
+                    tokens: 640
+                    copy_fraction: 0.5
+                    copy_scrambled: 0.25
+                    copy_scramble_from: letters
+                    repeat_warmup_steps: 3
+                    repeat_seq_len: 16
+                    repeat_sequences: 4
+                    repeat_min_period: 2
+                    repeat_max_period: 6
+                    repeat_every: 4
+                    val_every: 10
+                    val_batches: 1
+                    scheduler: plateau
+                    plateau_factor: 0.3
+                    plateau_patience: 5
+                  - name: transfer
+                    type: attention_transfer
+                    tokens: 128
+                  - name: ft
+                    type: lora_finetune
+                    tokens: 128
+                    kl_weight: 1
+                    ce_weight: 0
+                  - name: export
+                    type: export
+                    dtype: BF16
+                  - name: evaluate
+                    type: evaluate
+                """);
+        assertEquals("bd2f39f9b12e7e689ae3b6ce2638e97d782c1f9725de54eb942fc652933df659",
+                sha256(ConfigLoader.load(all, List.of())));
+    }
+
     @Test
     void everyShippedConfigValidates(@TempDir Path dir) throws Exception {
         // SmolLM2-135M's depth (30 layers), tiny widths: the hybrid config names layer 15.
