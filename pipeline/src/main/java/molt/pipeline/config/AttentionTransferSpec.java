@@ -10,7 +10,7 @@ import molt.pipeline.train.StageRunner;
  * attention matrix it needs).
  */
 public record AttentionTransferSpec(String name, TrainingSettings training, double mseWeight,
-                                    double attentionCeWeight) implements TrainingSpec {
+                                    double attentionCeWeight) implements StudentTrainingSpec {
     public static final String TYPE = "attention_transfer";
 
     static AttentionTransferSpec bind(String name, Binder s) {
@@ -31,17 +31,7 @@ public record AttentionTransferSpec(String name, TrainingSettings training, doub
     }
 
     @Override
-    public String type() {
-        return TYPE;
-    }
-
-    @Override
     public StageRunner runner() {
         return AttentionTransferStage::runOrSkip;
-    }
-
-    @Override
-    public boolean trains() {
-        return true;
     }
 }

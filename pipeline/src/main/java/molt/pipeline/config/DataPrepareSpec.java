@@ -21,11 +21,6 @@ public record DataPrepareSpec(String name, int topK) implements StageSpec {
     }
 
     @Override
-    public String type() {
-        return TYPE;
-    }
-
-    @Override
     public StageRunner runner() {
         return DataPrepareStage::run;
     }

@@ -14,6 +14,11 @@ public record EvaluateSpec(String name, int sequences, List<Integer> distances, 
         implements StageSpec {
     public static final String TYPE = "evaluate";
 
+    @Override
+    public boolean runsLast() {
+        return true;
+    }
+
     static EvaluateSpec bind(String name, Binder s) {
         List<Integer> distances = s.has("distances") ? s.ints("distances") : List.of(64, 128, 256);
         List<Integer> contexts = s.has("contexts") ? s.ints("contexts") : List.of(256, 1024);
@@ -37,17 +42,7 @@ public record EvaluateSpec(String name, int sequences, List<Integer> distances, 
     }
 
     @Override
-    public String type() {
-        return TYPE;
-    }
-
-    @Override
     public StageRunner runner() {
         return EvaluateStage::run;
-    }
-
-    @Override
-    public boolean runsLast() {
-        return true;
     }
 }

@@ -9,6 +9,11 @@ import molt.pipeline.train.StageRunner;
 public record ExportSpec(String name, boolean merged, String dtype) implements StageSpec {
     public static final String TYPE = "export";
 
+    @Override
+    public boolean perStudent() {
+        return true;
+    }
+
     static ExportSpec bind(String name, Binder s) {
         return new ExportSpec(name, s.bool("merged", true), s.choice("dtype", null, Set.of("F32", "F16", "BF16")));
     }
@@ -24,17 +29,7 @@ public record ExportSpec(String name, boolean merged, String dtype) implements S
     }
 
     @Override
-    public String type() {
-        return TYPE;
-    }
-
-    @Override
     public StageRunner runner() {
         return ExportStage::run;
-    }
-
-    @Override
-    public boolean perStudent() {
-        return true;
     }
 }

@@ -12,7 +12,7 @@ import molt.pipeline.train.StageRunner;
  */
 public record LoraFinetuneSpec(String name, TrainingSettings training, int gradAccum, double ceWeight,
                                double klWeight, double temperature, String klSource, int topK)
-        implements TrainingSpec {
+        implements StudentTrainingSpec {
     public static final String TYPE = "lora_finetune";
 
     static LoraFinetuneSpec bind(String name, Binder s) {
@@ -41,17 +41,7 @@ public record LoraFinetuneSpec(String name, TrainingSettings training, int gradA
     }
 
     @Override
-    public String type() {
-        return TYPE;
-    }
-
-    @Override
     public StageRunner runner() {
         return LoraFinetuneStage::run;
-    }
-
-    @Override
-    public boolean trains() {
-        return true;
     }
 }

@@ -10,7 +10,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.BiFunction;
 import molt.student.StudentPlan;
 import molt.student.lora.LoraConfig;
 import molt.student.mixer.MixerRegistry;
@@ -124,7 +123,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         List<StageSpec> stages = new ArrayList<>();
         Set<String> names = new HashSet<>();
         for (Binder s : b.objects("stages")) {
-            StageSpec st = stage(s);
+            StageSpec st = StageTypes.bind(s);
             if (!names.add(st.name())) {
                 throw s.error("name", "duplicate stage name '" + st.name() + "'");
             }
@@ -223,32 +222,6 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         s.finish();
         return new Student(mixer, softmax, layers, settings);
-    }
-
-    /** Each stage type's binder, by the type's name in configs. */
-    private static final Map<String, BiFunction<String, Binder, StageSpec>> STAGE_TYPES = stageTypes();
-
-    private static Map<String, BiFunction<String, Binder, StageSpec>> stageTypes() {
-        Map<String, BiFunction<String, Binder, StageSpec>> types = new LinkedHashMap<>();
-        types.put(DataPrepareSpec.TYPE, DataPrepareSpec::bind);
-        types.put(TeacherPretrainSpec.TYPE, TeacherPretrainSpec::bind);
-        types.put(AttentionTransferSpec.TYPE, AttentionTransferSpec::bind);
-        types.put(LoraFinetuneSpec.TYPE, LoraFinetuneSpec::bind);
-        types.put(ExportSpec.TYPE, ExportSpec::bind);
-        types.put(EvaluateSpec.TYPE, EvaluateSpec::bind);
-        return java.util.Collections.unmodifiableMap(types);
-    }
-
-    /** One stage: its name and type, then the keys of its type; keys the type does not read are rejected. */
-    private static StageSpec stage(Binder s) {
-        String name = s.requiredStr("name");
-        String type = s.choice("type", null, STAGE_TYPES.keySet());
-        if (type == null) {
-            throw s.error("type", "is required (one of " + STAGE_TYPES.keySet() + ")");
-        }
-        StageSpec spec = STAGE_TYPES.get(type).apply(name, s);
-        s.finish();
-        return spec;
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */

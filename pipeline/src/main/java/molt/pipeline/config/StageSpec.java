@@ -13,7 +13,9 @@ public sealed interface StageSpec permits TrainingSpec, DataPrepareSpec, ExportS
     String name();
 
     /** The stage's type, as configs name it. */
-    String type();
+    default String type() {
+        return StageTypes.nameOf(this);
+    }
 
     /** Writes the stage's settings, defaults included, after its name and type, in the resolved config's order. */
     void toJson(ObjectNode n);

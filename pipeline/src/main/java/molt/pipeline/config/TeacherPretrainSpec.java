@@ -24,11 +24,6 @@ public record TeacherPretrainSpec(String name, TrainingSettings training, Pretra
     }
 
     @Override
-    public String type() {
-        return TYPE;
-    }
-
-    @Override
     public StageRunner runner() {
         return TeacherPretrainStage::runOrReuse;
     }

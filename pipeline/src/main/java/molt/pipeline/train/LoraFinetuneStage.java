@@ -73,7 +73,8 @@ public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, Lora
         return m;
     }
 
-    private static NDArray targets(NDManager m, long[][] batch) {
+    /** Next-token targets [B, T, 1] of a packed batch [B][T+1]. */
+    static NDArray targets(NDManager m, long[][] batch) {
         int b = batch.length;
         int t = batch[0].length - 1;
         long[] y = new long[b * t];

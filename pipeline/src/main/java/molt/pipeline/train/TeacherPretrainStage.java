@@ -133,19 +133,9 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
         return model.storedWeights();
     }
 
-    private static NDArray targets(NDManager m, long[][] batch) {
-        int b = batch.length;
-        int t = batch[0].length - 1;
-        long[] y = new long[b * t];
-        for (int i = 0; i < b; i++) {
-            System.arraycopy(batch[i], 1, y, i * t, t);
-        }
-        return molt.teacher.nd.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1));
-    }
-
     private NDArray crossEntropy(NDManager step, BatchReader.Batch batch) {
         NDArray logits = runner.logits(step, AttentionTransferStage.inputs(batch.rows()));
-        return logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).mean().neg();
+        return logits.logSoftmax(-1).gather(LoraFinetuneStage.targets(step, batch.rows()), -1).mean().neg();
     }
 
     @Override

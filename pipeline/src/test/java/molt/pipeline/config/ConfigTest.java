@@ -174,7 +174,8 @@ class ConfigTest {
         assertEquals("c5ae0a4280dfc64cf562b3a6ca3f9167271afe61e7dc49f619d878caa4b166ae", sha256(quickstart));
         assertEquals(Path.of("runs/.teachers/teacher-22469ee2369b3bb5"),
                 molt.pipeline.train.TeacherPretrainStage.cacheDir(quickstart));
-        // Every stage type, with non-default values where the serialised form depends on them.
+        // Every stage type, with non-default values where the serialised form depends on them (in YAML's order,
+        // which the resolved form does not follow).
         Path all = write(dir, "all.yaml", """
                 name: curriculum
                 output_dir: /tmp/r
@@ -199,14 +200,14 @@ class ConfigTest {
                     copy_fraction: 0.5
                     copy_scrambled: 0.25
                     copy_scramble_from: letters
-                    repeat_warmup_steps: 3
-                    repeat_seq_len: 16
+                    repeat_every: 4
+                    repeat_max_period: 6
+                    val_batches: 1
                     repeat_sequences: 4
                     repeat_min_period: 2
-                    repeat_max_period: 6
-                    repeat_every: 4
                     val_every: 10
-                    val_batches: 1
+                    repeat_seq_len: 16
+                    repeat_warmup_steps: 3
                     scheduler: plateau
                     plateau_factor: 0.3
                     plateau_patience: 5
