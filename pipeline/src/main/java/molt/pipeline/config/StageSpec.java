@@ -6,7 +6,8 @@ import molt.pipeline.train.StageRunner;
 /**
  * One stage of a run as its config describes it: a record per stage type, each binding its own keys (a static
  * {@code bind}) and writing them into the resolved config ({@link #toJson}) side by side, and naming the code that
- * runs it ({@link #runner}). {@link RunConfig} binds the {@code name} and {@code type} every stage has.
+ * runs it ({@link #runner}). {@link StageTypes} binds the {@code name} and {@code type} every stage has and hands
+ * the rest to the type's record.
  */
 public sealed interface StageSpec permits TrainingSpec, DataPrepareSpec, ExportSpec, EvaluateSpec {
     /** The stage's name: its id in run.json, metrics and logs, and its directory under {@code stages/}. */
@@ -23,10 +24,7 @@ public sealed interface StageSpec permits TrainingSpec, DataPrepareSpec, ExportS
     /** What runs the stage. */
     StageRunner runner();
 
-    /**
-     * Whether the stage trains a student (attention_transfer, lora_finetune): a variant may skip it, and its final
-     * weights carry over to the next stage of the same student.
-     */
+    /** Whether the stage trains a student ({@link StudentTrainingSpec}). */
     default boolean trains() {
         return false;
     }
