@@ -11,7 +11,11 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import molt.pipeline.config.EvaluateSpec;
 import molt.pipeline.config.RunConfig;
+import molt.pipeline.config.StageSpec;
+import molt.pipeline.config.TeacherPretrainSpec;
+import molt.pipeline.config.TrainingSpec;
 import molt.pipeline.train.StageContext;
 import molt.student.StudentCheckpoint;
 import molt.teacher.LlamaConfig;
@@ -45,8 +49,10 @@ public final class EvaluateStage {
     public record Target(String name, String description, Path model, List<StageRecord> stages) {
     }
 
-    public static void run(StageContext ctx, Device device, List<Target> students) throws IOException {
-        RunConfig.Eval e = ctx.stage().eval();
+    /** Evaluates the teacher and the students exported so far ({@link StageContext#students}). */
+    public static void run(StageContext ctx, Device device) throws IOException {
+        EvaluateSpec e = ctx.stage(EvaluateSpec.class);
+        List<Target> students = ctx.students();
         Evaluator.Settings s = new Evaluator.Settings(e.sequences(), e.distances(), e.probes(), 12, e.contexts(), 64);
         TextTokenizer tok = Tokenizers.load(ctx.teacherDir());
         Map<String, ObjectNode> results = new LinkedHashMap<>();
@@ -84,10 +90,10 @@ public final class EvaluateStage {
     /** Training stage columns: the teacher's pretraining (if any), then the students' stages in config order. */
     private static List<String> stageColumns(RunConfig cfg, List<Target> students) {
         List<String> cols = new ArrayList<>();
-        for (RunConfig.Stage st : cfg.stages()) {
-            boolean used = st.type().equals(RunConfig.TEACHER_PRETRAIN) || students.stream()
+        for (StageSpec st : cfg.stages()) {
+            boolean used = st instanceof TeacherPretrainSpec || students.stream()
                     .anyMatch(t -> t.stages().stream().anyMatch(r -> r.name().equals(st.name())));
-            if (used && (st.trains() || st.type().equals(RunConfig.TEACHER_PRETRAIN))) {
+            if (used && st instanceof TrainingSpec) {
                 cols.add(st.name());
             }
         }
@@ -99,7 +105,7 @@ public final class EvaluateStage {
         long total = LlamaWeights.parameterCount(c);
         r.put("model_parameters", total);
         ObjectNode seconds = r.putObject("stage_seconds");
-        RunConfig.Stage pt = ctx.config().pretrainStage();
+        TeacherPretrainSpec pt = ctx.config().pretrainStage();
         if (pt == null) {
             return;
         }
@@ -108,7 +114,7 @@ public final class EvaluateStage {
         boolean cached = res.path("cached").asBoolean(false);
         r.put("trained_parameters", total);
         r.put("trained_fraction", 1.0);
-        r.put("tokens", res.path("tokens").asLong(pt.tokens()));
+        r.put("tokens", res.path("tokens").asLong(pt.training().tokens()));
         r.put("teacher_cached", cached);
         JsonNode run = read(ctx.runDir().resolve("run.json"));
         seconds.put(pt.name(), run.path("stages").path(pt.name()).path("seconds").asDouble(0));

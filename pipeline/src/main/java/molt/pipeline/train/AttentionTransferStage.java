@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Arrays;
 import java.util.Map;
+import molt.pipeline.config.AttentionTransferSpec;
 import molt.student.StudentModel;
 import molt.teacher.model.Taps;
 import molt.teacher.nd.Scalars;
@@ -17,13 +18,13 @@ import molt.teacher.nd.Scalars;
  * is mse_weight x MSE averaged over the mixer layers. Layers see the teacher's inputs, so no gradient crosses
  * layers. The final per-layer MSE on validation data shows which layers are hard to linearize.
  */
-public final class AttentionTransferStage extends TrainingLoop {
+public final class AttentionTransferStage extends TrainingLoop<AttentionTransferSpec, Map<Integer, Taps.Layer>> {
     private final StudentModel student;
     private final NDManager manager;
     private final int[] mixerLayers;
 
     public AttentionTransferStage(StageContext ctx, Device device) {
-        super(ctx);
+        super(ctx, AttentionTransferSpec.class);
         this.student = StudentFactory.build(ctx, device, false);
         this.manager = NDManager.newBaseManager(device);
         this.mixerLayers = student.mixerLayers();
@@ -86,9 +87,8 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
-    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
-        @SuppressWarnings("unchecked")
-        Map<Integer, Taps.Layer> taps = (Map<Integer, Taps.Layer>) prepared;
+    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                           Map<Integer, Taps.Layer> taps) {
         NDArray[] errs = layerErrors(step, taps);
         NDArray sum = errs[0];
         for (int j = 1; j < errs.length; j++) {
@@ -98,7 +98,7 @@ public final class AttentionTransferStage extends TrainingLoop {
     }
 
     @Override
-    protected Object prepare(NDManager step, molt.data.BatchReader.Batch batch) {
+    protected Map<Integer, Taps.Layer> prepare(NDManager step, molt.data.BatchReader.Batch batch) {
         return teacherTaps(step, batch.rows());
     }
 
@@ -118,11 +118,11 @@ public final class AttentionTransferStage extends TrainingLoop {
         ArrayNode layers = r.putArray("per_layer_mse");
         double[] sums = new double[mixerLayers.length];
         var val = new molt.data.BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
-        for (int b = 0; b < stage.valBatches(); b++) {
+        for (int b = 0; b < training.valBatches(); b++) {
             try (NDManager s = manager.newSubManager()) {
                 NDArray[] errs = layerErrors(s, teacherTaps(s, val.next()));
                 for (int j = 0; j < errs.length; j++) {
-                    sums[j] += errs[j].getFloat() / stage.valBatches();
+                    sums[j] += errs[j].getFloat() / training.valBatches();
                 }
             }
         }
@@ -131,6 +131,22 @@ public final class AttentionTransferStage extends TrainingLoop {
                     .put("mse", sums[j]);
         }
         return r;
+    }
+
+    /** Runs the stage, or, when every layer keeps softmax attention, leaves empty final weights. */
+    public static void runOrSkip(StageContext ctx, Device device) throws java.io.IOException {
+        AttentionTransferStage s = new AttentionTransferStage(ctx, device);
+        try {
+            if (s.hasMixers()) {
+                s.run();
+            } else {
+                org.apache.logging.log4j.LogManager.getLogger(AttentionTransferStage.class).info(
+                        "{}: every layer keeps softmax attention: nothing to transfer", ctx.stage().name());
+                molt.teacher.io.WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), Map.of(), Map.of());
+            }
+        } finally {
+            s.close();
+        }
     }
 
     public StudentModel student() {

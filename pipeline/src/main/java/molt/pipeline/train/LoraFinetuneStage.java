@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import molt.pipeline.config.LoraFinetuneSpec;
 import molt.student.StudentModel;
 import molt.teacher.model.Taps;
 import molt.teacher.nd.Scalars;
@@ -14,14 +15,14 @@ import molt.teacher.nd.Scalars;
  * optionally plus KL(teacher || student) on temperature-softened distributions (the teacher runs online, before
  * the gradient collector opens). Dropout in the adapters is seeded per micro-step so resumed runs repeat exactly.
  */
-public final class LoraFinetuneStage extends TrainingLoop {
+public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, LoraFinetuneStage.TeacherTargets> {
     private final StudentModel student;
     private final NDManager manager;
 
     private final molt.data.TeacherTargets cache;
 
     public LoraFinetuneStage(StageContext ctx, Device device) throws java.io.IOException {
-        super(ctx);
+        super(ctx, LoraFinetuneSpec.class);
         this.student = StudentFactory.build(ctx, device, true);
         this.manager = NDManager.newBaseManager(device);
         student.setMixersTrainable(false);
@@ -72,7 +73,8 @@ public final class LoraFinetuneStage extends TrainingLoop {
         return m;
     }
 
-    private static NDArray targets(NDManager m, long[][] batch) {
+    /** Next-token targets [B, T, 1] of a packed batch [B][T+1]. */
+    static NDArray targets(NDManager m, long[][] batch) {
         int b = batch.length;
         int t = batch[0].length - 1;
         long[] y = new long[b * t];
@@ -82,12 +84,15 @@ public final class LoraFinetuneStage extends TrainingLoop {
         return molt.teacher.nd.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1)); // [B, T, 1]
     }
 
-    /** Teacher targets: top-k ids and log-probabilities from the cache, or the full distribution online. */
-    private record CachedTargets(NDArray ids, NDArray logprobs) {
+    /**
+     * Teacher targets: top-k ids and log-probabilities [B, T, k] from the cache, or (ids null) the full distribution
+     * [B, T, V] online.
+     */
+    record TeacherTargets(NDArray ids, NDArray logprobs) {
     }
 
     @Override
-    protected Object prepare(NDManager step, molt.data.BatchReader.Batch batch) {
+    protected TeacherTargets prepare(NDManager step, molt.data.BatchReader.Batch batch) {
         if (stage.klWeight() == 0) {
             return null;
         }
@@ -105,12 +110,12 @@ public final class LoraFinetuneStage extends TrainingLoop {
                 }
             }
             ai.djl.ndarray.types.Shape shape = new ai.djl.ndarray.types.Shape(rows.length, t, k);
-            return new CachedTargets(molt.teacher.nd.NativeArrays.longs(step, ids, shape),
+            return new TeacherTargets(molt.teacher.nd.NativeArrays.longs(step, ids, shape),
                     molt.teacher.nd.NativeArrays.floats(step, lp, shape)); // [B, T, k]
         }
         NDArray teacher = student.base().forward(step, AttentionTransferStage.inputs(batch.rows()),
                 Taps.Request.none()).logits();
-        return teacher.div(Scalars.of((float) stage.temperature())).logSoftmax(-1); // [B, T, V]
+        return new TeacherTargets(null, teacher.div(Scalars.of((float) stage.temperature())).logSoftmax(-1));
     }
 
     /**
@@ -127,21 +132,23 @@ public final class LoraFinetuneStage extends TrainingLoop {
     }
 
     @Override
-    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
+    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                           TeacherTargets prepared) {
         student.setTraining(true, ctx.config().seed() * 1_000_003L + stepIndex);
         NDArray logits = student.logits(step, AttentionTransferStage.inputs(batch.rows())); // [B, T, V]
         NDArray loss = null;
         if (stage.ceWeight() > 0) {
             loss = crossEntropy(step, logits, batch).mul(Scalars.of((float) stage.ceWeight()));
         }
-        if (stage.klWeight() > 0 && prepared instanceof CachedTargets c) {
+        if (stage.klWeight() > 0 && prepared.ids() != null) {
+            TeacherTargets c = prepared;
             // KL over the teacher's top-k support: sum_j p_t(j) (log p_t(j) - log p_s(j)), temperature 1.
             NDArray studentLogp = logits.logSoftmax(-1).gather(c.ids(), -1); // [B, T, k]
             NDArray kl = c.logprobs().exp().mul(c.logprobs().sub(studentLogp)).sum(new int[] {-1}).mean();
             NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         } else if (stage.klWeight() > 0) {
-            NDArray teacherLogp = (NDArray) prepared;
+            NDArray teacherLogp = prepared.logprobs();
             NDArray studentLogp = logits.div(Scalars.of((float) stage.temperature())).logSoftmax(-1);
             float t2 = (float) (stage.temperature() * stage.temperature());
             NDArray kl = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}).mean()
@@ -156,6 +163,16 @@ public final class LoraFinetuneStage extends TrainingLoop {
     protected double validationLoss(NDManager step, molt.data.BatchReader.Batch batch) {
         student.setTraining(false, 0);
         return crossEntropy(step, student.logits(step, AttentionTransferStage.inputs(batch.rows())), batch).getFloat();
+    }
+
+    /** Runs the stage and releases its models. */
+    public static void run(StageContext ctx, Device device) throws java.io.IOException {
+        LoraFinetuneStage s = new LoraFinetuneStage(ctx, device);
+        try {
+            s.run();
+        } finally {
+            s.close();
+        }
     }
 
     public void close() {

@@ -14,6 +14,7 @@ import java.util.Map;
 import molt.data.BatchReader;
 import molt.data.SpanCopy;
 import molt.pipeline.config.RunConfig;
+import molt.pipeline.config.TeacherPretrainSpec;
 import molt.teacher.LlamaConfig;
 import molt.teacher.io.AtomicFiles;
 import molt.teacher.model.LlamaModel;
@@ -27,7 +28,7 @@ import org.apache.logging.log4j.Logger;
  * its {@code tokenizer.json}. The teacher lands in a cache directory named by a hash of everything that determines it
  * (architecture, budget, optimizer, seed and data), so another run with the same settings reuses it.
  */
-public final class TeacherPretrainStage extends TrainingLoop {
+public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec, Void> {
     private static final Logger LOG = LogManager.getLogger(TeacherPretrainStage.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -35,14 +36,14 @@ public final class TeacherPretrainStage extends TrainingLoop {
     private final NDManager manager;
 
     private TeacherPretrainStage(StageContext ctx, Device device) {
-        super(ctx);
-        LlamaConfig c = config(ctx.stage().pretrain());
+        super(ctx, TeacherPretrainSpec.class);
+        LlamaConfig c = config(stage.pretrain());
         this.model = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, ctx.config().seed()), device, true);
         this.manager = NDManager.newBaseManager(device);
     }
 
     /** The teacher's architecture: byte vocabulary, untied LM head, SiLU MLP. */
-    public static LlamaConfig config(RunConfig.Pretrain p) {
+    public static LlamaConfig config(TeacherPretrainSpec.Pretrain p) {
         ObjectNode n = JSON.createObjectNode().put("model_type", "llama").put("vocab_size", ByteTokenizer.VOCAB)
                 .put("hidden_size", p.hidden()).put("intermediate_size", p.intermediate())
                 .put("num_hidden_layers", p.layers()).put("num_attention_heads", p.heads())
@@ -59,7 +60,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
         ObjectNode key = JSON.createObjectNode();
         ObjectNode resolved = cfg.toJson();
         for (var st : resolved.path("stages")) {
-            if (st.path("type").asText().equals(RunConfig.TEACHER_PRETRAIN)) {
+            if (st.path("type").asText().equals(TeacherPretrainSpec.TYPE)) {
                 key.set("stage", st);
             }
         }
@@ -124,34 +125,24 @@ public final class TeacherPretrainStage extends TrainingLoop {
         return model.storedWeights();
     }
 
-    private static NDArray targets(NDManager m, long[][] batch) {
-        int b = batch.length;
-        int t = batch[0].length - 1;
-        long[] y = new long[b * t];
-        for (int i = 0; i < b; i++) {
-            System.arraycopy(batch[i], 1, y, i * t, t);
-        }
-        return molt.teacher.nd.NativeArrays.longs(m, y, new ai.djl.ndarray.types.Shape(b, t, 1));
-    }
-
     private NDArray crossEntropy(NDManager step, BatchReader.Batch batch) {
         NDArray logits = model.trainingLogits(step, AttentionTransferStage.inputs(batch.rows()));
-        return logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).mean().neg();
+        return logits.logSoftmax(-1).gather(LoraFinetuneStage.targets(step, batch.rows()), -1).mean().neg();
     }
 
     @Override
-    protected NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Object prepared) {
+    protected NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Void prepared) {
         // The curriculum's batches (extraBatch) come from no shard and are used as they are.
         return crossEntropy(step, batch.shards() == null ? batch : augmented(batch, stepIndex));
     }
 
     /**
-     * Steps of the induction curriculum (RunConfig.Repeats): the warmup, then one after every {@code every} corpus
+     * Steps of the induction curriculum (TeacherPretrainSpec.Repeats): the warmup, then one after every {@code every} corpus
      * steps.
      */
     @Override
     protected long extraSteps(long corpusSteps) {
-        RunConfig.Repeats r = stage.pretrain().repeats();
+        TeacherPretrainSpec.Repeats r = stage.pretrain().repeats();
         return r.warmupSteps() + (r.every() > 0 ? corpusSteps / r.every() : 0);
     }
 
@@ -162,7 +153,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
      */
     @Override
     protected BatchReader.Batch extraBatch(long step) {
-        RunConfig.Repeats r = stage.pretrain().repeats();
+        TeacherPretrainSpec.Repeats r = stage.pretrain().repeats();
         java.util.Random rnd = new java.util.Random(ctx.config().seed() * 1_000_033L + step + 17);
         long[] letters = molt.data.RepeatedBlocks.lowercaseLetters();
         if (step < r.warmupSteps()) {
@@ -188,7 +179,7 @@ public final class TeacherPretrainStage extends TrainingLoop {
      * the micro-step, so a resumed run sees the same sequences.
      */
     private BatchReader.Batch augmented(BatchReader.Batch batch, long stepIndex) {
-        RunConfig.Pretrain p = stage.pretrain();
+        TeacherPretrainSpec.Pretrain p = stage.pretrain();
         if (p.copyFraction() <= 0) {
             return batch;
         }

@@ -9,10 +9,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import molt.data.BatchReader;
 import molt.pipeline.config.RunConfig;
+import molt.pipeline.config.TrainingSettings;
+import molt.pipeline.config.TrainingSpec;
 import molt.pipeline.run.CheckpointStore;
 import molt.pipeline.run.MetricsLog;
 import molt.teacher.io.AtomicFiles;
@@ -27,16 +28,20 @@ import org.apache.logging.log4j.Logger;
  * hold everything a bit-exact resume needs (weights, optimizer moments, schedule, best, data position), NaN
  * detection, a polite stop on SIGTERM, and one metrics line per step. Subclasses supply the loss.
  */
-public abstract class TrainingLoop {
+public abstract class TrainingLoop<S extends TrainingSpec, P> {
     private static final Logger LOG = LogManager.getLogger(TrainingLoop.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     protected final StageContext ctx;
-    protected final RunConfig.Stage stage;
+    protected final S stage;
+    /** The stage's training settings (budget, optimizer, validation, schedule, logging). */
+    protected final TrainingSettings training;
 
-    protected TrainingLoop(StageContext ctx) {
+    /** A loop for the stage of {@code ctx}, whose spec is a {@code type}. */
+    protected TrainingLoop(StageContext ctx, Class<S> type) {
         this.ctx = ctx;
-        this.stage = ctx.stage();
+        this.stage = ctx.stage(type);
+        this.training = stage.training();
     }
 
     /** The parameters this stage trains, by name (they require gradients). */
@@ -49,7 +54,7 @@ public abstract class TrainingLoop {
      * Work on a micro-batch that must happen before the gradient collector opens (a frozen teacher's forward);
      * its result is handed to {@link #loss}.
      */
-    protected Object prepare(NDManager step, BatchReader.Batch batch) {
+    protected P prepare(NDManager step, BatchReader.Batch batch) {
         return null;
     }
 
@@ -57,7 +62,7 @@ public abstract class TrainingLoop {
      * The training loss of one micro-batch [B][T+1] (called under the gradient collector; arrays in {@code step}),
      * with the micro-step index for seeded dropout.
      */
-    protected abstract NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, Object prepared);
+    protected abstract NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared);
 
     /** Validation loss of one batch (no gradients). */
     protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
@@ -130,162 +135,177 @@ public abstract class TrainingLoop {
         return -1;
     }
 
-    private static final class Schedule {
-        double lr;
-        double best = Double.POSITIVE_INFINITY;
-        int bad;
-    }
-
     /** The step of a stage's latest checkpoint, or 0 (the runner truncates metrics to it before resuming). */
     public static long resumeStep(Path stageDir, int keepLast) {
         return new CheckpointStore(stageDir.resolve("checkpoints"), keepLast).latest().map(CheckpointStore.Entry::step)
                 .orElse(0L);
     }
 
+    /** The steps a token budget buys: those that read the corpus (each {@code tokensPerStep}), plus the extra ones. */
+    private record Budget(long tokensPerStep, long corpusSteps, long extraSteps) {
+        long total() {
+            return corpusSteps + extraSteps;
+        }
+    }
+
+    /** Where and when this process started (or resumed) the stage, for the logged speed and ETA. */
+    private record Start(long nanos, long step, long tokens) {
+    }
+
     /** Runs (or resumes) the stage to its token budget. */
     public final void run() throws IOException {
         RunConfig cfg = ctx.config();
-        int batch = cfg.data().batchSize();
-        long tokensPerStep = (long) batch * cfg.data().seqLen() * accumulation();
-        long corpusSteps = Math.max(1, (stage.tokens() + tokensPerStep - 1) / tokensPerStep);
-        long extra = extraSteps(corpusSteps);
-        long totalSteps = corpusSteps + extra;
+        long tokensPerStep = (long) cfg.data().batchSize() * cfg.data().seqLen() * accumulation();
+        long corpusSteps = Math.max(1, (training.tokens() + tokensPerStep - 1) / tokensPerStep);
+        Budget budget = new Budget(tokensPerStep, corpusSteps, extraSteps(corpusSteps));
         CheckpointStore store = new CheckpointStore(ctx.stageDir().resolve("checkpoints"), cfg.checkpoint().keepLast());
         Map<String, NDArray> params = trainable();
         if (count(params) == 0) {
-            // Parameter-free mixers (Liger's GLA): nothing to train; report the stage's metrics and move on.
-            LOG.info("{}: the student has no parameters for this stage to train; nothing to do", ctx.id());
-            WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), studentWeights(), Map.of());
-            ObjectNode result = results();
-            result.put("steps", 0).put("tokens", 0).put("trained", false).put("trainable_parameters", 0)
-                    .put("model_parameters", modelParameters());
-            AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
-                    JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
+            nothingToTrain();
             return;
         }
-        AdamW opt = new AdamW(manager(), stage.weightDecay());
-        BatchReader reader = new BatchReader(ctx.data(), "train", batch, cfg.data().seed() + stage.name().hashCode());
-        Schedule sched = new Schedule();
-        sched.lr = stage.lr();
-        long step = 0;
-        long tokens = 0;
-        Path bestFile = ctx.stageDir().resolve("best.safetensors");
+        LoopState st = resume(store, params, budget);
+        Start start = new Start(System.nanoTime(), st.step, st.tokens);
+        while (st.step < budget.total()) {
+            if (ctx.stop().requested()) {
+                checkpoint(store, st, Double.NaN);
+                throw new StageStopped(ctx.id(), st.step);
+            }
+            double val = step(st, budget.total());
+            logProgress(st, budget.total(), start);
+            if (st.step % cfg.checkpoint().everySteps() == 0 || st.step == budget.total()) {
+                checkpoint(store, st, val);
+            }
+        }
+        finish(st);
+    }
+
+    /** Parameter-free mixers (Liger's GLA): nothing to train; reports the stage's metrics and moves on. */
+    private void nothingToTrain() throws IOException {
+        LOG.info("{}: the student has no parameters for this stage to train; nothing to do", ctx.id());
+        WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), studentWeights(), Map.of());
+        ObjectNode result = results();
+        result.put("steps", 0).put("tokens", 0).put("trained", false).put("trainable_parameters", 0)
+                .put("model_parameters", modelParameters());
+        writeResult(result);
+    }
+
+    /** The loop's state: fresh, or restored from the stage's latest checkpoint. */
+    private LoopState resume(CheckpointStore store, Map<String, NDArray> params, Budget budget) throws IOException {
+        RunConfig cfg = ctx.config();
+        AdamW opt = new AdamW(manager(), training.weightDecay());
+        BatchReader reader = new BatchReader(ctx.data(), "train", cfg.data().batchSize(),
+                cfg.data().seed() + stage.name().hashCode());
+        LoopState st = new LoopState(params, opt, reader, new LearningRate(training, budget.total(), ctx.id()));
         var latest = store.latest();
         if (latest.isPresent()) {
-            Resumed at = restore(latest.get().path(), params, opt, reader, sched, tokensPerStep);
-            step = at.step();
-            tokens = at.tokens();
-            LOG.info("{}: resuming at step {} of {}", ctx.id(), step, totalSteps);
+            st.restore(latest.get().path(), studentWeights(), budget.tokensPerStep());
+            LOG.info("{}: resuming at step {} of {}", ctx.id(), st.step, budget.total());
         } else {
-            LOG.info("{}: {} steps of {} tokens{} ({} trainable parameters)", ctx.id(), corpusSteps, tokensPerStep,
-                    extra > 0 ? " and " + extra + " extra steps not read from the corpus" : "", count(params));
+            LOG.info("{}: {} steps of {} tokens{} ({} trainable parameters)", ctx.id(), budget.corpusSteps(),
+                    budget.tokensPerStep(), budget.extraSteps() > 0 ? " and " + budget.extraSteps()
+                            + " extra steps not read from the corpus" : "", count(params));
         }
-        long started = System.nanoTime();
-        long startStep = step;
-        long startTokens = tokens;
-        double lastLoss = Double.NaN;
-        while (step < totalSteps) {
-            if (ctx.stop().requested()) {
-                checkpoint(store, step, tokens, params, opt, reader, sched, Double.NaN);
-                throw new StageStopped(ctx.id(), step);
-            }
-            long t0 = System.nanoTime();
-            java.util.List<BatchReader.Batch> batches = new java.util.ArrayList<>();
-            BatchReader.Batch other = extraBatch(step);
-            if (other != null) {
-                batches.add(other);
-            } else {
-                for (int a = 0; a < accumulation(); a++) {
-                    batches.add(reader.nextBatch());
-                }
-            }
-            long stepTokens = 0;
-            for (BatchReader.Batch b : batches) {
-                for (long[] row : b.rows()) {
-                    stepTokens += row.length - 1;
-                }
-            }
-            double loss = accumulate(batches, step);
-            double norm = opt.gradNorm(params);
-            if (!Double.isFinite(loss)) {
-                throw new TrainingDiverged(ctx.id(), step + 1, loss);
-            }
-            if (!Double.isFinite(norm)) {
-                throw new TrainingDiverged(ctx.id(), step + 1, loss, opt.nonFinite(params));
-            }
-            double scale = stage.clipNorm() > 0 && norm > stage.clipNorm() ? stage.clipNorm() / norm : 1.0;
-            if (stage.scheduler().equals("cosine")) {
-                sched.lr = cosine(step, totalSteps);
-            }
-            opt.update(params, sched.lr, scale);
-            step++;
-            tokens += stepTokens;
-            lastLoss = loss;
-            double sec = (System.nanoTime() - t0) / 1e9;
-            ObjectNode rec = MetricsLog.record().put("stage", ctx.id()).put("step", step)
-                    .put("tokens", tokens).put("loss", loss).put("lr", sched.lr)
-                    .put("grad_norm", norm).put("tokens_per_s", stepTokens / sec)
-                    .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
-            boolean last = step == totalSteps;
-            double val = Double.NaN;
-            if (step % stage.valEvery() == 0 || last) {
-                val = validate();
-                rec.put("val_loss", val);
-                validationExtras(rec);
-                if (val < sched.best) {
-                    sched.best = val;
-                    sched.bad = 0;
-                    WeightsFile.write(bestFile, studentWeights(), Map.of("step", String.valueOf(step)));
-                } else if (stage.scheduler().equals("plateau") && ++sched.bad > stage.plateauPatience()) {
-                    sched.lr *= stage.plateauFactor();
-                    sched.bad = 0;
-                    LOG.info("{}: validation loss has not improved; learning rate now {}", ctx.id(), sched.lr);
-                }
-            }
-            ctx.metrics().write(rec);
-            if (step % stage.logEvery() == 0 || last || step == 1) {
-                double elapsed = (System.nanoTime() - started) / 1e9;
-                double perStep = elapsed / (step - startStep);
-                LOG.info("{} step {}/{} loss {} {} tokens/s ETA {}s", ctx.id(), step, totalSteps,
-                        String.format("%.5f", loss), String.format("%.0f", (tokens - startTokens) / elapsed),
-                        String.format("%.0f", perStep * (totalSteps - step)));
-            }
-            if (step % ctx.config().checkpoint().everySteps() == 0 || last) {
-                checkpoint(store, step, tokens, params, opt, reader, sched, val);
+        return st;
+    }
+
+    /**
+     * One optimizer step: forward and backward of its micro-batches, divergence checks, clipping and the update,
+     * validation when due, and its metrics line. Returns the validation loss, or NaN when it did not validate.
+     */
+    private double step(LoopState st, long totalSteps) throws IOException {
+        long t0 = System.nanoTime();
+        java.util.List<BatchReader.Batch> batches = batches(st);
+        long stepTokens = 0;
+        for (BatchReader.Batch b : batches) {
+            for (long[] row : b.rows()) {
+                stepTokens += row.length - 1;
             }
         }
-        // Keep the best validated weights, as LoLCATs does.
+        double loss = accumulate(batches, st.step);
+        double norm = st.opt.gradNorm(st.params);
+        if (!Double.isFinite(loss)) {
+            throw new TrainingDiverged(ctx.id(), st.step + 1, loss);
+        }
+        if (!Double.isFinite(norm)) {
+            throw new TrainingDiverged(ctx.id(), st.step + 1, loss, st.opt.nonFinite(st.params));
+        }
+        double scale = training.clipNorm() > 0 && norm > training.clipNorm() ? training.clipNorm() / norm : 1.0;
+        st.opt.update(st.params, st.rate.forStep(st.step), scale);
+        st.step++;
+        st.tokens += stepTokens;
+        st.lastLoss = loss;
+        double sec = (System.nanoTime() - t0) / 1e9;
+        ObjectNode rec = MetricsLog.record().put("stage", ctx.id()).put("step", st.step)
+                .put("tokens", st.tokens).put("loss", loss).put("lr", st.rate.current())
+                .put("grad_norm", norm).put("tokens_per_s", stepTokens / sec)
+                .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
+        double val = Double.NaN;
+        if (st.step % training.valEvery() == 0 || st.step == totalSteps) {
+            val = validate(st, rec);
+        }
+        ctx.metrics().write(rec);
+        return val;
+    }
+
+    /** The micro-batches of the next step: the stage's extra batch, or the corpus' next ones. */
+    private java.util.List<BatchReader.Batch> batches(LoopState st) {
+        java.util.List<BatchReader.Batch> batches = new java.util.ArrayList<>();
+        BatchReader.Batch other = extraBatch(st.step);
+        if (other != null) {
+            batches.add(other);
+        } else {
+            for (int a = 0; a < accumulation(); a++) {
+                batches.add(st.reader.nextBatch());
+            }
+        }
+        return batches;
+    }
+
+    /** Validates into the step's metrics line, keeping the weights when they are the best so far; the loss. */
+    private double validate(LoopState st, ObjectNode rec) throws IOException {
+        double val = meanValidationLoss();
+        rec.put("val_loss", val);
+        validationExtras(rec);
+        if (st.rate.validated(val)) {
+            WeightsFile.write(bestFile(), studentWeights(), Map.of("step", String.valueOf(st.step)));
+        }
+        return val;
+    }
+
+    private void logProgress(LoopState st, long totalSteps, Start start) {
+        if (st.step % training.logEvery() == 0 || st.step == totalSteps || st.step == 1) {
+            double elapsed = (System.nanoTime() - start.nanos()) / 1e9;
+            double perStep = elapsed / (st.step - start.step());
+            LOG.info("{} step {}/{} loss {} {} tokens/s ETA {}s", ctx.id(), st.step, totalSteps,
+                    String.format("%.5f", st.lastLoss), String.format("%.0f", (st.tokens - start.tokens()) / elapsed),
+                    String.format("%.0f", perStep * (totalSteps - st.step)));
+        }
+    }
+
+    /** Keeps the best validated weights as the stage's final ones (as LoLCATs does) and writes result.json. */
+    private void finish(LoopState st) throws IOException {
         Path fin = StageContext.finalWeights(ctx.stageDir());
-        if (Files.isRegularFile(bestFile)) {
-            AtomicFiles.writeBytes(fin, Files.readAllBytes(bestFile));
+        if (Files.isRegularFile(bestFile())) {
+            AtomicFiles.writeBytes(fin, Files.readAllBytes(bestFile()));
         } else {
             WeightsFile.write(fin, studentWeights(), Map.of());
         }
         WeightsFile.load(studentWeights(), WeightsFile.read(fin));
         ObjectNode result = results();
-        result.put("steps", step).put("tokens", tokens).put("best_val_loss", sched.best)
-                .put("last_loss", lastLoss).put("trainable_parameters", count(params))
+        result.put("steps", st.step).put("tokens", st.tokens).put("best_val_loss", st.rate.best())
+                .put("last_loss", st.lastLoss).put("trainable_parameters", count(st.params))
                 .put("model_parameters", modelParameters());
+        writeResult(result);
+    }
+
+    private Path bestFile() {
+        return ctx.stageDir().resolve("best.safetensors");
+    }
+
+    private void writeResult(ObjectNode result) throws IOException {
         AtomicFiles.writeString(ctx.stageDir().resolve("result.json"),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
-    }
-
-    private double cosine(long step, long total) {
-        return cosine(stage.lr(), stage.warmupSteps(), stage.minLrRatio(), step, total);
-    }
-
-    /**
-     * The cosine schedule's rate for optimizer step {@code step} (0-based) of {@code total}: linear warmup to
-     * {@code lr} over {@code warmup} steps, then a half cosine from {@code lr} to {@code minRatio * lr} at the last
-     * step.
-     */
-    static double cosine(double lr, int warmup, double minRatio, long step, long total) {
-        if (step < warmup) {
-            return lr * (step + 1) / warmup;
-        }
-        double progress = (double) (step - warmup) / Math.max(1, total - warmup - 1);
-        double floor = lr * minRatio;
-        return floor + (lr - floor) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress)));
     }
 
     /** Forward and backward of one optimizer step's micro-batches (gradients accumulate); the summed loss. */
@@ -294,7 +314,7 @@ public abstract class TrainingLoop {
         for (int a = 0; a < batches.size(); a++) {
             BatchReader.Batch b = batches.get(a);
             try (NDManager s = manager().newSubManager()) {
-                Object prepared = prepare(s, b);
+                P prepared = prepare(s, b);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     // The mean over the step's micro-batches (one for a step of extraBatch).
                     NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(batches.size()));
@@ -306,54 +326,22 @@ public abstract class TrainingLoop {
         return loss;
     }
 
-    private double validate() {
+    /** The mean validation loss over val_batches batches. */
+    private double meanValidationLoss() {
         BatchReader val = new BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
         double sum = 0;
-        for (int i = 0; i < stage.valBatches(); i++) {
+        for (int i = 0; i < training.valBatches(); i++) {
             try (NDManager s = manager().newSubManager()) {
                 sum += validationLoss(s, val.nextBatch());
             }
         }
-        return sum / stage.valBatches();
+        return sum / training.valBatches();
     }
 
     /** Writes a checkpoint; {@code val} is its validation loss when validated at this step (the store keeps the best). */
-    private void checkpoint(CheckpointStore store, long step, long tokens, Map<String, NDArray> params, AdamW opt,
-                            BatchReader reader, Schedule sched, double val) throws IOException {
-        Path tmp = store.begin(step);
-        Map<String, NDArray> all = new LinkedHashMap<>(studentWeights());
-        all.putAll(opt.state());
-        WeightsFile.write(tmp.resolve("state.safetensors"), all, Map.of());
-        ObjectNode s = JSON.createObjectNode();
-        s.put("step", step).put("tokens", tokens).put("adam_step", opt.step()).put("lr", sched.lr).put("best", sched.best)
-                .put("bad", sched.bad);
-        BatchReader.Position p = reader.position();
-        s.putObject("data_position").put("epoch", p.epoch()).put("shard", p.shard()).put("row", p.row());
-        s.set("run", ctx.header());
-        AtomicFiles.writeString(tmp.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
-        store.commit(tmp, step, val);
-    }
-
-    /** Where a checkpoint left off: optimizer steps done and tokens trained on. */
-    private record Resumed(long step, long tokens) {
-    }
-
-    /**
-     * Restores a checkpoint into the weights, optimizer, reader and schedule; checkpoints written before tokens were
-     * counted get {@code step * tokensPerStep}.
-     */
-    private Resumed restore(Path dir, Map<String, NDArray> params, AdamW opt, BatchReader reader, Schedule sched,
-                            long tokensPerStep) throws IOException {
-        ObjectNode s = (ObjectNode) JSON.readTree(dir.resolve("state.json").toFile());
-        Map<String, float[]> values = WeightsFile.read(dir.resolve("state.safetensors"));
-        WeightsFile.load(studentWeights(), values);
-        opt.restore(values, params, s.get("adam_step").asLong());
-        sched.lr = s.get("lr").asDouble();
-        sched.best = s.get("best").asDouble();
-        sched.bad = s.get("bad").asInt();
-        var p = s.get("data_position");
-        reader.seek(new BatchReader.Position(p.get("epoch").asLong(), p.get("shard").asInt(), p.get("row").asInt()));
-        long step = s.get("step").asLong();
-        return new Resumed(step, s.path("tokens").asLong(step * tokensPerStep));
+    private void checkpoint(CheckpointStore store, LoopState st, double val) throws IOException {
+        Path tmp = store.begin(st.step);
+        st.save(tmp, studentWeights(), ctx.header());
+        store.commit(tmp, st.step, val);
     }
 }

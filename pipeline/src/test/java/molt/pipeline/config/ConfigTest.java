@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
 import molt.pipeline.cli.CliTestSupport;
+import molt.pipeline.run.ResolvedConfig;
 import molt.teacher.InputException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -45,8 +46,9 @@ class ConfigTest {
         RunConfig c = ConfigLoader.load(write(dir, "t.yaml", MINIMAL), List.of());
         assertEquals("hedgehog_window", c.student().mixer());
         assertEquals(64, c.student().settings().window());
-        assertEquals(0.01, c.stages().get(0).lr());
-        assertEquals(1000, c.stages().get(0).mseWeight());
+        AttentionTransferSpec transfer = (AttentionTransferSpec) c.stages().get(0);
+        assertEquals(0.01, transfer.training().lr());
+        assertEquals(1000, transfer.mseWeight());
         assertEquals(8, c.lora().rank());
         assertEquals(16, c.lora().alpha());
         assertEquals(List.of("q", "k", "v", "o"), c.lora().targets());
@@ -129,9 +131,9 @@ class ConfigTest {
         assertEquals("child", c.name());
         assertEquals("hedgehog", c.student().mixer());
         assertEquals(32, c.student().settings().window(), "inherited through the merge");
-        assertEquals(0.5, c.stages().get(0).lr());
+        assertEquals(0.5, ((AttentionTransferSpec) c.stages().get(0)).training().lr());
         assertEquals(List.of("q", "v"), c.lora().targets());
-        assertFalse(c.stages().get(1).merged());
+        assertFalse(((ExportSpec) c.stages().get(1)).merged());
 
         Path missing = write(dir, "e.yaml", "extends: nowhere.yaml\n" + MINIMAL);
         assertTrue(error(missing).contains("e.yaml:1: extends: ") && error(missing).contains("does not exist"),
@@ -152,9 +154,79 @@ class ConfigTest {
         Path f = write(dir, "t.yaml", MINIMAL);
         RunConfig a = ConfigLoader.load(f, List.of());
         RunConfig b = ConfigLoader.load(f, List.of("stages[0].lr=0.2", "seed=4"));
-        assertEquals(List.of(), RunConfig.differences(a.toJson(), a.toJson()));
-        List<String> d = RunConfig.differences(a.toJson(), b.toJson());
+        assertEquals(List.of(), ResolvedConfig.differences(a.toJson(), a.toJson()));
+        List<String> d = ResolvedConfig.differences(a.toJson(), b.toJson());
         assertTrue(d.contains("seed") && d.contains("stages[0].lr"), d.toString());
+    }
+
+    private static String sha256(RunConfig c) throws Exception {
+        byte[] json = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsBytes(c.toJson());
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(json));
+    }
+
+    /**
+     * The resolved JSON is hashed into the teacher cache's key and compared on resume: these hashes were computed
+     * before stage settings became one record per type (StageSpec), and must never change by accident.
+     */
+    @Test
+    void theResolvedJsonStaysByteIdentical(@TempDir Path dir) throws Exception {
+        RunConfig quickstart = ConfigLoader.load(Path.of("..", "configs", "quickstart.yaml"), List.of());
+        assertEquals("c5ae0a4280dfc64cf562b3a6ca3f9167271afe61e7dc49f619d878caa4b166ae", sha256(quickstart));
+        assertEquals(Path.of("runs/.teachers/teacher-22469ee2369b3bb5"),
+                molt.pipeline.train.TeacherPretrainStage.cacheDir(quickstart));
+        // Every stage type, with non-default values where the serialised form depends on them (in YAML's order,
+        // which the resolved form does not follow).
+        Path all = write(dir, "all.yaml", """
+                name: curriculum
+                output_dir: /tmp/r
+                checkpoint:
+                  every_steps: 5
+                teacher:
+                  cache_dir: /tmp/c
+                data:
+                  source: /tmp/corpus.jsonl
+                  seq_len: 32
+                  val_fraction: 0.1
+                stages:
+                  - name: d
+                    type: data_prepare
+                  - name: pretrain
+                    type: teacher_pretrain
+                    hidden: 32
+                    layers: 2
+                    heads: 4
+                    kv_heads: 2
+                    tokens: 640
+                    copy_fraction: 0.5
+                    copy_scrambled: 0.25
+                    copy_scramble_from: letters
+                    repeat_every: 4
+                    repeat_max_period: 6
+                    val_batches: 1
+                    repeat_sequences: 4
+                    repeat_min_period: 2
+                    val_every: 10
+                    repeat_seq_len: 16
+                    repeat_warmup_steps: 3
+                    scheduler: plateau
+                    plateau_factor: 0.3
+                    plateau_patience: 5
+                  - name: transfer
+                    type: attention_transfer
+                    tokens: 128
+                  - name: ft
+                    type: lora_finetune
+                    tokens: 128
+                    kl_weight: 1
+                    ce_weight: 0
+                  - name: export
+                    type: export
+                    dtype: BF16
+                  - name: evaluate
+                    type: evaluate
+                """);
+        assertEquals("bd2f39f9b12e7e689ae3b6ce2638e97d782c1f9725de54eb942fc652933df659",
+                sha256(ConfigLoader.load(all, List.of())));
     }
 
     @Test

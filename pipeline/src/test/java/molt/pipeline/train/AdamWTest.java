@@ -52,11 +52,11 @@ class AdamWTest {
     @Test
     void theCosineScheduleWarmsUpThenDecaysToItsFloor() {
         // lr 1, warmup 4, floor 0.1, 14 steps: 0.25, 0.5, 0.75, 1 (step 3 ends the warmup), then cosine over steps 4..13.
-        assertEquals(0.25, TrainingLoop.cosine(1, 4, 0.1, 0, 14), 1e-12);
-        assertEquals(1.0, TrainingLoop.cosine(1, 4, 0.1, 3, 14), 1e-12);
-        assertEquals(1.0, TrainingLoop.cosine(1, 4, 0.1, 4, 14), 1e-12);
-        assertEquals(0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * 5 / 9)), TrainingLoop.cosine(1, 4, 0.1, 9, 14), 1e-12);
-        assertEquals(0.1, TrainingLoop.cosine(1, 4, 0.1, 13, 14), 1e-12);
-        assertEquals(0.3, TrainingLoop.cosine(3, 0, 0.1, 99, 100), 1e-12);
+        assertEquals(0.25, LearningRate.cosine(1, 4, 0.1, 0, 14), 1e-12);
+        assertEquals(1.0, LearningRate.cosine(1, 4, 0.1, 3, 14), 1e-12);
+        assertEquals(1.0, LearningRate.cosine(1, 4, 0.1, 4, 14), 1e-12);
+        assertEquals(0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * 5 / 9)), LearningRate.cosine(1, 4, 0.1, 9, 14), 1e-12);
+        assertEquals(0.1, LearningRate.cosine(1, 4, 0.1, 13, 14), 1e-12);
+        assertEquals(0.3, LearningRate.cosine(3, 0, 0.1, 99, 100), 1e-12);
     }
 }

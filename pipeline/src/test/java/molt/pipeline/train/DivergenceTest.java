@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import molt.data.JsonlDocuments;
 import molt.data.PreparedDataset;
+import molt.pipeline.config.AttentionTransferSpec;
 import molt.pipeline.config.ConfigLoader;
 import molt.pipeline.config.RunConfig;
 import molt.pipeline.run.CheckpointStore;
@@ -25,13 +26,13 @@ import org.junit.jupiter.api.io.TempDir;
 class DivergenceTest {
 
     /** A stage training p = [1, 2] on a scripted loss of (p, micro-step index). */
-    static final class Scripted extends TrainingLoop {
+    static final class Scripted extends TrainingLoop<AttentionTransferSpec, Void> {
         private final NDManager manager = NDManager.newBaseManager(Device.cpu());
         private final NDArray p = manager.create(new float[] {1f, 2f});
         private final java.util.function.BiFunction<NDArray, Long, NDArray> script;
 
         Scripted(StageContext ctx, java.util.function.BiFunction<NDArray, Long, NDArray> script) {
-            super(ctx);
+            super(ctx, AttentionTransferSpec.class);
             this.script = script;
             p.setRequiresGradient(true);
         }
@@ -47,7 +48,7 @@ class DivergenceTest {
         }
 
         @Override
-        protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Object prepared) {
+        protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex, Void prepared) {
             NDArray l = script.apply(p, stepIndex);
             l.attach(step);
             return l;

@@ -9,7 +9,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import java.util.Map;
 import java.util.Random;
-import molt.pipeline.config.RunConfig;
+import molt.pipeline.config.TeacherPretrainSpec;
 import molt.teacher.LlamaConfig;
 import molt.teacher.model.LlamaModel;
 import org.junit.jupiter.api.Test;
@@ -28,8 +28,8 @@ class TeacherGradientTest {
 
     @Test
     void pretrainingGradientsMatchFiniteDifferences() {
-        RunConfig.Pretrain p = new RunConfig.Pretrain(32, 2, 4, 4, 64, 10000, 0, 0, "row", 8, 32,
-                new RunConfig.Repeats(0, 96, 8, 6, 48, 0));
+        TeacherPretrainSpec.Pretrain p = new TeacherPretrainSpec.Pretrain(32, 2, 4, 4, 64, 10000, 0, 0, "row", 8, 32,
+                new TeacherPretrainSpec.Repeats(0, 96, 8, 6, 48, 0));
         LlamaConfig c = TeacherPretrainStage.config(p);
         LlamaModel model = LlamaModel.fromWeights(c, new molt.teacher.io.RandomWeights(c, 0), Device.cpu(), true);
         Random r = new Random(1);

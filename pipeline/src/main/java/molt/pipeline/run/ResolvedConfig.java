@@ -1,0 +1,97 @@
+package molt.pipeline.run;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import molt.pipeline.BuildInfo;
+import molt.pipeline.config.RunConfig;
+import molt.teacher.InputException;
+import molt.teacher.io.AtomicFiles;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * A run directory's {@code config.resolved.json}: the resolved config with molt's and DJL's versions, written at
+ * the start of every run. It decides whether a run resumes: a directory made by the same resolved config is
+ * resumed, one made by a different config is refused, naming the keys that differ.
+ */
+public final class ResolvedConfig {
+    private static final Logger LOG = LogManager.getLogger(ResolvedConfig.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    public static final String FILE = "config.resolved.json";
+
+    private ResolvedConfig() {
+    }
+
+    /** Header stored in the run directory and in every checkpoint. */
+    static ObjectNode header(RunConfig cfg) {
+        ObjectNode h = JSON.createObjectNode();
+        h.put("molt_version", BuildInfo.version());
+        h.put("molt_commit", BuildInfo.commit());
+        h.put("djl_version", BuildInfo.djlVersion());
+        h.put("threads", cfg.threads());
+        h.put("available_processors", Runtime.getRuntime().availableProcessors());
+        h.set("config", cfg.toJson());
+        return h;
+    }
+
+    /**
+     * Refuses {@code dir} when a different config made it (the run resumes when the same one did), then writes the
+     * header; returns it.
+     */
+    static ObjectNode checkAndWrite(Path dir, RunConfig cfg) throws IOException {
+        Path file = dir.resolve(FILE);
+        if (Files.isRegularFile(file)) {
+            JsonNode old = JSON.readTree(file.toFile());
+            List<String> diff = differences(old.path("config"), cfg.toJson());
+            if (!diff.isEmpty()) {
+                throw new InputException(dir, "was created by a different config (differs in " + String.join(", ", diff)
+                        + "); use another output_dir or delete it");
+            }
+            LOG.info("resuming run in {}", dir);
+        }
+        ObjectNode header = header(cfg);
+        AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(header));
+        return header;
+    }
+
+    /** Key paths whose values differ between two resolved configs. */
+    public static List<String> differences(JsonNode a, JsonNode b) {
+        Map<String, String> fa = new TreeMap<>();
+        Map<String, String> fb = new TreeMap<>();
+        flatten("", a, fa);
+        flatten("", b, fb);
+        Set<String> keys = new TreeSet<>(fa.keySet());
+        keys.addAll(fb.keySet());
+        List<String> out = new ArrayList<>();
+        for (String k : keys) {
+            if (!Objects.equals(fa.get(k), fb.get(k))) {
+                out.add(k);
+            }
+        }
+        return out;
+    }
+
+    private static void flatten(String p, JsonNode n, Map<String, String> out) {
+        if (n.isObject()) {
+            n.fields().forEachRemaining(e -> flatten(p.isEmpty() ? e.getKey() : p + "." + e.getKey(), e.getValue(), out));
+        } else if (n.isArray()) {
+            out.put(p + ".length", String.valueOf(n.size()));
+            for (int i = 0; i < n.size(); i++) {
+                flatten(p + "[" + i + "]", n.get(i), out);
+            }
+        } else {
+            out.put(p, n.toString());
+        }
+    }
+}
