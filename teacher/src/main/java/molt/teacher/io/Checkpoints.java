@@ -1,13 +1,8 @@
 package molt.teacher.io;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import molt.teacher.InputException;
 
@@ -54,23 +49,6 @@ public final class Checkpoints {
      * student checkpoint refers to.
      */
     public static String weightsSha256(Path modelDir) {
-        MessageDigest md;
-        try {
-            md = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-        byte[] buf = new byte[1 << 20];
-        for (Path f : weightFiles(modelDir)) {
-            try (InputStream in = Files.newInputStream(f)) {
-                int n;
-                while ((n = in.read(buf)) > 0) {
-                    md.update(buf, 0, n);
-                }
-            } catch (IOException e) {
-                throw new InputException(f, "cannot read: " + e.getMessage(), e);
-            }
-        }
-        return HexFormat.of().formatHex(md.digest());
+        return Digests.ofFiles(weightFiles(modelDir));
     }
 }

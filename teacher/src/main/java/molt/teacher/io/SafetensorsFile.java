@@ -121,6 +121,14 @@ public final class SafetensorsFile implements WeightSource {
             entries.put(name, entry(file, name, n, dataLen));
         }
         checkNoOverlap(file, entries.values());
+        String recorded = metadata.get(SafetensorsWriter.DATA_SHA256);
+        if (recorded != null) {
+            String found = Digests.ofRange(file, ch, dataStart);
+            if (!found.equals(recorded)) {
+                throw new InputException(file, "its data does not match the SHA-256 recorded when molt wrote it "
+                        + "(expected " + recorded + ", found " + found + "): the file was changed or damaged");
+            }
+        }
         return new SafetensorsFile(file, ch, dataStart, entries, Collections.unmodifiableMap(metadata));
     }
 

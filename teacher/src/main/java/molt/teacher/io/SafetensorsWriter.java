@@ -7,10 +7,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -57,10 +54,38 @@ public final class SafetensorsWriter {
     }
 
     public static void write(Path file, List<Tensor> tensors, Map<String, String> metadata) throws IOException {
+        Map<String, String> meta = new java.util.TreeMap<>(metadata == null ? Map.of() : metadata);
+        meta.put(DATA_SHA256, "0".repeat(64)); // the real digest, of the same length, once the data is written
+        ObjectNode header = header(tensors, meta);
+        AtomicFiles.write(file, ch -> {
+            int headerBytes = headerBytes(header).limit();
+            ch.position(headerBytes);
+            HashingChannel data = new HashingChannel(ch);
+            for (Tensor t : tensors) {
+                writeTensor(data, t);
+            }
+            header.with("__metadata__").put(DATA_SHA256, data.hex());
+            ByteBuffer head = headerBytes(header);
+            if (head.limit() != headerBytes) {
+                throw new IllegalStateException("safetensors header changed length while writing " + file);
+            }
+            ch.position(0);
+            writeAll(ch, head);
+        });
+    }
+
+    /**
+     * The metadata key under which molt records the SHA-256 of a file's data section (every byte after the header),
+     * checked by {@link SafetensorsFile#open} whenever it is present.
+     */
+    public static final String DATA_SHA256 = "molt_data_sha256";
+
+    /** The JSON header: sorted metadata (the same bytes in every process), then each tensor in order. */
+    private static ObjectNode header(List<Tensor> tensors, Map<String, String> metadata) {
         ObjectNode header = JSON.createObjectNode();
-        if (metadata != null && !metadata.isEmpty()) {
+        if (!metadata.isEmpty()) {
             ObjectNode meta = header.putObject("__metadata__");
-            new java.util.TreeMap<>(metadata).forEach(meta::put); // sorted: the same bytes in every process
+            new java.util.TreeMap<>(metadata).forEach(meta::put);
         }
         Set<String> seen = new HashSet<>();
         long offset = 0;
@@ -83,6 +108,11 @@ public final class SafetensorsWriter {
             n.putArray("data_offsets").add(offset).add(offset + bytes);
             offset += bytes;
         }
+        return header;
+    }
+
+    /** The 8-byte length and the JSON header, padded with spaces to a multiple of 8, ready to write. */
+    private static ByteBuffer headerBytes(ObjectNode header) throws IOException {
         byte[] json = JSON.writeValueAsBytes(header);
         int padded = (json.length + 7) / 8 * 8;
         ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
@@ -90,17 +120,30 @@ public final class SafetensorsWriter {
         while (head.hasRemaining()) {
             head.put((byte) ' ');
         }
-        head.flip();
-
-        AtomicFiles.write(file, ch -> {
-            writeAll(ch, head);
-            for (Tensor t : tensors) {
-                writeTensor(ch, t);
-            }
-        });
+        return head.flip();
     }
 
-    private static void writeTensor(FileChannel ch, Tensor t) throws IOException {
+    /** A channel that hashes what is written through it (SHA-256). */
+    private static final class HashingChannel {
+        private final FileChannel ch;
+        private final java.security.MessageDigest digest = Digests.sha256();
+
+        HashingChannel(FileChannel ch) {
+            this.ch = ch;
+        }
+
+        void write(ByteBuffer buf) throws IOException {
+            ByteBuffer view = buf.duplicate();
+            writeAll(ch, buf);
+            digest.update(view);
+        }
+
+        String hex() {
+            return java.util.HexFormat.of().formatHex(digest.digest());
+        }
+    }
+
+    private static void writeTensor(HashingChannel ch, Tensor t) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
         if (t.floats() != null) {
             float[] v = t.floats().get();
@@ -137,9 +180,9 @@ public final class SafetensorsWriter {
         flush(ch, buf);
     }
 
-    private static void flush(FileChannel ch, ByteBuffer buf) throws IOException {
+    private static void flush(HashingChannel ch, ByteBuffer buf) throws IOException {
         buf.flip();
-        writeAll(ch, buf);
+        ch.write(buf);
         buf.clear();
     }
 

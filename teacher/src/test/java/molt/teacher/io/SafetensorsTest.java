@@ -61,7 +61,9 @@ class SafetensorsTest {
                 SafetensorsWriter.Tensor.ofFloats("e.scalar", DType.F32, new long[] {}, new float[] {42f})),
                 Map.of("format", "pt", "note", "test"));
         try (SafetensorsFile s = SafetensorsFile.open(f)) {
-            assertEquals(Map.of("format", "pt", "note", "test"), s.metadata());
+            Map<String, String> meta = new java.util.HashMap<>(s.metadata());
+            assertEquals(64, meta.remove(SafetensorsWriter.DATA_SHA256).length(), "the data section's SHA-256");
+            assertEquals(Map.of("format", "pt", "note", "test"), meta);
             assertArrayEquals(v, s.readFloats("a.f32"));
             float[] bf = s.readFloats("b.bf16");
             float[] hf = s.readFloats("c.f16");
