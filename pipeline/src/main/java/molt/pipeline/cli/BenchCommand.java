@@ -6,7 +6,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -26,7 +25,8 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: 'teacher' (forward tokens/s by model size) and 'mixers' (mixers vs softmax "
                 + "attention), each beside the fp32 GEMM rate measured in the same run.",
-        subcommands = {BenchCommand.Teacher.class, MixerBench.class, DataBench.class, TrainBench.class})
+        subcommands = {BenchCommand.Teacher.class, MixerBench.class, DataBench.class, TrainBench.class,
+            SoakBench.class})
 public final class BenchCommand implements Runnable {
 
     @Override

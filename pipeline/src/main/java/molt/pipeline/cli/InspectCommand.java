@@ -10,6 +10,7 @@ import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import molt.teacher.io.Checkpoints;
 import molt.teacher.io.DType;
+import molt.teacher.io.JsonFiles;
 import molt.teacher.io.TensorInfo;
 import molt.teacher.io.WeightSource;
 import molt.teacher.tokenizer.Tokenizers;
@@ -74,8 +75,7 @@ public final class InspectCommand implements Callable<Integer> {
     }
 
     private int inspectStudent() throws Exception {
-        com.fasterxml.jackson.databind.JsonNode cfg = new com.fasterxml.jackson.databind.ObjectMapper()
-                .readTree(model.resolve("config.json").toFile());
+        com.fasterxml.jackson.databind.JsonNode cfg = JsonFiles.readObject(model.resolve("config.json"));
         LlamaConfig c = StudentCheckpoint.baseConfig(model);
         StringBuilder sb = new StringBuilder();
         line(sb, "model", model.toAbsolutePath().normalize().toString());

@@ -10,6 +10,7 @@ import molt.pipeline.run.Runner;
 import molt.pipeline.run.StopSignal;
 import molt.pipeline.train.StageStopped;
 import molt.pipeline.train.TrainingDiverged;
+import molt.teacher.io.JsonFiles;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -28,7 +29,7 @@ public final class RunCommand implements Callable<Integer> {
 
     /** Stage times, final losses and attention transfer's per-layer MSE, then where the report and student are. */
     static void printSummary(Path report) throws java.io.IOException {
-        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(report.toFile());
+        var json = JsonFiles.readObject(report);
         System.out.printf("%-30s %-20s %10s %14s%n", "stage", "type", "seconds", "best val loss");
         json.path("stages").fields().forEachRemaining(e -> {
             var r = e.getValue().path("result");

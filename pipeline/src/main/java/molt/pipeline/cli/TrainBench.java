@@ -38,18 +38,8 @@ final class TrainBench implements Callable<Integer> {
     public Integer call() throws Exception {
         Path dir = Files.createTempDirectory("molt-bench-train");
         try {
-            LlamaConfig c = BenchCommand.Teacher.config(hidden, layers);
-            var json = c.raw().deepCopy().put("vocab_size", ByteTokenizer.VOCAB);
-            LlamaConfig cfg = LlamaConfig.fromJson(json, Path.of("bench"));
-            Path teacher = Files.createDirectories(dir.resolve("teacher"));
-            Files.writeString(teacher.resolve("config.json"), json.toPrettyString());
-            molt.teacher.io.RandomWeights w = new molt.teacher.io.RandomWeights(cfg, 1);
-            List<SafetensorsWriter.Tensor> t = new ArrayList<>();
-            for (Map.Entry<String, long[]> e : LlamaWeights.expected(cfg).entrySet()) {
-                t.add(SafetensorsWriter.Tensor.ofFloats(e.getKey(), DType.F32, e.getValue(), () -> w.readFloats(e.getKey())));
-            }
-            SafetensorsWriter.write(teacher.resolve("model.safetensors"), t, Map.of());
-            new ByteTokenizer().save(teacher);
+            LlamaConfig cfg = byteVocabulary(BenchCommand.Teacher.config(hidden, layers));
+            Path teacher = writeRandomTeacher(cfg, dir.resolve("teacher"));
             long tokens = (long) steps * seqLen;
             Path yaml = dir.resolve("bench.yaml");
             Files.writeString(yaml, """
@@ -82,6 +72,25 @@ final class TrainBench implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** {@code c} with molt's byte vocabulary. */
+    static LlamaConfig byteVocabulary(LlamaConfig c) {
+        return LlamaConfig.fromJson(c.raw().deepCopy().put("vocab_size", ByteTokenizer.VOCAB), Path.of("bench"));
+    }
+
+    /** A Hugging Face directory with random F32 weights of {@code cfg}'s shapes and the byte tokenizer. */
+    static Path writeRandomTeacher(LlamaConfig cfg, Path dir) throws java.io.IOException {
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), cfg.raw().toPrettyString());
+        molt.teacher.io.RandomWeights w = new molt.teacher.io.RandomWeights(cfg, 1);
+        List<SafetensorsWriter.Tensor> t = new ArrayList<>();
+        for (Map.Entry<String, long[]> e : LlamaWeights.expected(cfg).entrySet()) {
+            t.add(SafetensorsWriter.Tensor.ofFloats(e.getKey(), DType.F32, e.getValue(), () -> w.readFloats(e.getKey())));
+        }
+        SafetensorsWriter.write(dir.resolve("model.safetensors"), t, Map.of());
+        new ByteTokenizer().save(dir);
+        return dir;
     }
 
     private static void report(Path metrics, String stage, double flopsPerToken, double gemm) throws Exception {

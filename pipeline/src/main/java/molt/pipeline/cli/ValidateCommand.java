@@ -2,7 +2,6 @@ package molt.pipeline.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,17 +29,9 @@ public final class ValidateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         RunConfig cfg = ConfigLoader.load(config, sets);
+        LlamaConfig c = molt.pipeline.run.Preflight.check(cfg);
         ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
         System.out.print(yaml.writeValueAsString(cfg.toJson()));
-        LlamaConfig c;
-        if (cfg.pretrainStage() != null) {
-            c = molt.pipeline.train.TeacherPretrainStage.config(cfg.pretrainStage().pretrain());
-        } else if (!Files.isRegularFile(cfg.teacher().resolve("config.json"))) {
-            System.out.println("# teacher " + cfg.teacher() + " not found: parameter counts need its config.json");
-            return 0;
-        } else {
-            c = LlamaConfig.read(cfg.teacher());
-        }
         StudentPlan plan = cfg.student().plan(c.numLayers());
         long teacher = LlamaWeights.parameterCount(c);
         long mixers = 0;

@@ -40,6 +40,11 @@ final class Binder {
         return o + ": " + p;
     }
 
+    /** Where this mapping was written: {@code file:line: key.path}. */
+    String location() {
+        return origins.getOrDefault(path, "config") + ": " + (path.isEmpty() ? "(top level)" : path);
+    }
+
     InputException error(String key, String what) {
         return new InputException(where(key) + ": " + what);
     }
@@ -89,11 +94,10 @@ final class Binder {
         if (!n.isIntegralNumber() && !(n.isNumber() && n.asDouble() == Math.rint(n.asDouble()))) {
             throw error(key, "expected an integer, found " + n);
         }
-        long v = n.asLong();
-        if (v < min || v > max) {
-            throw error(key, "expected an integer in [" + min + ", " + max + "], found " + v);
+        if (!fitsLong(n) || n.asLong() < min || n.asLong() > max) {
+            throw error(key, "expected an integer in [" + min + ", " + max + "], found " + n.asText());
         }
-        return v;
+        return n.asLong();
     }
 
     double number(String key, double dflt, double min, double max, boolean minInclusive) {
@@ -151,12 +155,18 @@ final class Binder {
             throw error(key, "expected a list of layer indices, found " + n);
         }
         n.forEach(e -> {
-            if (!e.isIntegralNumber()) {
-                throw error(key, "expected a list of integers, found " + n);
+            if (!e.isIntegralNumber() || !e.canConvertToInt()) {
+                throw error(key, "expected a list of integers in [" + Integer.MIN_VALUE + ", " + Integer.MAX_VALUE
+                        + "], found " + n);
             }
             out.add(e.asInt());
         });
         return out;
+    }
+
+    /** Whether a number is exactly a 64-bit integer: larger ones would wrap (or saturate) when read as long. */
+    private static boolean fitsLong(JsonNode n) {
+        return n.isIntegralNumber() ? n.canConvertToLong() : Math.abs(n.asDouble()) < 0x1p63;
     }
 
     /** A nested mapping (empty when absent). */

@@ -26,6 +26,7 @@ public final class ConfigLoader {
     public static RunConfig load(Path file, List<String> sets) {
         Map<String, String> origins = new HashMap<>();
         ObjectNode tree = resolve(file.toAbsolutePath().normalize(), new LinkedHashSet<>(), origins);
+        origins.putIfAbsent("", file + ":1"); // a top-level key that is missing altogether is the file's fault
         for (String s : sets) {
             apply(tree, s, origins);
         }

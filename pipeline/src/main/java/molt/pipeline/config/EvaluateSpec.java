@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.List;
 import molt.pipeline.eval.EvaluateStage;
+import molt.pipeline.eval.Evaluator;
 import molt.pipeline.train.StageRunner;
 
 /**
@@ -39,6 +40,11 @@ public record EvaluateSpec(String name, int sequences, List<Integer> distances, 
         distances.forEach(d::add);
         ArrayNode c = n.putArray("contexts");
         contexts.forEach(c::add);
+    }
+
+    /** The evaluator's settings for this stage (12-letter probe spans, 64 timed decoding steps). */
+    public Evaluator.Settings settings() {
+        return new Evaluator.Settings(sequences, distances, probes, 12, contexts, 64);
     }
 
     @Override

@@ -51,10 +51,18 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                        double valFraction, long seed, int rowsPerShard, int batchSize) {
     }
 
-    /** The student's plan and mixer settings. */
-    public record Student(String mixer, List<Integer> softmaxLayers, Map<Integer, String> layers, MixerSettings settings) {
+    /**
+     * The student's plan and mixer settings. {@code origin} is where the section was written ({@code file:line:
+     * student}), so a plan that does not fit the teacher, known only once its config is read, names the config.
+     */
+    public record Student(String mixer, List<Integer> softmaxLayers, Map<Integer, String> layers, MixerSettings settings,
+                          String origin) {
         public StudentPlan plan(int numLayers) {
-            return StudentPlan.of(numLayers, mixer, new HashSet<>(softmaxLayers), layers);
+            try {
+                return StudentPlan.of(numLayers, mixer, new HashSet<>(softmaxLayers), layers);
+            } catch (InputException e) {
+                throw new InputException(origin + ": " + e.getMessage());
+            }
         }
     }
 
@@ -122,7 +130,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     private static List<StageSpec> stages(Binder b) {
         List<StageSpec> stages = new ArrayList<>();
         Set<String> names = new HashSet<>();
-        for (Binder s : b.objects("stages")) {
+        List<Binder> binders = b.objects("stages");
+        for (Binder s : binders) {
             StageSpec st = StageTypes.bind(s);
             if (!names.add(st.name())) {
                 throw s.error("name", "duplicate stage name '" + st.name() + "'");
@@ -132,7 +141,49 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         if (stages.isEmpty()) {
             throw new InputException(b.where("stages") + ": at least one stage is required");
         }
+        checkOrder(binders, stages);
         return stages;
+    }
+
+    /**
+     * Stages run in the order written, so an order that would report something untrained as the result is refused:
+     * data_prepare and teacher_pretrain come before everything else, attention_transfer before lora_finetune, an
+     * export after the last training stage of its chain, and an evaluate after an export.
+     */
+    private static void checkOrder(List<Binder> binders, List<StageSpec> stages) {
+        int lastTraining = -1;
+        int firstLora = -1;
+        int firstExport = -1;
+        int lastSetup = -1;
+        for (int i = 0; i < stages.size(); i++) {
+            StageSpec st = stages.get(i);
+            if (st instanceof DataPrepareSpec || st instanceof TeacherPretrainSpec) {
+                lastSetup = i;
+            }
+            lastTraining = st instanceof StudentTrainingSpec ? i : lastTraining;
+            firstLora = st instanceof LoraFinetuneSpec && firstLora < 0 ? i : firstLora;
+            firstExport = st instanceof ExportSpec && firstExport < 0 ? i : firstExport;
+        }
+        for (int i = 0; i < stages.size(); i++) {
+            StageSpec st = stages.get(i);
+            String problem = null;
+            if (!(st instanceof DataPrepareSpec || st instanceof TeacherPretrainSpec) && i < lastSetup) {
+                problem = "must come after the " + stages.get(lastSetup).type() + " stage '"
+                        + stages.get(lastSetup).name() + "' (data_prepare and teacher_pretrain come first)";
+            } else if (st instanceof AttentionTransferSpec && firstLora >= 0 && firstLora < i) {
+                problem = "must come before the lora_finetune stage '" + stages.get(firstLora).name()
+                        + "' (LoRA fine-tunes the student that attention transfer made)";
+            } else if (st instanceof ExportSpec && i < lastTraining) {
+                problem = "must come after the last training stage '" + stages.get(lastTraining).name()
+                        + "' (it would export an unfinished student)";
+            } else if (st instanceof EvaluateSpec && (firstExport < 0 || firstExport > i)) {
+                problem = "must come after an export stage (it evaluates exported students)";
+            }
+            if (problem != null) {
+                throw new InputException(binders.get(i).location() + ": " + st.type() + " stage '" + st.name()
+                        + "' " + problem);
+            }
+        }
     }
 
     /** A teacher_pretrain stage comes first (after data_prepare) and makes the teacher; without one, teacher.path. */
@@ -198,6 +249,11 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         choices.add(MixerRegistry.SOFTMAX); // every layer keeps softmax: the teacher itself (with LoRA, a control)
         String mixer = s.choice("mixer", "hedgehog_window", choices);
         List<Integer> softmax = s.ints("softmax_layers");
+        for (int i : softmax) {
+            if (i < 0) {
+                throw s.error("softmax_layers", "expected layer indices >= 0, found " + i);
+            }
+        }
         Map<Integer, String> layers = new LinkedHashMap<>();
         Binder l = s.object("layers");
         for (java.util.Iterator<String> it = l.raw().fieldNames(); it.hasNext(); ) {
@@ -206,7 +262,10 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             try {
                 idx = Integer.parseInt(k);
             } catch (NumberFormatException e) {
-                throw l.error(k, "expected a layer index as key");
+                throw l.error(k, "expected a layer index (an integer >= 0) as key");
+            }
+            if (idx < 0) {
+                throw l.error(k, "expected a layer index (an integer >= 0) as key");
             }
             Set<String> allowed = new java.util.TreeSet<>(mixers);
             allowed.add(MixerRegistry.SOFTMAX);
@@ -221,7 +280,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             throw s.error("chunk_size", "must be >= window (" + settings.window() + "), found " + settings.chunkSize());
         }
         s.finish();
-        return new Student(mixer, softmax, layers, settings);
+        return new Student(mixer, softmax, layers, settings, s.location());
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */

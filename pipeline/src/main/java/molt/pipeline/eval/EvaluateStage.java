@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -21,6 +20,7 @@ import molt.student.StudentCheckpoint;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
 import molt.teacher.model.LanguageModel;
 import molt.teacher.model.LlamaModel;
 import molt.teacher.tokenizer.TextTokenizer;
@@ -53,7 +53,7 @@ public final class EvaluateStage {
     public static void run(StageContext ctx, Device device) throws IOException {
         EvaluateSpec e = ctx.stage(EvaluateSpec.class);
         List<Target> students = ctx.students();
-        Evaluator.Settings s = new Evaluator.Settings(e.sequences(), e.distances(), e.probes(), 12, e.contexts(), 64);
+        Evaluator.Settings s = e.settings();
         TextTokenizer tok = Tokenizers.load(ctx.teacherDir());
         Map<String, ObjectNode> results = new LinkedHashMap<>();
         try (LanguageModel t = LlamaModel.load(ctx.teacherDir(), device)) {
@@ -140,6 +140,6 @@ public final class EvaluateStage {
     }
 
     private static JsonNode read(Path file) throws IOException {
-        return Files.isRegularFile(file) ? JSON.readTree(file.toFile()) : JSON.createObjectNode();
+        return JsonFiles.readObjectOrEmpty(file);
     }
 }

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -12,7 +11,9 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.stream.Stream;
+import molt.teacher.InputException;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
 
 /**
  * A stage's checkpoints: one directory per checkpoint, {@code step-000000123}, written under a temporary name,
@@ -91,18 +92,18 @@ public final class CheckpointStore {
         if (!Files.exists(index)) {
             return List.of();
         }
-        try {
-            ObjectNode root = (ObjectNode) JSON.readTree(index.toFile());
-            List<Entry> out = new ArrayList<>();
-            for (var n : root.withArray("kept")) {
-                long step = n.get("step").asLong();
-                double metric = n.hasNonNull("metric") ? n.get("metric").asDouble() : Double.NaN;
-                out.add(new Entry(step, metric, dir.resolve(name(step))));
+        ObjectNode root = JsonFiles.readObject(index);
+        List<Entry> out = new ArrayList<>();
+        for (var n : root.path("kept")) {
+            if (!n.path("step").canConvertToLong() || !n.path("step").isIntegralNumber()) {
+                throw new InputException(index, "damaged checkpoint index: an entry of 'kept' has no integer step ("
+                        + n + "); delete the stage directory to start the stage over");
             }
-            return out;
-        } catch (IOException | RuntimeException e) {
-            throw new UncheckedIOException(new IOException(index + ": unreadable checkpoint index: " + e.getMessage(), e));
+            long step = n.get("step").asLong();
+            double metric = n.hasNonNull("metric") ? n.get("metric").asDouble() : Double.NaN;
+            out.add(new Entry(step, metric, dir.resolve(name(step))));
         }
+        return out;
     }
 
     public Optional<Entry> latest() {

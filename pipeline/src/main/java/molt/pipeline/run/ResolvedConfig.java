@@ -17,6 +17,7 @@ import molt.pipeline.BuildInfo;
 import molt.pipeline.config.RunConfig;
 import molt.teacher.InputException;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -52,7 +53,7 @@ public final class ResolvedConfig {
     static ObjectNode checkAndWrite(Path dir, RunConfig cfg) throws IOException {
         Path file = dir.resolve(FILE);
         if (Files.isRegularFile(file)) {
-            JsonNode old = JSON.readTree(file.toFile());
+            JsonNode old = JsonFiles.readObject(file);
             List<String> diff = differences(old.path("config"), cfg.toJson());
             if (!diff.isEmpty()) {
                 throw new InputException(dir, "was created by a different config (differs in " + String.join(", ", diff)

@@ -3,9 +3,9 @@ package molt.pipeline.run;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
 
 /** {@code run.json}: each stage's status (pending, running, stopped, failed, done) and duration. */
 public final class RunState {
@@ -21,7 +21,7 @@ public final class RunState {
     /** Loads run.json (or starts it) with every stage id of {@code stages} ({id, type}) listed. */
     static RunState load(Path dir, java.util.List<String[]> stages) throws IOException {
         Path f = dir.resolve("run.json");
-        ObjectNode root = Files.isRegularFile(f) ? (ObjectNode) JSON.readTree(f.toFile()) : JSON.createObjectNode();
+        ObjectNode root = JsonFiles.readObjectOrEmpty(f);
         ObjectNode byId = root.withObject("/stages");
         for (String[] s : stages) {
             if (!byId.has(s[0])) {

@@ -24,8 +24,8 @@ import molt.pipeline.train.StageStopped;
 import molt.pipeline.train.TeacherPretrainStage;
 import molt.pipeline.train.TrainingLoop;
 import molt.teacher.Devices;
-import molt.teacher.InputException;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
 import molt.teacher.tokenizer.ByteTokenizer;
 import molt.teacher.tokenizer.Tokenizers;
 import org.apache.logging.log4j.LogManager;
@@ -51,13 +51,11 @@ public final class Runner {
 
     public static Path run(RunConfig cfg, StopSignal stop) throws IOException {
         Path dir = cfg.outputDir();
+        Preflight.check(cfg);
         Files.createDirectories(dir);
         try (RunLock lock = RunLock.acquire(dir); RunLog log = RunLog.attach(dir.resolve("molt.log"))) {
             ObjectNode header = ResolvedConfig.checkAndWrite(dir, cfg);
             Path teacherDir = cfg.pretrainStage() != null ? TeacherPretrainStage.cacheDir(cfg) : cfg.teacher();
-            if (cfg.pretrainStage() == null && !Files.isDirectory(teacherDir)) {
-                throw new InputException(teacherDir, "teacher.path: not a model directory");
-            }
             Device device = Devices.resolve(cfg.device());
             PreparedDataset data = prepareData(cfg, dir, teacherDir);
             List<Job> jobs = jobs(cfg);
@@ -157,7 +155,7 @@ public final class Runner {
             n.put("type", job.stage().type());
             n.put("seconds", run.state().seconds(job.id()));
             if (Files.isRegularFile(result)) {
-                n.set("result", JSON.readTree(result.toFile()));
+                n.set("result", JsonFiles.readObject(result));
             }
         }
         AtomicFiles.writeString(run.dir().resolve("report.json"),

@@ -8,7 +8,11 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import molt.data.BatchReader;
+import molt.teacher.InputException;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
+import molt.teacher.io.SafetensorsFile;
+import molt.teacher.io.SafetensorsWriter;
 import molt.teacher.io.WeightsFile;
 
 /**
@@ -45,7 +49,29 @@ final class LoopState {
         BatchReader.Position p = reader.position();
         s.putObject("data_position").put("epoch", p.epoch()).put("shard", p.shard()).put("row", p.row());
         s.set("run", header);
+        s.put(WEIGHTS_SHA256, weightsDigest(dir));
         AtomicFiles.writeString(dir.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
+    }
+
+    /** The key in state.json under which a checkpoint records the data digest of its state.safetensors. */
+    static final String WEIGHTS_SHA256 = "weights_sha256";
+
+    /** The digest recorded in a checkpoint's weights (checked against their data when the file is opened). */
+    private static String weightsDigest(Path dir) {
+        try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("state.safetensors"))) {
+            return f.metadata().get(SafetensorsWriter.DATA_SHA256);
+        }
+    }
+
+    /** The checkpoint's weights are the ones its state was saved with (not a copy from another checkpoint). */
+    private static void checkWeights(Path dir, ObjectNode s) {
+        String recorded = s.path(WEIGHTS_SHA256).asText(null);
+        String found = weightsDigest(dir);
+        if (recorded == null || !recorded.equals(found)) {
+            throw new InputException(dir.resolve("state.safetensors"), "does not belong to this checkpoint (state.json "
+                    + "records weights " + recorded + ", the file holds " + found + "); delete " + dir
+                    + " to resume from the checkpoint before it");
+        }
     }
 
     /**
@@ -53,7 +79,15 @@ final class LoopState {
      * tokens were counted get {@code step * tokensPerStep}.
      */
     void restore(Path dir, Map<String, NDArray> weights, long tokensPerStep) throws IOException {
-        ObjectNode s = (ObjectNode) JSON.readTree(dir.resolve("state.json").toFile());
+        Path stateFile = dir.resolve("state.json");
+        ObjectNode s = JsonFiles.readObject(stateFile);
+        for (String key : new String[] {"step", "adam_step"}) {
+            if (!s.path(key).isIntegralNumber() || !s.path("data_position").isObject()) {
+                throw new InputException(stateFile, "damaged checkpoint state: no integer '" + key
+                        + "' or no data_position; delete " + dir + " to resume from the checkpoint before it");
+            }
+        }
+        checkWeights(dir, s);
         Map<String, float[]> values = WeightsFile.read(dir.resolve("state.safetensors"));
         WeightsFile.load(weights, values);
         opt.restore(values, params, s.get("adam_step").asLong());

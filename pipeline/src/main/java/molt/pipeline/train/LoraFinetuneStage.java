@@ -124,11 +124,33 @@ public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, Lora
      */
     static NDArray crossEntropy(NDManager step, NDArray logits, molt.data.BatchReader.Batch batch) {
         NDArray nll = logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).neg(); // [B, T, 1]
+        return positionMean(step, nll, batch);
+    }
+
+    /**
+     * KL(teacher || student) = sum_j p_t(j) (log p_t(j) - log p_s(j)) per position, from log-probabilities
+     * [B, T, K] over the same K tokens (the whole vocabulary, or the teacher's top k), averaged like cross-entropy.
+     */
+    static NDArray klDivergence(NDManager step, NDArray teacherLogp, NDArray studentLogp,
+                                molt.data.BatchReader.Batch batch) {
+        NDArray perPosition = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}); // [B, T]
+        return positionMean(step, perPosition, batch);
+    }
+
+    /**
+     * The mean of a per-position loss [B, T] or [B, T, 1] over the positions that are learned: all of them, or with
+     * a loss mask (prompt/response data) those whose target token has mask 1. Cross-entropy and KL share it, so
+     * distillation never learns the prompt either.
+     */
+    static NDArray positionMean(NDManager step, NDArray perPosition, molt.data.BatchReader.Batch batch) {
         if (batch.masks() == null) {
-            return nll.mean();
+            return perPosition.mean();
         }
         NDArray m = targets(step, batch.masks()).toType(ai.djl.ndarray.types.DataType.FLOAT32, false); // [B, T, 1]
-        return nll.mul(m).sum().div(m.sum().maximum(Scalars.of(1f)));
+        if (perPosition.getShape().dimension() == 2) {
+            m = m.squeeze(-1); // [B, T]
+        }
+        return perPosition.mul(m).sum().div(m.sum().maximum(Scalars.of(1f)));
     }
 
     @Override
@@ -144,15 +166,14 @@ public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, Lora
             TeacherTargets c = prepared;
             // KL over the teacher's top-k support: sum_j p_t(j) (log p_t(j) - log p_s(j)), temperature 1.
             NDArray studentLogp = logits.logSoftmax(-1).gather(c.ids(), -1); // [B, T, k]
-            NDArray kl = c.logprobs().exp().mul(c.logprobs().sub(studentLogp)).sum(new int[] {-1}).mean();
+            NDArray kl = klDivergence(step, c.logprobs(), studentLogp, batch);
             NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         } else if (stage.klWeight() > 0) {
             NDArray teacherLogp = prepared.logprobs();
             NDArray studentLogp = logits.div(Scalars.of((float) stage.temperature())).logSoftmax(-1);
             float t2 = (float) (stage.temperature() * stage.temperature());
-            NDArray kl = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}).mean()
-                    .mul(Scalars.of(t2));
+            NDArray kl = klDivergence(step, teacherLogp, studentLogp, batch).mul(Scalars.of(t2));
             NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         }

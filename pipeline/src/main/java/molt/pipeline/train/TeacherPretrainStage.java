@@ -17,6 +17,7 @@ import molt.pipeline.config.RunConfig;
 import molt.pipeline.config.TeacherPretrainSpec;
 import molt.teacher.LlamaConfig;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.JsonFiles;
 import molt.teacher.model.LlamaModel;
 import molt.teacher.tokenizer.ByteTokenizer;
 import org.apache.logging.log4j.LogManager;
@@ -56,6 +57,12 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
     }
 
     /** Where the teacher of these settings lives: the cache directory plus a hash of what determines the teacher. */
+    /**
+     * The version of what teacher pretraining computes, part of the cache key: bump it with any change that alters
+     * a pretrained teacher's weights (TeacherPretrainPinTest pins a short run's weights and fails until it is).
+     */
+    public static final int FORMAT = 1;
+
     public static Path cacheDir(RunConfig cfg) {
         ObjectNode key = JSON.createObjectNode();
         ObjectNode resolved = cfg.toJson();
@@ -66,6 +73,9 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
         }
         key.set("data", resolved.path("data"));
         key.put("seed", cfg.seed());
+        // What else decides the teacher's bytes: the code's numerics (FORMAT), the engine and the thread count.
+        key.put("format", FORMAT).put("djl", molt.pipeline.BuildInfo.djlVersion())
+                .put("libtorch", ai.djl.engine.Engine.getEngine("PyTorch").getVersion()).put("threads", cfg.threads());
         try {
             byte[] d = MessageDigest.getInstance("SHA-256").digest(JSON.writeValueAsBytes(key));
             return cfg.teacherCache().resolve("teacher-" + HexFormat.of().formatHex(d).substring(0, 16));
@@ -83,7 +93,7 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
         if (Files.isRegularFile(dir.resolve("config.json"))) {
             LOG.info("{}: reusing the cached teacher {}", ctx.stage().name(), dir);
             Path trained = dir.resolve(TRAINING_RECORD);
-            ObjectNode result = Files.isRegularFile(trained) ? (ObjectNode) JSON.readTree(trained.toFile())
+            ObjectNode result = Files.isRegularFile(trained) ? JsonFiles.readObject(trained)
                     : JSON.createObjectNode();
             result.put("cached", true).put("teacher", dir.toString());
             AtomicFiles.writeString(ctx.stageDir().resolve("result.json"), result.toPrettyString());

@@ -49,4 +49,51 @@ class MaskedLossTest {
             assertEquals(all, LoraFinetuneStage.crossEntropy(m, lg, plain).getFloat(), 1e-5);
         }
     }
+
+    @Test
+    void klCountsOnlyMaskedTargetsToo() {
+        int t = 6;
+        int v = 4;
+        Random r = new Random(5);
+        double[][] pt = new double[t][v];
+        double[][] ps = new double[t][v];
+        float[] lt = new float[t * v];
+        float[] ls = new float[t * v];
+        for (int p = 0; p < t; p++) {
+            double zt = 0;
+            double zs = 0;
+            for (int j = 0; j < v; j++) {
+                pt[p][j] = Math.exp(r.nextGaussian());
+                ps[p][j] = Math.exp(r.nextGaussian());
+                zt += pt[p][j];
+                zs += ps[p][j];
+            }
+            for (int j = 0; j < v; j++) {
+                pt[p][j] /= zt;
+                ps[p][j] /= zs;
+                lt[p * v + j] = (float) Math.log(pt[p][j]);
+                ls[p * v + j] = (float) Math.log(ps[p][j]);
+            }
+        }
+        long[] row = {1, 3, 0, 2, 2, 2, 1};
+        long[] mask = {0, 0, 0, 1, 1, 0, 1}; // only positions 2, 3 and 5 predict a response token
+        double masked = 0;
+        double all = 0;
+        for (int p = 0; p < t; p++) {
+            double kl = 0;
+            for (int j = 0; j < v; j++) {
+                kl += pt[p][j] * (Math.log(pt[p][j]) - Math.log(ps[p][j]));
+            }
+            all += kl / t;
+            masked += mask[p + 1] == 1 ? kl / 3 : 0;
+        }
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            var teacher = m.create(lt, new Shape(1, t, v));
+            var student = m.create(ls, new Shape(1, t, v));
+            BatchReader.Batch withMask = new BatchReader.Batch(new long[][] {row}, new long[][] {mask}, null, null);
+            BatchReader.Batch plain = new BatchReader.Batch(new long[][] {row}, null, null, null);
+            assertEquals(masked, LoraFinetuneStage.klDivergence(m, teacher, student, withMask).getFloat(), 1e-5);
+            assertEquals(all, LoraFinetuneStage.klDivergence(m, teacher, student, plain).getFloat(), 1e-5);
+        }
+    }
 }
