@@ -1,11 +1,8 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
-import molt.student.mixer.Masks;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -21,23 +18,19 @@ import molt.teacher.nd.Scalars;
  * <p>Shapes: q, k [B, H, T, K]; v [B, H, T, V]; beta, g [B, H, T]; S [B, H, K, V].
  */
 public final class DeltaRule {
-    private static final float MASKED = -1e30f;
-
     private DeltaRule() {
     }
 
     /** exp(G_i - G_j) where {@code mask} is 1 and 0 elsewhere; G [B, H, n, 1]. */
     private static NDArray ratios(NDArray cum, NDArray mask) {
         NDArray diff = cum.sub(cum.transpose(0, 1, 3, 2)); // [B, H, n, n]
-        return diff.add(mask.sub(1).mul(Scalars.of(-MASKED))).exp().mul(mask);
+        return diff.add(Masks.additive(mask)).exp().mul(mask);
     }
 
     /** Output [B, H, T, V] and final state [B, H, K, V], from {@code initial} (null = zeros). */
     public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray beta, NDArray g,
                                  float scale, NDArray initial, int chunk) {
-        Shape qs = q.getShape();
-        NDArray state = initial != null ? initial
-                : scope.zeros(new Shape(qs.get(0), qs.get(1), qs.get(3), v.getShape().get(3)));
+        NDArray state = initial != null ? initial : scope.zeros(MatrixState.shape(q, v));
         NDList qc = Masks.chunks(q, chunk);
         NDList kc = Masks.chunks(k, chunk);
         NDList vc = Masks.chunks(v, chunk);
@@ -71,8 +64,7 @@ public final class DeltaRule {
             NDArray kDecayed = ki.mul(last.sub(cum).exp()); // [B, H, n, K]
             state = state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(u));
         }
-        NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
-        return new NDList(out, state);
+        return new NDList(Masks.unchunk(outs), state);
     }
 
     /** One step: q, k [B, H, 1, K], v [B, H, 1, V], beta, g [B, H, 1]; returns output [B, H, 1, V] and the new state. */

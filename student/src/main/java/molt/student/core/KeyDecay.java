@@ -1,11 +1,8 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
-import molt.student.mixer.Masks;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -22,17 +19,21 @@ import molt.teacher.nd.Scalars;
  * <p>Shapes: q, k, gk [B, H, T, K]; v [B, H, T, V]; S [B, H, K, V].
  */
 public final class KeyDecay {
-    private static final float MASKED = -1e30f;
-
     private KeyDecay() {
+    }
+
+    /**
+     * GLA's log-decays gk = logsigmoid(x) / 16 from gate pre-activations x: always <= 0, and the division keeps the
+     * per-token decay near 1 (sigmoid(0)^(1/16) = 0.958 at x = 0).
+     */
+    public static NDArray logDecay(NDArray x) {
+        return Activations.logSigmoid(x).div(Scalars.of(16f));
     }
 
     /** Output [B, H, T, V] and final state [B, H, K, V] from {@code initial} (null = zeros). */
     public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray gk, float scale,
                                  NDArray initial, int chunk) {
-        Shape qs = q.getShape();
-        NDArray state = initial != null ? initial
-                : scope.zeros(new Shape(qs.get(0), qs.get(1), qs.get(3), v.getShape().get(3)));
+        NDArray state = initial != null ? initial : scope.zeros(MatrixState.shape(q, v));
         NDList qc = Masks.chunks(q, chunk);
         NDList kc = Masks.chunks(k, chunk);
         NDList vc = Masks.chunks(v, chunk);
@@ -43,7 +44,7 @@ public final class KeyDecay {
             NDArray cum = gc.get(c).cumSum(2); // [B, H, n, K]: G
             NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
             NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
-            NDArray mask = causal.sub(1).mul(Scalars.of(-MASKED)).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
+            NDArray mask = Masks.additive(causal).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
             NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
             NDArray scores = qc.get(c).expandDims(3).mul(kc.get(c).expandDims(2)).mul(decay)
                     .sum(new int[] {-1}); // [B, H, n, n]
@@ -55,8 +56,7 @@ public final class KeyDecay {
             NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
             state = carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc.get(c)));
         }
-        NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
-        return new NDList(out, state);
+        return new NDList(Masks.unchunk(outs), state);
     }
 
     /** One step: q, k, gk [B, H, 1, K], v [B, H, 1, V]; returns output [B, H, 1, V] and the new state. */
