@@ -3,6 +3,7 @@ package molt.student.core;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * Decoding state of the Hedgehog mixers: the linear state S [B, H, 2F, D] = sum phi(k) v^T and normalizer
@@ -19,6 +20,11 @@ public final class HedgehogState extends OwnedState {
         super(device);
     }
 
+    /** The sliding window's keys and values (hedgehog_window; empty for hedgehog). */
+    public WindowBuffer window() {
+        return window;
+    }
+
     /** A state holding copies of S and z. */
     public static HedgehogState after(NDManager scope, NDArray s, NDArray z) {
         HedgehogState st = new HedgehogState(scope.getDevice());
@@ -33,8 +39,8 @@ public final class HedgehogState extends OwnedState {
             long b = q.getShape().get(0);
             long h = q.getShape().get(1);
             long d = q.getShape().get(3);
-            s = own(scope.zeros(new ai.djl.ndarray.types.Shape(b, h, f2, d)));
-            z = own(scope.zeros(new ai.djl.ndarray.types.Shape(b, h, f2, 1)));
+            s = own(scope.zeros(new Shape(b, h, f2, d)));
+            z = own(scope.zeros(new Shape(b, h, f2, 1)));
         }
     }
 
@@ -45,16 +51,14 @@ public final class HedgehogState extends OwnedState {
         z = swap(z, z == null ? kT.duplicate() : z.add(kT));
     }
 
+    /** S [B, H, 2F, D], or null before the first token. */
     public NDArray linearState() {
         return s;
     }
 
+    /** z [B, H, 2F, 1], or null before the first token. */
     public NDArray normalizer() {
         return z;
-    }
-
-    public WindowBuffer window() {
-        return window;
     }
 
     @Override

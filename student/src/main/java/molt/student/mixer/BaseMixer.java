@@ -8,6 +8,8 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Function;
+import molt.teacher.model.AttentionState;
 
 /**
  * What every mixer holds besides its math: its registry name, settings, device, and its new parameters, created in
@@ -19,14 +21,18 @@ abstract class BaseMixer implements Mixer {
     private final String name;
     private final Map<String, Shape> shapes;
     private final Map<String, NDArray> params = new LinkedHashMap<>();
+    private final Function<Device, AttentionState> states;
     final MixerSettings settings;
     final Device device;
 
-    BaseMixer(String name, NDManager m, MixerSettings settings, Map<String, Shape> shapes) {
+    /** {@code states} makes the mixer's empty decoding state on a device. */
+    BaseMixer(String name, NDManager m, MixerSettings settings, Map<String, Shape> shapes,
+              Function<Device, AttentionState> states) {
         this.name = name;
         this.settings = settings;
         this.device = m.getDevice();
         this.shapes = shapes;
+        this.states = states;
     }
 
     @Override
@@ -38,6 +44,11 @@ abstract class BaseMixer implements Mixer {
     @Override
     public final Map<String, NDArray> parameters() {
         return Collections.unmodifiableMap(params);
+    }
+
+    @Override
+    public final AttentionState newState() {
+        return states.apply(device);
     }
 
     /** The declared shape of parameter {@code name}. */

@@ -1,18 +1,23 @@
 package molt.student.mixer;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Function;
+import molt.student.core.ConvSsmState;
 import molt.student.core.ShortConv;
+import molt.teacher.model.AttentionState;
 import molt.teacher.model.AttentionInput;
 
 /**
  * The mixers initialized from an attention layer that run v, k and q (before RoPE) through three short convolutions
  * before their recurrence (Mamba-2, Gated DeltaNet): they read the layer's normed hidden state too, and decode with a
- * {@link molt.student.core.ConvSsmState}.
+ * {@link ConvSsmState} that carries the convolutions' windows. Both forms run here; a subclass supplies its
+ * recurrence on the convolutions' outputs (chunked and one step) and what follows it.
  */
 abstract class ConvMixer extends BaseMixer {
     final int heads;
@@ -22,7 +27,7 @@ abstract class ConvMixer extends BaseMixer {
     /** {@code convs}: the names of the convolutions of v, k and q, in that order. */
     ConvMixer(String name, NDManager m, MixerSettings settings, Map<String, Shape> shapes, int heads, int headDim,
               String[] convs) {
-        super(name, m, settings, shapes);
+        super(name, m, settings, shapes, d -> new ConvSsmState(d, convs.length));
         this.heads = heads;
         this.headDim = headDim;
         this.convs = convs;
@@ -51,6 +56,13 @@ abstract class ConvMixer extends BaseMixer {
         return view(name, owner).reshape(1, heads, 1, headDim);
     }
 
+    /** hidden [B, T, M] through parameter {@code name} [M, H*D], split into heads: [B, H, T, D]. */
+    final NDArray perHead(String name, NDArray hidden) {
+        Shape hs = hidden.getShape();
+        return hidden.matMul(view(name, hidden)) // [B, T, H*D]
+                .reshape(hs.get(0), hs.get(1), heads, headDim).transpose(0, 2, 1, 3); // [B, T, H, D] -> [B, H, T, D]
+    }
+
     /** The convolutions' inputs v, k and q before RoPE [B, H, T, D]; fails without them or the hidden state. */
     final NDArray[] sources(AttentionInput in) {
         if (in.hidden() == null || in.qRaw() == null || in.kRaw() == null) {
@@ -67,5 +79,35 @@ abstract class ConvMixer extends BaseMixer {
                     gain(convs[i] + ".bias", src[i]));
         }
         return out;
+    }
+
+    /**
+     * The chunked recurrence on the convolutions' outputs conv = (v, k, q) [B, H, T, D] and the hidden state
+     * [B, T, M]: its output [B, H, T, D] and final state S [B, H, D, D].
+     */
+    abstract NDList chunked(NDManager scope, NDArray[] conv, NDArray hidden);
+
+    /** One step of the recurrence for one token's conv and hidden [B, 1, M], as a map from S to (output, next S). */
+    abstract Function<NDArray, NDList> recurrence(NDArray[] conv, NDArray hidden);
+
+    /** What follows the recurrence: its output y [B, H, T, D] to the mixer's output. */
+    abstract NDArray finish(NDArray y, NDArray[] conv, NDArray hidden);
+
+    @Override
+    public final Output forward(NDManager scope, AttentionInput in, boolean withState) {
+        NDArray[] src = sources(in);
+        NDArray zeros = ShortConv.zeros(scope, in.v());
+        NDArray[] conv = convolve(src, new NDArray[] {zeros, zeros, zeros}); // [B, H, T, D] each
+        NDList r = chunked(scope, conv, in.hidden());
+        ConvSsmState st = withState ? ConvSsmState.after(scope, r.get(1), zeros, src) : null;
+        return new Output(finish(r.get(0), conv, in.hidden()), st);
+    }
+
+    @Override
+    public final NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
+        NDArray[] src = sources(in);
+        ConvSsmState st = (ConvSsmState) state;
+        NDArray[] conv = convolve(src, st.advance(scope, src)); // [B, H, 1, D] each
+        return finish(st.step(scope, conv[2], conv[0], recurrence(conv, in.hidden())), conv, in.hidden());
     }
 }

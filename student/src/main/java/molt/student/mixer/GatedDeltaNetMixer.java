@@ -6,13 +6,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Function;
 import molt.student.core.Activations;
-import molt.student.core.ConvSsmState;
 import molt.student.core.DeltaRule;
 import molt.student.core.HeadNorm;
-import molt.student.core.ShortConv;
-import molt.teacher.model.AttentionInput;
-import molt.teacher.model.AttentionState;
 
 /**
  * {@code gated_deltanet} (Yang et al. 2025) on the shared {@link DeltaRule} core, initialized from an attention
@@ -21,7 +18,7 @@ import molt.teacher.model.AttentionState;
  * g = -exp(A_log) softplus(hidden W_a + dt_bias); o = rmsnorm_per_head(DeltaRule(q, k, v) / sqrt(D)) * w *
  * silu(hidden W_gate); the layer's o_proj follows. New parameters at standard inits: the three convolutions, W_beta,
  * W_a, dt_bias, A_log (A uniform in [1, 16]), W_gate, the norm weight (1). The decoding state
- * ({@link ConvSsmState}) holds S [B, H, D, D] and the three convolution windows.
+ * ({@link molt.student.core.ConvSsmState}) holds S [B, H, D, D] and the three convolution windows.
  *
  * <p>Shapes: q, k (raw), v [B, H, T, D]; hidden [B, T, M]; output [B, H, T, D].
  */
@@ -31,9 +28,9 @@ public final class GatedDeltaNetMixer extends ConvMixer {
 
     public GatedDeltaNetMixer(NDManager m, int heads, int headDim, int modelDim, MixerSettings settings) {
         super(NAME, m, settings, shapes(heads, headDim, modelDim, settings), heads, headDim, CONVS);
+        double bound = 1 / Math.sqrt(modelDim);
         SplittableRandom r = new SplittableRandom(20250);
         initConvs(m, r);
-        double bound = 1 / Math.sqrt(modelDim);
         uniform("beta_proj.weight", m, r, bound);
         uniform("a_proj.weight", m, r, bound);
         NDArray[] dtA = SsmInit.dtBiasAndALog(m, r, heads);
@@ -63,43 +60,28 @@ public final class GatedDeltaNetMixer extends ConvMixer {
         return new NDArray[] {beta.transpose(0, 2, 1), g.transpose(0, 2, 1)}; // [B, H, T] each
     }
 
-    private NDArray finish(NDArray o, NDArray hidden) {
-        Shape hs = hidden.getShape();
-        NDArray gate = hidden.matMul(view("gate_proj.weight", hidden))
-                .reshape(hs.get(0), hs.get(1), heads, headDim).transpose(0, 2, 1, 3); // [B, T, H*D] -> [B, H, T, D]
-        NDArray normed = HeadNorm.rms(o, gain("norm.weight", o));
-        return normed.mul(Activations.silu(gate));
-    }
-
     private float scale() {
         return (float) (1.0 / Math.sqrt(headDim));
     }
 
     @Override
-    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
-        NDArray[] src = sources(in);
-        NDArray zeros = ShortConv.zeros(scope, in.v());
-        NDArray[] conv = convolve(src, new NDArray[] {zeros, zeros, zeros}); // v, k, q [B, H, T, D]
-        NDArray[] bg = gates(in.hidden());
-        NDList r = DeltaRule.chunked(scope, HeadNorm.l2(conv[2]), HeadNorm.l2(conv[1]), conv[0], bg[0], bg[1], scale(),
+    NDList chunked(NDManager scope, NDArray[] conv, NDArray hidden) {
+        NDArray[] bg = gates(hidden);
+        return DeltaRule.chunked(scope, HeadNorm.l2(conv[2]), HeadNorm.l2(conv[1]), conv[0], bg[0], bg[1], scale(),
                 null, settings.chunkSize());
-        ConvSsmState st = withState ? ConvSsmState.after(scope, r.get(1), zeros, src) : null;
-        return new Output(finish(r.get(0), in.hidden()), st);
     }
 
     @Override
-    public ConvSsmState newState() {
-        return new ConvSsmState(device, CONVS.length);
+    Function<NDArray, NDList> recurrence(NDArray[] conv, NDArray hidden) {
+        NDArray[] bg = gates(hidden);
+        return s -> DeltaRule.step(HeadNorm.l2(conv[2]), HeadNorm.l2(conv[1]), conv[0], bg[0], bg[1], scale(), s);
     }
 
+    /** rmsnorm_per_head(o) * w * silu(hidden W_gate). */
     @Override
-    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
-        NDArray[] src = sources(in);
-        ConvSsmState st = (ConvSsmState) state;
-        NDArray[] conv = convolve(src, st.advance(scope, src)); // v, k, q [B, H, 1, D]
-        NDArray[] bg = gates(in.hidden());
-        NDArray o = st.step(scope, conv[2], conv[0],
-            s -> DeltaRule.step(HeadNorm.l2(conv[2]), HeadNorm.l2(conv[1]), conv[0], bg[0], bg[1], scale(), s));
-        return finish(o, in.hidden());
+    NDArray finish(NDArray o, NDArray[] conv, NDArray hidden) {
+        NDArray gate = perHead("gate_proj.weight", hidden); // [B, H, T, D]
+        NDArray normed = HeadNorm.rms(o, gain("norm.weight", o));
+        return normed.mul(Activations.silu(gate));
     }
 }

@@ -31,7 +31,7 @@ public final class GlaMixer extends BaseMixer {
     static final int RANK = 16;
 
     private GlaMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
-        super(NAME, m, settings, shapes(heads, headDim, 0, settings));
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixState::new);
         SplittableRandom r = new SplittableRandom(1234);
         float[] w1 = new float[heads * headDim * RANK];
         double bound = 1.0 / Math.sqrt(headDim);
@@ -84,10 +84,6 @@ public final class GlaMixer extends BaseMixer {
         return new Output(HeadNorm.rms(r.get(0), p("output_norm.weight", r.get(0))), st);
     }
 
-    @Override
-    public MatrixState newState() {
-        return new MatrixState(device);
-    }
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {

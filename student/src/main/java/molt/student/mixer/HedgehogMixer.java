@@ -27,7 +27,7 @@ public final class HedgehogMixer extends BaseMixer {
 
     /** A mixer for {@code heads} heads of dim {@code headDim} at the identity init; parameters live in {@code m}. */
     public HedgehogMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
-        super(NAME, m, settings, shapes(heads, headDim, 0, settings));
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), HedgehogState::new);
         this.wq = param("feature_map_q.weight", HedgehogFeatureMap.init(m, heads, headDim, settings.featureDim()));
         this.wk = param("feature_map_k.weight", HedgehogFeatureMap.init(m, heads, headDim, settings.featureDim()));
     }
@@ -48,10 +48,6 @@ public final class HedgehogMixer extends BaseMixer {
         return new Output(r.get(0), withState ? HedgehogState.after(scope, r.get(1), r.get(2)) : null);
     }
 
-    @Override
-    public HedgehogState newState() {
-        return new HedgehogState(device);
-    }
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {

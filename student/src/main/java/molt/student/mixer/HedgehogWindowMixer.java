@@ -27,7 +27,7 @@ public final class HedgehogWindowMixer extends BaseMixer {
     private final NDArray factor;
 
     public HedgehogWindowMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
-        super(NAME, m, settings, shapes(heads, headDim, 0, settings));
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), HedgehogState::new);
         requireChunkAtLeastWindow();
         this.wq = param("feature_map_q.weight", HedgehogFeatureMap.init(m, heads, headDim, settings.featureDim()));
         this.wk = param("feature_map_k.weight", HedgehogFeatureMap.init(m, heads, headDim, settings.featureDim()));
@@ -62,10 +62,6 @@ public final class HedgehogWindowMixer extends BaseMixer {
         return new Output(r.get(0), st);
     }
 
-    @Override
-    public HedgehogState newState() {
-        return new HedgehogState(device);
-    }
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {

@@ -22,7 +22,7 @@ public final class LigerMixer extends BaseMixer {
     public static final String NAME = "gla_liger";
 
     public LigerMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
-        super(NAME, m, settings, shapes(heads, headDim, 0, settings));
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixState::new);
     }
 
     /** No parameters. */
@@ -42,10 +42,6 @@ public final class LigerMixer extends BaseMixer {
         return new Output(r.get(0), withState ? MatrixState.after(scope, r.get(1)) : null);
     }
 
-    @Override
-    public MatrixState newState() {
-        return new MatrixState(device);
-    }
 
     /** One token from {@code state} (a {@link MatrixState}, or the window mixer's state that extends it). */
     @Override

@@ -24,7 +24,7 @@ public final class LigerWindowMixer extends BaseMixer {
     private final LigerMixer liger;
 
     public LigerWindowMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
-        super(NAME, m, settings, shapes(heads, headDim, 0, settings));
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixWindowState::new);
         requireChunkAtLeastWindow();
         this.liger = new LigerMixer(m, heads, headDim, settings);
     }
@@ -44,10 +44,6 @@ public final class LigerWindowMixer extends BaseMixer {
         return new Output(out, st);
     }
 
-    @Override
-    public MatrixWindowState newState() {
-        return new MatrixWindowState(device);
-    }
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {

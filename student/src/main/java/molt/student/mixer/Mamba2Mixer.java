@@ -6,13 +6,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Function;
 import molt.student.core.Activations;
-import molt.student.core.ConvSsmState;
 import molt.student.core.HeadNorm;
 import molt.student.core.ScalarDecay;
-import molt.student.core.ShortConv;
-import molt.teacher.model.AttentionInput;
-import molt.teacher.model.AttentionState;
 
 /**
  * {@code mamba2}: the selective state-space mixer of Mamba-2 (Dao and Gu 2024), initialized from an attention
@@ -30,7 +27,7 @@ import molt.teacher.model.AttentionState;
  * New parameters at Mamba's standard inits: conv weights [H, D, 4] and biases [H, D] for x, B, C (uniform
  * +-1/2, as a width-4 conv is initialized), W_z [M, H*D] and W_dt [M, H] (uniform +-1/sqrt(M)), dt_bias (the inverse
  * softplus of dt log-uniform in [0.001, 0.1]), A_log = log(A) with A uniform in [1, 16], D = 1, norm weight = 1. The
- * decoding state ({@link ConvSsmState}) holds S [B, H, D, D] and the last 3 inputs of each convolution.
+ * decoding state ({@link molt.student.core.ConvSsmState}) holds S [B, H, D, D] and the last 3 inputs of each convolution.
  *
  * <p>Shapes: inputs [B, H, T, D] (q, k raw; v), hidden [B, T, M]; output [B, H, T, D].
  */
@@ -76,38 +73,24 @@ public final class Mamba2Mixer extends ConvMixer {
         return new NDArray[] {conv[0].mul(dt.expandDims(-1)), dt.mul(a)}; // dt x [B, H, T, D]; g = dt A [B, H, T]
     }
 
-    private NDArray finish(NDArray y, NDArray x, NDArray hidden) {
+    @Override
+    NDList chunked(NDManager scope, NDArray[] conv, NDArray hidden) {
+        NDArray[] xg = recurrenceInputs(conv, hidden);
+        return ScalarDecay.chunked(scope, conv[2], conv[1], xg[0], xg[1], 1f, null, settings.chunkSize()); // C, B, dt x
+    }
+
+    @Override
+    Function<NDArray, NDList> recurrence(NDArray[] conv, NDArray hidden) {
+        NDArray[] xg = recurrenceInputs(conv, hidden);
+        return s -> ScalarDecay.step(conv[2], conv[1], xg[0], xg[1], 1f, s);
+    }
+
+    /** out = rmsnorm_per_head((y + D x) * silu(hidden W_z)) * norm_weight, for x = conv[0]. */
+    @Override
+    NDArray finish(NDArray y, NDArray[] conv, NDArray hidden) {
+        NDArray x = conv[0];
         NDArray withSkip = y.add(x.mul(view("D", x).reshape(1, heads, 1, 1)));
-        Shape hs = hidden.getShape();
-        NDArray z = hidden.matMul(view("z_proj.weight", hidden)) // [B, T, H*D]
-                .reshape(hs.get(0), hs.get(1), heads, headDim).transpose(0, 2, 1, 3); // [B, H, T, D]
-        NDArray gated = withSkip.mul(Activations.silu(z));
+        NDArray gated = withSkip.mul(Activations.silu(perHead("z_proj.weight", hidden))); // z [B, H, T, D]
         return HeadNorm.rms(gated, gain("norm.weight", gated));
-    }
-
-    @Override
-    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
-        NDArray[] src = sources(in);
-        NDArray zeros = ShortConv.zeros(scope, in.v());
-        NDArray[] conv = convolve(src, new NDArray[] {zeros, zeros, zeros}); // x, B, C [B, H, T, D]
-        NDArray[] xg = recurrenceInputs(conv, in.hidden());
-        NDList r = ScalarDecay.chunked(scope, conv[2], conv[1], xg[0], xg[1], 1f, null, settings.chunkSize());
-        ConvSsmState st = withState ? ConvSsmState.after(scope, r.get(1), zeros, src) : null;
-        return new Output(finish(r.get(0), conv[0], in.hidden()), st);
-    }
-
-    @Override
-    public ConvSsmState newState() {
-        return new ConvSsmState(device, CONVS.length);
-    }
-
-    @Override
-    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
-        NDArray[] src = sources(in);
-        ConvSsmState st = (ConvSsmState) state;
-        NDArray[] conv = convolve(src, st.advance(scope, src)); // x, B, C [B, H, 1, D]
-        NDArray[] xg = recurrenceInputs(conv, in.hidden());
-        NDArray y = st.step(scope, conv[2], conv[0], s -> ScalarDecay.step(conv[2], conv[1], xg[0], xg[1], 1f, s));
-        return finish(y, conv[0], in.hidden());
     }
 }

@@ -29,7 +29,7 @@ public final class RetentionMixer extends BaseMixer {
     private final float[] logDecay;
 
     public RetentionMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
-        super(NAME, m, settings, shapes(heads, headDim, 0, settings));
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixState::new);
         this.normWeight = constant("output_norm.weight", m, 1f);
         this.logDecay = new float[heads];
         for (int h = 0; h < heads; h++) {
@@ -74,10 +74,6 @@ public final class RetentionMixer extends BaseMixer {
         return new Output(norm(r.get(0)), withState ? MatrixState.after(scope, r.get(1)) : null);
     }
 
-    @Override
-    public MatrixState newState() {
-        return new MatrixState(device);
-    }
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
