@@ -59,15 +59,18 @@ public final class DeltaRule {
         NDArray out = qi.mul(gamma).matMul(state).add(scores.matMul(u)).mul(Scalars.of(scale));
         NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, 1]
         NDArray kDecayed = ki.mul(last.sub(cum).exp()); // [B, H, n, K]
-        return new NDList(out, state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(u)));
+        return new NDList(out, state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(u))); // K^T [B, H, K, n]
     }
 
-    /** One step: q, k [B, H, 1, K], v [B, H, 1, V], beta, g [B, H, 1]; returns output [B, H, 1, V] and the new state. */
+    /**
+     * One step: q, k [B, H, 1, K], v [B, H, 1, V], beta, g [B, H, 1]; returns output [B, H, 1, V] and the new
+     * state.
+     */
     public static NDList step(NDArray q, NDArray k, NDArray v, NDArray beta, NDArray g, float scale, NDArray state) {
         NDArray decayed = g.expandDims(-1).exp().mul(state); // [B, H, K, V]
         NDArray predicted = k.matMul(decayed); // [B, H, 1, V]: (S^T k)^T
         NDArray u = v.sub(predicted).mul(beta.expandDims(-1)); // [B, H, 1, V]
-        NDArray next = decayed.add(k.transpose(0, 1, 3, 2).matMul(u));
+        NDArray next = decayed.add(k.transpose(0, 1, 3, 2).matMul(u)); // k [B, H, K, 1] times u [B, H, 1, V]
         return new NDList(q.matMul(next).mul(Scalars.of(scale)), next);
     }
 }

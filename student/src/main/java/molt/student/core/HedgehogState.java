@@ -44,7 +44,7 @@ public final class HedgehogState extends OwnedState {
         }
     }
 
-    /** Adds one token to the linear term: S += phi(k) v^T and z += phi(k), for phi(k)^T [B, H, 2F, 1], v [B, H, 1, D]. */
+    /** Adds one token to the linear term: S += phi(k) v^T, z += phi(k); phi(k)^T [B, H, 2F, 1], v [B, H, 1, D]. */
     void add(NDArray kT, NDArray v) {
         NDArray ds = kT.matMul(v); // [B, H, 2F, D]
         s = swap(s, s == null ? ds.duplicate() : s.add(ds));

@@ -33,7 +33,8 @@ public final class KeyDecay {
     /** Output [B, H, T, V] and final state [B, H, K, V] from {@code initial} (null = zeros). */
     public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray gk, float scale,
                                  NDArray initial, int chunk) {
-        return ChunkScan.run(scope, initial, chunk, (x, s) -> chunk(scope, x.get(0), x.get(1), x.get(2), x.get(3), scale, s),
+        return ChunkScan.run(scope, initial, chunk,
+            (x, s) -> chunk(scope, x.get(0), x.get(1), x.get(2), x.get(3), scale, s),
                 q, k, v, gk);
     }
 
@@ -46,7 +47,7 @@ public final class KeyDecay {
         NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
         NDArray mask = Masks.additive(causal).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
         NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
-        NDArray scores = qc.expandDims(3).mul(kc.expandDims(2)).mul(decay)
+        NDArray scores = qc.expandDims(3).mul(kc.expandDims(2)).mul(decay) // [B, H, n, 1, K] * [B, H, 1, n, K]
                 .sum(new int[] {-1}); // [B, H, n, n]
         NDArray intra = scores.matMul(vc); // [B, H, n, V]
         NDArray inter = qc.mul(cum.exp()).matMul(state); // [B, H, n, V]
@@ -54,7 +55,7 @@ public final class KeyDecay {
         NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, K]: G_last
         NDArray kDecayed = kc.mul(last.sub(cum).exp()); // [B, H, n, K]
         NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
-        return new NDList(out, carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc)));
+        return new NDList(out, carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc))); // K^T [B, H, K, n]
     }
 
     /** One step: q, k, gk [B, H, 1, K], v [B, H, 1, V]; returns output [B, H, 1, V] and the new state. */

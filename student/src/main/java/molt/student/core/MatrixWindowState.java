@@ -15,7 +15,7 @@ public final class MatrixWindowState extends MatrixState {
         super(device);
     }
 
-    /** After a prefill: a copy of the final {@code s} and of the last {@code w} keys and values of k, v [B, H, T, D]. */
+    /** After a prefill: copies of the final {@code s} and of the last {@code w} keys and values k, v [B, H, T, D]. */
     public static MatrixWindowState after(NDManager scope, NDArray s, NDArray k, NDArray v, int w) {
         MatrixWindowState st = new MatrixWindowState(scope.getDevice());
         st.hold(s);

@@ -23,7 +23,8 @@ public final class ScalarDecay {
     /** Output [B, H, T, V] and final state [B, H, K, V], from {@code initial} (null = zeros). */
     public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray g, float scale,
                                  NDArray initial, int chunk) {
-        return ChunkScan.run(scope, initial, chunk, (x, s) -> chunk(scope, x.get(0), x.get(1), x.get(2), x.get(3), scale, s),
+        return ChunkScan.run(scope, initial, chunk,
+            (x, s) -> chunk(scope, x.get(0), x.get(1), x.get(2), x.get(3), scale, s),
                 q, k, v, g.expandDims(-1)); // g as [B, H, T, 1]
     }
 

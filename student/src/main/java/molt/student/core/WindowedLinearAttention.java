@@ -63,8 +63,8 @@ public final class WindowedLinearAttention {
             last = new NDArray[] {lagS, lagZ};
             if (ci > 0) {
                 // The previous chunk [p0, c0) moves behind the next chunk's block: fold it into the lag state.
-                NDArray[] folded = LinearAttention.fold(lagS, lagZ, fks.get(ci - 1).transpose(0, 1, 3, 2), // [B, H, F2, C]
-                        vs.get(ci - 1));
+                NDArray kT = fks.get(ci - 1).transpose(0, 1, 3, 2); // [B, H, F2, C]
+                NDArray[] folded = LinearAttention.fold(lagS, lagZ, kT, vs.get(ci - 1));
                 lagS = folded[0];
                 lagZ = folded[1];
             }

@@ -53,7 +53,7 @@ abstract class ConvMixer extends BaseMixer {
 
     /** Parameter {@code name} [H, D] as a per-head gain [1, H, 1, D] in {@code owner}'s manager. */
     final NDArray gain(String name, NDArray owner) {
-        return view(name, owner).reshape(1, heads, 1, headDim);
+        return view(name, owner).reshape(1, heads, 1, headDim); // [H, D] -> [1, H, 1, D]
     }
 
     /** hidden [B, T, M] through parameter {@code name} [M, H*D], split into heads: [B, H, T, D]. */
@@ -75,8 +75,8 @@ abstract class ConvMixer extends BaseMixer {
     final NDArray[] convolve(NDArray[] src, NDArray[] before) {
         NDArray[] out = new NDArray[src.length];
         for (int i = 0; i < src.length; i++) {
-            out[i] = ShortConv.apply(src[i], before[i], view(convs[i] + ".weight", src[i]).expandDims(0),
-                    gain(convs[i] + ".bias", src[i]));
+            out[i] = ShortConv.apply(src[i], before[i], view(convs[i] + ".weight", src[i]).expandDims(0), // [1,H,D,4]
+                    gain(convs[i] + ".bias", src[i])); // [1, H, 1, D]
         }
         return out;
     }

@@ -27,7 +27,8 @@ import molt.student.core.ScalarDecay;
  * New parameters at Mamba's standard inits: conv weights [H, D, 4] and biases [H, D] for x, B, C (uniform
  * +-1/2, as a width-4 conv is initialized), W_z [M, H*D] and W_dt [M, H] (uniform +-1/sqrt(M)), dt_bias (the inverse
  * softplus of dt log-uniform in [0.001, 0.1]), A_log = log(A) with A uniform in [1, 16], D = 1, norm weight = 1. The
- * decoding state ({@link molt.student.core.ConvSsmState}) holds S [B, H, D, D] and the last 3 inputs of each convolution.
+ * decoding state ({@link molt.student.core.ConvSsmState}) holds S [B, H, D, D] and the last 3 inputs of each
+ * convolution.
  *
  * <p>Shapes: inputs [B, H, T, D] (q, k raw; v), hidden [B, T, M]; output [B, H, T, D].
  */
@@ -89,7 +90,7 @@ public final class Mamba2Mixer extends ConvMixer {
     @Override
     NDArray finish(NDArray y, NDArray[] conv, NDArray hidden) {
         NDArray x = conv[0];
-        NDArray withSkip = y.add(x.mul(view("D", x).reshape(1, heads, 1, 1)));
+        NDArray withSkip = y.add(x.mul(view("D", x).reshape(1, heads, 1, 1))); // D [H] -> [1, H, 1, 1]
         NDArray gated = withSkip.mul(Activations.silu(perHead("z_proj.weight", hidden))); // z [B, H, T, D]
         return HeadNorm.rms(gated, gain("norm.weight", gated));
     }

@@ -102,7 +102,8 @@ public final class MixerRegistry {
     private static Entry entry(String name) {
         Entry e = ENTRIES.get(name);
         if (e == null) {
-            throw new IllegalArgumentException("unknown mixer '" + name + "' (known: " + names() + ", " + SOFTMAX + ")");
+            throw new IllegalArgumentException("unknown mixer '" + name + "' (known: " + names() + ", " + SOFTMAX
+                    + ")");
         }
         return e;
     }

@@ -52,7 +52,7 @@ public final class RetentionMixer extends BaseMixer {
     /** Log-decays [B, H, T], created in {@code scope}. */
     private NDArray decays(NDManager scope, long b, long t) {
         return molt.teacher.nd.NativeArrays.floats(scope, logDecay, new Shape(1, logDecay.length, 1)) // [1, H, 1]
-                .broadcast(new Shape(b, logDecay.length, t));
+                .broadcast(new Shape(b, logDecay.length, t)); // [B, H, T]
     }
 
     /** Per-head RMS norm over D with the learned gain; o [B, H, T, D]. */

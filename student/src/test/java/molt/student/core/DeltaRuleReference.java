@@ -44,8 +44,8 @@ public final class DeltaRuleReference {
             double[][] s = new double[kd][vd];
             for (int ti = 0; ti < t; ti++) {
                 int at = n * t + ti;
-                double[] o = step(s, Numerics.row(k, at, kd), Numerics.row(v, at, vd), Numerics.row(q, at, kd), beta[at], Math.exp(g[at]),
-                        scale);
+                double[] o = step(s, Numerics.row(k, at, kd), Numerics.row(v, at, vd), Numerics.row(q, at, kd),
+                        beta[at], Math.exp(g[at]), scale);
                 System.arraycopy(o, 0, out, at * vd, vd);
             }
             Numerics.store(s, fin, n);

@@ -104,8 +104,8 @@ class DeltaRuleTest {
             }
         }
         for (int which = 0; which < 5; which++) {
-            assertGradient(grads[which], in[which], 6, r, () -> dot(naive(t, in[0], in[1], in[2], in[3], in[4], 0.5)[0], w),
-                    1e-3, "input " + which);
+            assertGradient(grads[which], in[which], 6, r,
+                () -> dot(naive(t, in[0], in[1], in[2], in[3], in[4], 0.5)[0], w), 1e-3, "input " + which);
         }
     }
 }

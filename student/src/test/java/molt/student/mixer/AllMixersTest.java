@@ -33,7 +33,8 @@ class AllMixersTest {
                 AttentionState st;
                 try (NDManager pre = params.newSubManager()) {
                     NDArray x = pre.randomNormal(new Shape(1, H, 40, D));
-                    st = mx.forward(pre, new AttentionInput(pre.randomNormal(new Shape(1, 40, M)), x, x, x, x, x), true).state();
+                    AttentionInput in = new AttentionInput(pre.randomNormal(new Shape(1, 40, M)), x, x, x, x, x);
+                    st = mx.forward(pre, in, true).state();
                 }
                 MixerHarness.assertDecodingFlat(params, mx, st, 200, 0, 1, scope -> {
                     NDArray x = scope.randomNormal(new Shape(1, H, 1, D));
@@ -51,7 +52,8 @@ class AllMixersTest {
         for (String name : MixerRegistry.names()) {
             try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
                 Map<String, Shape> made = new LinkedHashMap<>();
-                MixerRegistry.create(name, m, H, D, M, SETTINGS).parameters().forEach((k, p) -> made.put(k, p.getShape()));
+                Mixer mx = MixerRegistry.create(name, m, H, D, M, SETTINGS);
+                mx.parameters().forEach((k, p) -> made.put(k, p.getShape()));
                 Map<String, Shape> reported = MixerRegistry.parameterShapes(name, H, D, M, SETTINGS);
                 assertEquals(List.copyOf(made.entrySet()), List.copyOf(reported.entrySet()), name);
             }

@@ -122,7 +122,8 @@ final class MixerHarness {
             if (hidden == null) {
                 return AttentionInput.qkv(qa, ka, va);
             }
-            return new AttentionInput(m.create(f32(hidden), new Shape(b, t, hidden.length / (b * t))), qa, ka, va, qa, ka);
+            NDArray hs = m.create(f32(hidden), new Shape(b, t, hidden.length / (b * t))); // [B, T, M]
+            return new AttentionInput(hs, qa, ka, va, qa, ka);
         }
 
         /** The loss sum(reference output * g) at the case's current values. */
@@ -142,8 +143,8 @@ final class MixerHarness {
         float[] rec = new float[Math.toIntExact(in.v().size())];
         int d = (int) in.v().getShape().get(3);
         for (int i = 0; i < t; i++) {
-            AttentionInput one = new AttentionInput(at(in.hidden(), i, true), at(in.q(), i, false), at(in.k(), i, false),
-                    at(in.v(), i, false), at(in.qRaw(), i, false), at(in.kRaw(), i, false));
+            AttentionInput one = new AttentionInput(at(in.hidden(), i, true), at(in.q(), i, false),
+                    at(in.k(), i, false), at(in.v(), i, false), at(in.qRaw(), i, false), at(in.kRaw(), i, false));
             Numerics.putStep(mx.step(m, st, one).toFloatArray(), rec, t, i, d);
         }
         return rec;

@@ -60,8 +60,8 @@ class RetentionMixerTest {
     @Test
     void decodingStateStaysFlat() {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            MixerHarness.assertDecodingFromEmptyFlat(m, new RetentionMixer(m, H, D, MixerSettings.lolcats()), 600, 11, 0,
-                    MixerHarness.tokens(H, D, 1, 1));
+            RetentionMixer mx = new RetentionMixer(m, H, D, MixerSettings.lolcats());
+            MixerHarness.assertDecodingFromEmptyFlat(m, mx, 600, 11, 0, MixerHarness.tokens(H, D, 1, 1));
         }
     }
 }
