@@ -10,6 +10,7 @@ import molt.pipeline.config.ConfigLoader;
 import molt.pipeline.config.RunConfig;
 import molt.student.StudentPlan;
 import molt.student.lora.LoraConfig;
+import molt.student.mixer.MixerRegistry;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import picocli.CommandLine.Command;
@@ -35,26 +36,9 @@ public final class ValidateCommand implements Callable<Integer> {
         StudentPlan plan = cfg.student().plan(c.numLayers());
         long teacher = LlamaWeights.parameterCount(c);
         long mixers = 0;
-        int f = cfg.student().settings().featureDim();
         for (String m : plan.layers()) {
-            if (m.equals("hedgehog") || m.equals("hedgehog_window")) {
-                mixers += 2L * c.numHeads() * c.headDim() * f + (m.equals("hedgehog_window") ? c.numHeads() : 0);
-            } else if (m.equals("retention")) {
-                mixers += (long) c.numHeads() * c.headDim(); // the output norm's gain
-            } else if (m.equals("mamba2")) {
-                long hd = (long) c.numHeads() * c.headDim();
-                // three convolutions (weights and biases), z and dt projections, dt_bias, A_log, D, norm
-                mixers += 3 * (hd * 4 + hd) + (long) c.hiddenSize() * hd + (long) c.hiddenSize() * c.numHeads()
-                        + 3L * c.numHeads() + hd;
-            } else if (m.equals("gated_deltanet")) {
-                long hd = (long) c.numHeads() * c.headDim();
-                // three convolutions, beta and decay projections, dt_bias, A_log, output gate, norm
-                mixers += 3 * (hd * 4 + hd) + 2L * c.hiddenSize() * c.numHeads() + 2L * c.numHeads()
-                        + (long) c.hiddenSize() * hd + hd;
-            } else if (m.equals("gla")) {
-                // low-rank gate (rank 16, two matrices and a bias) and the output norm's gain, per head
-                mixers += (long) c.numHeads() * (2L * c.headDim() * 16 + 2L * c.headDim());
-            }
+            mixers += MixerRegistry.parameterCount(m, c.numHeads(), c.headDim(), c.hiddenSize(),
+                    cfg.student().settings());
         }
         LoraConfig l = cfg.lora().toConfig();
         long lora = 0;

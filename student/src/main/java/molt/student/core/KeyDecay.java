@@ -1,11 +1,8 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
-import molt.student.mixer.Masks;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -22,41 +19,43 @@ import molt.teacher.nd.Scalars;
  * <p>Shapes: q, k, gk [B, H, T, K]; v [B, H, T, V]; S [B, H, K, V].
  */
 public final class KeyDecay {
-    private static final float MASKED = -1e30f;
-
     private KeyDecay() {
+    }
+
+    /**
+     * GLA's log-decays gk = logsigmoid(x) / 16 from gate pre-activations x: always <= 0, and the division keeps the
+     * per-token decay near 1 (sigmoid(0)^(1/16) = 0.958 at x = 0).
+     */
+    public static NDArray logDecay(NDArray x) {
+        return Activations.logSigmoid(x).div(Scalars.of(16f));
     }
 
     /** Output [B, H, T, V] and final state [B, H, K, V] from {@code initial} (null = zeros). */
     public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray gk, float scale,
                                  NDArray initial, int chunk) {
-        Shape qs = q.getShape();
-        NDArray state = initial != null ? initial
-                : scope.zeros(new Shape(qs.get(0), qs.get(1), qs.get(3), v.getShape().get(3)));
-        NDList qc = Masks.chunks(q, chunk);
-        NDList kc = Masks.chunks(k, chunk);
-        NDList vc = Masks.chunks(v, chunk);
-        NDList gc = Masks.chunks(gk, chunk);
-        NDList outs = new NDList();
-        for (int c = 0; c < qc.size(); c++) {
-            long n = qc.get(c).getShape().get(2);
-            NDArray cum = gc.get(c).cumSum(2); // [B, H, n, K]: G
-            NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
-            NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
-            NDArray mask = causal.sub(1).mul(Scalars.of(-MASKED)).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
-            NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
-            NDArray scores = qc.get(c).expandDims(3).mul(kc.get(c).expandDims(2)).mul(decay)
-                    .sum(new int[] {-1}); // [B, H, n, n]
-            NDArray intra = scores.matMul(vc.get(c)); // [B, H, n, V]
-            NDArray inter = qc.get(c).mul(cum.exp()).matMul(state); // [B, H, n, V]
-            outs.add(intra.add(inter).mul(Scalars.of(scale)));
-            NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, K]: G_last
-            NDArray kDecayed = kc.get(c).mul(last.sub(cum).exp()); // [B, H, n, K]
-            NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
-            state = carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc.get(c)));
-        }
-        NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
-        return new NDList(out, state);
+        return ChunkScan.run(scope, initial, chunk,
+            (x, s) -> chunk(scope, x.get(0), x.get(1), x.get(2), x.get(3), scale, s),
+                q, k, v, gk);
+    }
+
+    /** One chunk: q, k, gk [B, H, n, K], v [B, H, n, V], S_in [B, H, K, V] -> output and S_out. */
+    private static NDList chunk(NDManager scope, NDArray qc, NDArray kc, NDArray vc, NDArray gc, float scale,
+                                NDArray state) {
+        long n = qc.getShape().get(2);
+        NDArray cum = gc.cumSum(2); // [B, H, n, K]: G
+        NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
+        NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
+        NDArray mask = Masks.additive(causal).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
+        NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
+        NDArray scores = qc.expandDims(3).mul(kc.expandDims(2)).mul(decay) // [B, H, n, 1, K] * [B, H, 1, n, K]
+                .sum(new int[] {-1}); // [B, H, n, n]
+        NDArray intra = scores.matMul(vc); // [B, H, n, V]
+        NDArray inter = qc.mul(cum.exp()).matMul(state); // [B, H, n, V]
+        NDArray out = intra.add(inter).mul(Scalars.of(scale));
+        NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, K]: G_last
+        NDArray kDecayed = kc.mul(last.sub(cum).exp()); // [B, H, n, K]
+        NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
+        return new NDList(out, carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc))); // K^T [B, H, K, n]
     }
 
     /** One step: q, k, gk [B, H, 1, K], v [B, H, 1, V]; returns output [B, H, 1, V] and the new state. */

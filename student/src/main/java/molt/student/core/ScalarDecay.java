@@ -1,11 +1,8 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
-import molt.student.mixer.Masks;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -20,41 +17,34 @@ import molt.teacher.nd.Scalars;
  * <p>Shapes: q, k [B, H, T, K]; v [B, H, T, V]; g [B, H, T]; S [B, H, K, V].
  */
 public final class ScalarDecay {
-    private static final float MASKED = -1e30f;
-
     private ScalarDecay() {
     }
 
     /** Output [B, H, T, V] and final state [B, H, K, V], from {@code initial} (null = zeros). */
     public static NDList chunked(NDManager scope, NDArray q, NDArray k, NDArray v, NDArray g, float scale,
                                  NDArray initial, int chunk) {
-        Shape qs = q.getShape();
-        long t = qs.get(2);
-        NDArray state = initial != null ? initial
-                : scope.zeros(new Shape(qs.get(0), qs.get(1), qs.get(3), v.getShape().get(3)));
-        NDList qc = Masks.chunks(q, chunk);
-        NDList kc = Masks.chunks(k, chunk);
-        NDList vc = Masks.chunks(v, chunk);
-        NDList gc = Masks.chunks(g.expandDims(-1), chunk); // [B, H, n, 1] pieces
-        NDList outs = new NDList();
-        for (int c = 0; c < qc.size(); c++) {
-            long n = qc.get(c).getShape().get(2);
-            NDArray cum = gc.get(c).cumSum(2); // [B, H, n, 1]: G
-            NDArray rows = cum; // G_i as a column
-            NDArray cols = cum.transpose(0, 1, 3, 2); // [B, H, 1, n]: G_j as a row
-            NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
-            NDArray diff = rows.sub(cols).add(causal.sub(1).mul(Scalars.of(-MASKED))); // masked above the diagonal before exp
-            NDArray decay = diff.exp().mul(causal); // [B, H, n, n]: L
-            NDArray scores = qc.get(c).matMul(kc.get(c).transpose(0, 1, 3, 2)).mul(decay); // [B, H, n, n]
-            NDArray intra = scores.matMul(vc.get(c)); // [B, H, n, V]
-            NDArray inter = qc.get(c).mul(cum.exp()).matMul(state); // [B, H, n, V]
-            outs.add(intra.add(inter).mul(Scalars.of(scale)));
-            NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, 1]: G_last
-            NDArray kDecayed = kc.get(c).mul(last.sub(cum).exp()); // [B, H, n, K]
-            state = state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(vc.get(c))); // [B, H, K, V]
-        }
-        NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 2);
-        return new NDList(out, state);
+        return ChunkScan.run(scope, initial, chunk,
+            (x, s) -> chunk(scope, x.get(0), x.get(1), x.get(2), x.get(3), scale, s),
+                q, k, v, g.expandDims(-1)); // g as [B, H, T, 1]
+    }
+
+    /** One chunk: q, k [B, H, n, K], v [B, H, n, V], g [B, H, n, 1], S_in [B, H, K, V] -> output and S_out. */
+    private static NDList chunk(NDManager scope, NDArray qc, NDArray kc, NDArray vc, NDArray gc, float scale,
+                                NDArray state) {
+        long n = qc.getShape().get(2);
+        NDArray cum = gc.cumSum(2); // [B, H, n, 1]: G
+        NDArray rows = cum; // G_i as a column
+        NDArray cols = cum.transpose(0, 1, 3, 2); // [B, H, 1, n]: G_j as a row
+        NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
+        NDArray diff = rows.sub(cols).add(Masks.additive(causal)); // masked above the diagonal before exp
+        NDArray decay = diff.exp().mul(causal); // [B, H, n, n]: L
+        NDArray scores = qc.matMul(kc.transpose(0, 1, 3, 2)).mul(decay); // [B, H, n, n]
+        NDArray intra = scores.matMul(vc); // [B, H, n, V]
+        NDArray inter = qc.mul(cum.exp()).matMul(state); // [B, H, n, V]
+        NDArray out = intra.add(inter).mul(Scalars.of(scale));
+        NDArray last = cum.get(":, :, -1:, :"); // [B, H, 1, 1]: G_last
+        NDArray kDecayed = kc.mul(last.sub(cum).exp()); // [B, H, n, K]
+        return new NDList(out, state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(vc))); // [B, H, K, V]
     }
 
     /** One step: q, k [B, H, 1, K], v [B, H, 1, V], g [B, H, 1]; returns output [B, H, 1, V] and the new state. */

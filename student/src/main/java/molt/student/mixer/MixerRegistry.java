@@ -1,14 +1,18 @@
 package molt.student.mixer;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
 
 /**
  * Mixers by name, so a plan can name any registered family and new families plug in without touching the
- * student model. {@link #SOFTMAX} is reserved for layers that keep the teacher's attention.
+ * student model: a new mixer is one class and one {@link #register} call here. Each entry also reports its
+ * parameters' names and shapes without building the mixer (for parameter counts and memory estimates).
+ * {@link #SOFTMAX} is reserved for layers that keep the teacher's attention (no new parameters).
  */
 public final class MixerRegistry {
     /** Plan entry for a layer that keeps softmax attention (hybrid students). */
@@ -23,45 +27,84 @@ public final class MixerRegistry {
         Mixer create(NDManager m, int heads, int headDim, int modelDim, MixerSettings settings);
     }
 
-    private static final Map<String, Factory> FACTORIES = new LinkedHashMap<>();
+    /**
+     * The names and shapes of the parameters that {@link Factory#create} makes for the same arguments, in the same
+     * order (the mixer's {@link Mixer#parameters()} order); allocates nothing.
+     */
+    @FunctionalInterface
+    public interface Shapes {
+        Map<String, Shape> of(int heads, int headDim, int modelDim, MixerSettings settings);
+    }
+
+    private record Entry(Factory factory, Shapes shapes) {
+    }
+
+    private static final Map<String, Entry> ENTRIES = new LinkedHashMap<>();
 
     static {
-        register(HedgehogMixer.NAME, (m, h, d, md, s) -> new HedgehogMixer(m, h, d, s));
-        register(HedgehogWindowMixer.NAME, (m, h, d, md, s) -> new HedgehogWindowMixer(m, h, d, s));
-        register(RetentionMixer.NAME, (m, h, d, md, s) -> new RetentionMixer(m, h, d, s));
-        register(GlaMixer.NAME, (m, h, d, md, s) -> GlaMixer.learned(m, h, d, s));
-        register(GlaMixer.LIGER, (m, h, d, md, s) -> GlaMixer.liger(m, h, d, s));
-        register(LigerWindowMixer.NAME, (m, h, d, md, s) -> new LigerWindowMixer(m, h, d, s));
-        register(Mamba2Mixer.NAME, Mamba2Mixer::new);
-        register(GatedDeltaNetMixer.NAME, GatedDeltaNetMixer::new);
+        register(HedgehogMixer.NAME, (m, h, d, md, s) -> new HedgehogMixer(m, h, d, s), HedgehogMixer::shapes);
+        register(HedgehogWindowMixer.NAME, (m, h, d, md, s) -> new HedgehogWindowMixer(m, h, d, s),
+                HedgehogWindowMixer::shapes);
+        register(RetentionMixer.NAME, (m, h, d, md, s) -> new RetentionMixer(m, h, d, s), RetentionMixer::shapes);
+        register(GlaMixer.NAME, (m, h, d, md, s) -> GlaMixer.learned(m, h, d, s), GlaMixer::shapes);
+        register(LigerMixer.NAME, (m, h, d, md, s) -> new LigerMixer(m, h, d, s), LigerMixer::shapes);
+        register(LigerWindowMixer.NAME, (m, h, d, md, s) -> new LigerWindowMixer(m, h, d, s), LigerWindowMixer::shapes);
+        register(Mamba2Mixer.NAME, Mamba2Mixer::new, Mamba2Mixer::shapes);
+        register(GatedDeltaNetMixer.NAME, GatedDeltaNetMixer::new, GatedDeltaNetMixer::shapes);
     }
 
     private MixerRegistry() {
     }
 
-    public static synchronized void register(String name, Factory factory) {
-        if (name.equals(SOFTMAX) || FACTORIES.containsKey(name)) {
+    public static synchronized void register(String name, Factory factory, Shapes shapes) {
+        if (name.equals(SOFTMAX) || ENTRIES.containsKey(name)) {
             throw new IllegalArgumentException("mixer name already taken: " + name);
         }
-        FACTORIES.put(name, factory);
+        ENTRIES.put(name, new Entry(factory, shapes));
     }
 
     /** Registered mixer names (not including {@link #SOFTMAX}). */
     public static synchronized Set<String> names() {
-        return Collections.unmodifiableSet(new java.util.LinkedHashSet<>(FACTORIES.keySet()));
+        return Collections.unmodifiableSet(new LinkedHashSet<>(ENTRIES.keySet()));
     }
 
     /** True for a registered mixer or {@link #SOFTMAX}. */
     public static synchronized boolean known(String name) {
-        return name.equals(SOFTMAX) || FACTORIES.containsKey(name);
+        return name.equals(SOFTMAX) || ENTRIES.containsKey(name);
     }
 
     public static synchronized Mixer create(String name, NDManager m, int heads, int headDim, int modelDim,
                                             MixerSettings s) {
-        Factory f = FACTORIES.get(name);
-        if (f == null) {
-            throw new IllegalArgumentException("unknown mixer '" + name + "' (known: " + names() + ", " + SOFTMAX + ")");
+        return entry(name).factory().create(m, heads, headDim, modelDim, s);
+    }
+
+    /**
+     * The new parameters' names and shapes that {@link #create} would make, in order, without allocating any array;
+     * empty for {@link #SOFTMAX}.
+     */
+    public static synchronized Map<String, Shape> parameterShapes(String name, int heads, int headDim, int modelDim,
+                                                                  MixerSettings s) {
+        if (name.equals(SOFTMAX)) {
+            return Map.of();
         }
-        return f.create(m, heads, headDim, modelDim, s);
+        return Collections.unmodifiableMap(new LinkedHashMap<>(entry(name).shapes().of(heads, headDim, modelDim, s)));
+    }
+
+    /** The number of new parameters {@link #create} would make (0 for {@link #SOFTMAX}). */
+    public static long parameterCount(String name, int heads, int headDim, int modelDim, MixerSettings s) {
+        long n = 0;
+        for (Shape shape : parameterShapes(name, heads, headDim, modelDim, s).values()) {
+            n += shape.size();
+        }
+        return n;
+    }
+
+    private static Entry entry(String name) {
+        Entry e = ENTRIES.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException("unknown mixer '" + name + "' (known: " + names() + ", " + SOFTMAX
+                    + ")");
+        }
+        return e;
     }
 }

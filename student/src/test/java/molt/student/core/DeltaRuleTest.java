@@ -1,6 +1,10 @@
 package molt.student.core;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import static molt.student.core.Numerics.assertClose;
+import static molt.student.core.Numerics.assertGradient;
+import static molt.student.core.Numerics.dot;
+import static molt.student.core.Numerics.f32;
+import static molt.student.core.Numerics.gauss;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
@@ -21,69 +25,8 @@ class DeltaRuleTest {
     private static final int K = 4;
     private static final int V = 3;
 
-    /** Token loop: S = e^g S; u = beta (v - S^T k); S += k u^T; o = scale S^T q. Returns output then state. */
     static double[][] naive(int t, double[] q, double[] k, double[] v, double[] beta, double[] g, double scale) {
-        double[] out = new double[B * H * t * V];
-        double[] fin = new double[B * H * K * V];
-        for (int bh = 0; bh < B * H; bh++) {
-            double[][] s = new double[K][V];
-            for (int ti = 0; ti < t; ti++) {
-                double decay = Math.exp(g[bh * t + ti]);
-                double[] u = new double[V];
-                for (int j = 0; j < V; j++) {
-                    double pred = 0;
-                    for (int i = 0; i < K; i++) {
-                        s[i][j] *= decay;
-                        pred += s[i][j] * k[(bh * t + ti) * K + i];
-                    }
-                    u[j] = beta[bh * t + ti] * (v[(bh * t + ti) * V + j] - pred);
-                }
-                for (int i = 0; i < K; i++) {
-                    for (int j = 0; j < V; j++) {
-                        s[i][j] += k[(bh * t + ti) * K + i] * u[j];
-                    }
-                }
-                for (int j = 0; j < V; j++) {
-                    double o = 0;
-                    for (int i = 0; i < K; i++) {
-                        o += s[i][j] * q[(bh * t + ti) * K + i];
-                    }
-                    out[(bh * t + ti) * V + j] = scale * o;
-                }
-            }
-            for (int i = 0; i < K; i++) {
-                for (int j = 0; j < V; j++) {
-                    fin[(bh * K + i) * V + j] = s[i][j];
-                }
-            }
-        }
-        return new double[][] {out, fin};
-    }
-
-    static double[] gauss(Random r, int n, double s) {
-        double[] x = new double[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) (r.nextGaussian() * s);
-        }
-        return x;
-    }
-
-    static float[] f32(double[] x) {
-        float[] y = new float[x.length];
-        for (int i = 0; i < x.length; i++) {
-            y[i] = (float) x[i];
-        }
-        return y;
-    }
-
-    static double relErr(float[] got, double[] want) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < want.length; i++) {
-            num += (got[i] - want[i]) * (got[i] - want[i]);
-            den += want[i] * want[i];
-        }
-        return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-3);
+        return DeltaRuleReference.run(B * H, t, K, V, q, k, v, beta, g, scale);
     }
 
     /** Unit-norm keys (as Gated DeltaNet's L2 norm makes them), betas in (0, 1), log-decays <= 0. */
@@ -122,21 +65,18 @@ class DeltaRuleTest {
             NDArray beta = m.create(f32(in[3]), new Shape(B, H, t));
             NDArray g = m.create(f32(in[4]), new Shape(B, H, t));
             NDList r = DeltaRule.chunked(m, q, k, v, beta, g, 0.5f, null, chunk);
-            assertTrue(relErr(r.get(0).toFloatArray(), ref[0]) < 1e-4, "chunked " + relErr(r.get(0).toFloatArray(), ref[0]));
-            assertTrue(relErr(r.get(1).toFloatArray(), ref[1]) < 1e-4, "chunked state");
+            assertClose(r.get(0).toFloatArray(), ref[0], 1e-4, "chunked");
+            assertClose(r.get(1).toFloatArray(), ref[1], 1e-4, "chunked state");
             NDArray s = m.zeros(new Shape(B, H, K, V));
             float[] rec = new float[B * H * t * V];
             for (int i = 0; i < t; i++) {
                 String at = ":, :, " + i + ":" + (i + 1);
                 NDList o = DeltaRule.step(q.get(at), k.get(at), v.get(at), beta.get(at), g.get(at), 0.5f, s);
                 s = o.get(1);
-                float[] y = o.get(0).toFloatArray();
-                for (int bh = 0; bh < B * H; bh++) {
-                    System.arraycopy(y, bh * V, rec, (bh * t + i) * V, V);
-                }
+                Numerics.putStep(o.get(0).toFloatArray(), rec, t, i, V);
             }
-            assertTrue(relErr(rec, ref[0]) < 1e-4, "step " + relErr(rec, ref[0]));
-            assertTrue(relErr(s.toFloatArray(), ref[1]) < 1e-4, "step state");
+            assertClose(rec, ref[0], 1e-4, "step");
+            assertClose(s.toFloatArray(), ref[1], 1e-4, "step state");
         }
     }
 
@@ -164,28 +104,8 @@ class DeltaRuleTest {
             }
         }
         for (int which = 0; which < 5; which++) {
-            float[] got = new float[6];
-            double[] fd = new double[6];
-            for (int j = 0; j < 6; j++) {
-                int i = r.nextInt(in[which].length);
-                got[j] = grads[which][i];
-                double orig = in[which][i];
-                in[which][i] = orig + 1e-5;
-                double up = dot(naive(t, in[0], in[1], in[2], in[3], in[4], 0.5)[0], w);
-                in[which][i] = orig - 1e-5;
-                double down = dot(naive(t, in[0], in[1], in[2], in[3], in[4], 0.5)[0], w);
-                in[which][i] = orig;
-                fd[j] = (up - down) / 2e-5;
-            }
-            assertTrue(relErr(got, fd) < 1e-3, "input " + which + ": " + relErr(got, fd));
+            assertGradient(grads[which], in[which], 6, r,
+                () -> dot(naive(t, in[0], in[1], in[2], in[3], in[4], 0.5)[0], w), 1e-3, "input " + which);
         }
-    }
-
-    private static double dot(double[] a, double[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            s += a[i] * b[i];
-        }
-        return s;
     }
 }

@@ -1,24 +1,16 @@
 package molt.student.mixer;
 
+import static molt.student.core.Numerics.dot;
+
+import molt.student.core.HedgehogFeatureMap;
+
 /**
  * The Hedgehog mixers written straight from their definitions as token-by-token loops in double precision: the
  * reference that the chunked and recurrent forms are tested against. Inputs are flat row-major arrays:
- * q, k, v [B, H, T, D], feature-map weights [H, D, F], window factors f [H]; outputs [B, H, T, D].
+ * q, k, v [B, H, T, D], feature-map weights [H, D, F], window factors f [H]; outputs [B, H, T, D]. Built for batch
+ * b, heads h, time t, head dim d and feature dim f.
  */
-public final class HedgehogReference {
-    private final int b;
-    private final int h;
-    private final int t;
-    private final int d;
-    private final int f;
-
-    public HedgehogReference(int batch, int heads, int time, int headDim, int featureDim) {
-        this.b = batch;
-        this.h = heads;
-        this.t = time;
-        this.d = headDim;
-        this.f = featureDim;
-    }
+record HedgehogReference(int b, int h, int t, int d, int f) {
 
     /** phi(x) = [softmax(x W), softmax(-x W)] clamped at 1e-12, for one vector x [D] and head weights W. */
     public double[] phi(double[] w, int head, double[] x) {
@@ -30,21 +22,15 @@ public final class HedgehogReference {
             }
             proj[j] = s;
         }
+        double[] neg = new double[f];
+        for (int j = 0; j < f; j++) {
+            neg[j] = -proj[j];
+        }
         double[] out = new double[2 * f];
-        for (int sign = 0; sign < 2; sign++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (int j = 0; j < f; j++) {
-                max = Math.max(max, sign == 0 ? proj[j] : -proj[j]);
-            }
-            double z = 0;
-            double[] e = new double[f];
-            for (int j = 0; j < f; j++) {
-                e[j] = Math.exp((sign == 0 ? proj[j] : -proj[j]) - max);
-                z += e[j];
-            }
-            for (int j = 0; j < f; j++) {
-                out[sign * f + j] = Math.max(e[j] / z, HedgehogFeatureMap.CLAMP);
-            }
+        System.arraycopy(ReferenceMath.softmax(proj), 0, out, 0, f);
+        System.arraycopy(ReferenceMath.softmax(neg), 0, out, f, f);
+        for (int j = 0; j < 2 * f; j++) {
+            out[j] = Math.max(out[j], HedgehogFeatureMap.CLAMP);
         }
         return out;
     }
@@ -53,14 +39,6 @@ public final class HedgehogReference {
         double[] x = new double[d];
         System.arraycopy(a, ((bi * h + hi) * t + ti) * d, x, 0, d);
         return x;
-    }
-
-    private static double dot(double[] a, double[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            s += a[i] * b[i];
-        }
-        return s;
     }
 
     /**

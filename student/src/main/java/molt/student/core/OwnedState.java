@@ -1,4 +1,4 @@
-package molt.student.mixer;
+package molt.student.core;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
@@ -7,9 +7,10 @@ import molt.teacher.model.AttentionState;
 
 /**
  * Base of the mixers' decoding states: the state's arrays live in its own manager, so per-step temporaries never
- * join them and closing the state frees everything it holds.
+ * join them and closing the state frees everything it holds. Only this package's states and their parts
+ * ({@link WindowBuffer}) move arrays in and out; the mixers go through the states' methods.
  */
-abstract class OwnedState implements AttentionState {
+public abstract class OwnedState implements AttentionState {
     private final NDManager manager;
 
     OwnedState(Device device) {
@@ -41,7 +42,7 @@ abstract class OwnedState implements AttentionState {
     }
 
     /** Arrays held by the state's manager (tests check it stays flat while decoding). */
-    int arrayCount() {
+    public int arrayCount() {
         return manager.getManagedArrays().size();
     }
 

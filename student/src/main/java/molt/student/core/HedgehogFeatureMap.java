@@ -1,4 +1,4 @@
-package molt.student.mixer;
+package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -20,7 +20,7 @@ public final class HedgehogFeatureMap {
     private HedgehogFeatureMap() {
     }
 
-    /** A fresh W [H, D, F] at the identity init, requiring gradients, owned by {@code manager}. */
+    /** A fresh W [H, D, F] at the identity init, owned by {@code manager} (the mixer makes it trainable). */
     public static NDArray init(NDManager manager, int heads, int headDim, int featureDim) {
         float[] w = new float[heads * headDim * featureDim];
         for (int h = 0; h < heads; h++) {
@@ -28,9 +28,7 @@ public final class HedgehogFeatureMap {
                 w[(h * headDim + i) * featureDim + i] = 1f;
             }
         }
-        NDArray p = molt.teacher.nd.NativeArrays.floats(manager, w, new Shape(heads, headDim, featureDim));
-        p.setRequiresGradient(true);
-        return p;
+        return molt.teacher.nd.NativeArrays.floats(manager, w, new Shape(heads, headDim, featureDim));
     }
 
     /** phi(x) for x [B, H, T, D] and W [H, D, F]; the result belongs to x's manager. */

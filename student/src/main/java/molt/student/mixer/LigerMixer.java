@@ -1,0 +1,52 @@
+package molt.student.mixer;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.util.Map;
+import molt.student.core.KeyDecay;
+import molt.student.core.MatrixState;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+
+/**
+ * {@code gla_liger}: Liger's parameter-free gated linear attention (Lan et al. 2025) on the {@link KeyDecay} core:
+ * gk = logsigmoid(k) / 16 pooled from the key itself, q and k through a softmax over the head dimension as feature
+ * map, scale 1, no output normalization. It has no new parameters: attention transfer has nothing to train for it
+ * and reports so. ({@link LigerWindowMixer} adds Liger's sliding window.)
+ *
+ * <p>Shapes: q, k, v [B, H, T, D]; gk [B, H, T, D]; S [B, H, D, D].
+ */
+public final class LigerMixer extends BaseMixer {
+    public static final String NAME = "gla_liger";
+
+    public LigerMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
+        super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixState::new);
+    }
+
+    /** No parameters. */
+    static Map<String, Shape> shapes(int heads, int headDim, int modelDim, MixerSettings settings) {
+        return Map.of();
+    }
+
+    /** The output [B, H, T, D] and final state S [B, H, D, D] of the chunked form. */
+    NDList chunked(NDManager scope, AttentionInput in) {
+        return KeyDecay.chunked(scope, in.q().softmax(-1), in.k().softmax(-1), in.v(), KeyDecay.logDecay(in.k()), 1f,
+                null, settings.chunkSize());
+    }
+
+    @Override
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
+        NDList r = chunked(scope, in);
+        return new Output(r.get(0), withState ? MatrixState.after(scope, r.get(1)) : null);
+    }
+
+
+    /** One token from {@code state} (a {@link MatrixState}, or the window mixer's state that extends it). */
+    @Override
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
+        return ((MatrixState) state).step(scope, in.q(), in.v(),
+            s -> KeyDecay.step(in.q().softmax(-1), in.k().softmax(-1), in.v(), KeyDecay.logDecay(in.k()), 1f, s));
+    }
+}
