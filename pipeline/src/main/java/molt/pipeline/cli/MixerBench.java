@@ -8,14 +8,12 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.List;
 import java.util.concurrent.Callable;
-import molt.student.mixer.Mixer;
 import molt.student.mixer.MixerRegistry;
 import molt.student.mixer.MixerSettings;
 import molt.teacher.Devices;
 import molt.teacher.model.AttentionCore;
 import molt.teacher.model.AttentionInput;
 import molt.teacher.model.AttentionState;
-import molt.teacher.model.LlamaBlocks;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -100,14 +98,11 @@ final class MixerBench implements Callable<Integer> {
         long best = Long.MAX_VALUE;
         for (int rep = 0; rep < 2; rep++) {
             try (NDManager m = NDManager.newBaseManager(d)) {
-                Mixer mixer = name.equals(MixerRegistry.SOFTMAX) ? null : MixerRegistry.create(name, m, heads, headDim, heads * headDim, s);
+                AttentionCore core = MixerRegistry.core(name, m, heads, headDim, heads * headDim, s);
                 NDArray[] x = qkv(m, t);
                 long t0 = System.nanoTime();
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    NDArray out = mixer == null
-                            ? LlamaBlocks.softmaxAttention(m, x[0], x[1], x[2], 0, false).get(0)
-                            : mixer.forward(m, input(m, x[0], x[1], x[2]), false).out();
-                    gc.backward(out.sum());
+                    gc.backward(core.forward(m, input(m, x[0], x[1], x[2]), false).out().sum());
                 }
                 x[0].getGradient().getFloat(0, 0, 0, 0);
                 best = Math.min(best, System.nanoTime() - t0);
@@ -127,36 +122,20 @@ final class MixerBench implements Callable<Integer> {
     private double[] decode(Device d, String name, MixerSettings s, int c) {
         try (NDManager m = NDManager.newBaseManager(d)) {
             int steps = 32;
-            if (name.equals(MixerRegistry.SOFTMAX)) {
-                NDArray k = m.randomNormal(new Shape(1, heads, c, headDim));
-                NDArray v = m.randomNormal(new Shape(1, heads, c, headDim));
-                long t0 = System.nanoTime();
-                for (int i = 0; i < steps; i++) {
-                    try (NDManager step = m.newSubManager()) {
-                        NDArray q = step.randomNormal(new Shape(1, heads, 1, headDim));
-                        NDArray nk = k.concat(step.randomNormal(new Shape(1, heads, 1, headDim)), 2);
-                        NDArray nv = v.concat(step.randomNormal(new Shape(1, heads, 1, headDim)), 2);
-                        nk.attach(step);
-                        nv.attach(step);
-                        LlamaBlocks.softmaxAttention(step, q, nk, nv, c, false).get(0).getFloat(0, 0, 0, 0);
-                    }
-                }
-                return new double[] {(System.nanoTime() - t0) / 1e6 / steps, 2.0 * heads * (c + 1) * headDim * 4};
-            }
-            Mixer mixer = MixerRegistry.create(name, m, heads, headDim, heads * headDim, s);
-            mixer.setTrainable(false);
+            AttentionCore core = MixerRegistry.core(name, m, heads, headDim, heads * headDim, s);
+            core.parameters().values().forEach(p -> p.setRequiresGradient(false));
             NDArray[] x;
             try (NDManager pre = m.newSubManager()) {
                 NDArray q = pre.randomNormal(new Shape(1, heads, c, headDim));
                 NDArray k = pre.randomNormal(new Shape(1, heads, c, headDim));
                 NDArray v = pre.randomNormal(new Shape(1, heads, c, headDim));
-                AttentionCore.Output o = mixer.forward(pre, input(pre, q, k, v), true);
+                AttentionCore.Output o = core.forward(pre, input(pre, q, k, v), true);
                 try (AttentionState st = o.state()) {
                     long t0 = System.nanoTime();
                     for (int i = 0; i < steps; i++) {
                         try (NDManager step = m.newSubManager()) {
                             NDArray one = step.randomNormal(new Shape(1, heads, 1, headDim));
-                            mixer.step(step, st, input(step, one, one, one)).getFloat(0, 0, 0, 0);
+                            core.step(step, st, input(step, one, one, one)).getFloat(0, 0, 0, 0);
                         }
                     }
                     return new double[] {(System.nanoTime() - t0) / 1e6 / steps, st.bytes()};

@@ -42,15 +42,8 @@ public final class ValidateCommand implements Callable<Integer> {
         }
         LoraConfig l = cfg.lora().toConfig();
         long lora = 0;
-        for (String t : l.targets()) {
-            int[] io = switch (t) {
-                case "q" -> new int[] {c.hiddenSize(), c.qDim()};
-                case "k", "v" -> new int[] {c.hiddenSize(), c.kvDim()};
-                case "o" -> new int[] {c.qDim(), c.hiddenSize()};
-                case "gate", "up" -> new int[] {c.hiddenSize(), c.intermediateSize()};
-                default -> new int[] {c.intermediateSize(), c.hiddenSize()};
-            };
-            lora += (long) l.rank() * (io[0] + io[1]) * c.numLayers();
+        for (molt.teacher.Projection p : l.projections()) {
+            lora += (long) l.rank() * (p.in(c) + p.out(c)) * c.numLayers();
         }
         long t = (long) cfg.data().batchSize() * cfg.data().seqLen();
         long activations = 4L * t * (long) c.numLayers() * (12L * c.hiddenSize() + 2L * c.intermediateSize())

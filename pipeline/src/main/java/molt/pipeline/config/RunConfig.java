@@ -233,7 +233,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         List<String> targets = l.strings("targets", List.of("q", "k", "v", "o"));
         for (String target : targets) {
             if (!LoraConfig.KNOWN_TARGETS.contains(target)) {
-                throw l.error("targets", "unknown target '" + target + "' (expected some of " + LoraConfig.KNOWN_TARGETS
+                throw l.error("targets", "unknown target '" + target + "' (expected some of " + molt.teacher.Projection.shortNames()
                         + ")");
             }
         }

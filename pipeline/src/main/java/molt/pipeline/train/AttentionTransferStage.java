@@ -8,7 +8,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Arrays;
 import java.util.Map;
 import molt.pipeline.config.AttentionTransferSpec;
-import molt.student.StudentModel;
 import molt.teacher.model.Taps;
 import molt.teacher.nd.Scalars;
 
@@ -18,40 +17,19 @@ import molt.teacher.nd.Scalars;
  * is mse_weight x MSE averaged over the mixer layers. Layers see the teacher's inputs, so no gradient crosses
  * layers. The final per-layer MSE on validation data shows which layers are hard to linearize.
  */
-public final class AttentionTransferStage extends TrainingLoop<AttentionTransferSpec, Map<Integer, Taps.Layer>> {
-    private final StudentModel student;
-    private final NDManager manager;
+public final class AttentionTransferStage extends StudentStage<AttentionTransferSpec, Map<Integer, Taps.Layer>> {
     private final int[] mixerLayers;
 
     public AttentionTransferStage(StageContext ctx, Device device) {
-        super(ctx, AttentionTransferSpec.class);
-        this.student = StudentFactory.build(ctx, device, false);
-        this.manager = NDManager.newBaseManager(device);
+        super(ctx, AttentionTransferSpec.class, device, false);
         this.mixerLayers = student.mixerLayers();
         student.setMixersTrainable(true);
         student.setLoraTrainable(false);
     }
 
     @Override
-    protected NDManager manager() {
-        return manager;
-    }
-
-    @Override
     protected Map<String, NDArray> trainable() {
         return student.mixerParameters();
-    }
-
-    @Override
-    protected long modelParameters() {
-        return molt.teacher.LlamaWeights.parameterCount(student.config()) + count(studentWeights());
-    }
-
-    @Override
-    protected Map<String, NDArray> studentWeights() {
-        Map<String, NDArray> m = new java.util.LinkedHashMap<>(student.mixerParameters());
-        m.putAll(student.loraParameters());
-        return m;
     }
 
     /** Inputs [B][T] of a packed batch [B][T+1]. */
@@ -119,7 +97,7 @@ public final class AttentionTransferStage extends TrainingLoop<AttentionTransfer
         double[] sums = new double[mixerLayers.length];
         var val = new molt.data.BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
         for (int b = 0; b < training.valBatches(); b++) {
-            try (NDManager s = manager.newSubManager()) {
+            try (NDManager s = manager().newSubManager()) {
                 NDArray[] errs = layerErrors(s, teacherTaps(s, val.next()));
                 for (int j = 0; j < errs.length; j++) {
                     sums[j] += errs[j].getFloat() / training.valBatches();
@@ -147,14 +125,5 @@ public final class AttentionTransferStage extends TrainingLoop<AttentionTransfer
         } finally {
             s.close();
         }
-    }
-
-    public StudentModel student() {
-        return student;
-    }
-
-    public void close() {
-        manager.close();
-        student.close();
     }
 }

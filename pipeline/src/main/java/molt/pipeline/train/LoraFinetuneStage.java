@@ -3,7 +3,6 @@ package molt.pipeline.train;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import molt.pipeline.config.LoraFinetuneSpec;
 import molt.student.StudentModel;
@@ -15,16 +14,12 @@ import molt.teacher.nd.Scalars;
  * optionally plus KL(teacher || student) on temperature-softened distributions (the teacher runs online, before
  * the gradient collector opens). Dropout in the adapters is seeded per micro-step so resumed runs repeat exactly.
  */
-public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, LoraFinetuneStage.TeacherTargets> {
-    private final StudentModel student;
-    private final NDManager manager;
+public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, LoraFinetuneStage.TeacherTargets> {
 
     private final molt.data.TeacherTargets cache;
 
     public LoraFinetuneStage(StageContext ctx, Device device) throws java.io.IOException {
-        super(ctx, LoraFinetuneSpec.class);
-        this.student = StudentFactory.build(ctx, device, true);
-        this.manager = NDManager.newBaseManager(device);
+        super(ctx, LoraFinetuneSpec.class, device, true);
         student.setMixersTrainable(false);
         student.setLoraTrainable(true);
         if (stage.klWeight() > 0 && stage.klSource().equals("cache")) {
@@ -47,11 +42,6 @@ public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, Lora
     }
 
     @Override
-    protected NDManager manager() {
-        return manager;
-    }
-
-    @Override
     protected int accumulation() {
         return stage.gradAccum();
     }
@@ -59,18 +49,6 @@ public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, Lora
     @Override
     protected Map<String, NDArray> trainable() {
         return student.loraParameters();
-    }
-
-    @Override
-    protected long modelParameters() {
-        return molt.teacher.LlamaWeights.parameterCount(student.config()) + count(studentWeights());
-    }
-
-    @Override
-    protected Map<String, NDArray> studentWeights() {
-        Map<String, NDArray> m = new LinkedHashMap<>(student.mixerParameters());
-        m.putAll(student.loraParameters());
-        return m;
     }
 
     /** Next-token targets [B, T, 1] of a packed batch [B][T+1]. */
@@ -194,10 +172,5 @@ public final class LoraFinetuneStage extends TrainingLoop<LoraFinetuneSpec, Lora
         } finally {
             s.close();
         }
-    }
-
-    public void close() {
-        manager.close();
-        student.close();
     }
 }

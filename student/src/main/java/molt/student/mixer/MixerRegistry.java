@@ -1,6 +1,8 @@
 package molt.student.mixer;
 
 import ai.djl.ndarray.NDManager;
+import molt.teacher.model.AttentionCore;
+import molt.teacher.model.SoftmaxAttention;
 import ai.djl.ndarray.types.Shape;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -76,6 +78,14 @@ public final class MixerRegistry {
     public static synchronized Mixer create(String name, NDManager m, int heads, int headDim, int modelDim,
                                             MixerSettings s) {
         return entry(name).factory().create(m, heads, headDim, modelDim, s);
+    }
+
+    /**
+     * The attention core a plan entry names: the teacher's softmax attention for {@link #SOFTMAX}, a fresh mixer
+     * (parameters in {@code m}) otherwise. Every layer of every model gets its core here.
+     */
+    public static AttentionCore core(String name, NDManager m, int heads, int headDim, int modelDim, MixerSettings s) {
+        return name.equals(SOFTMAX) ? new SoftmaxAttention(m.getDevice()) : create(name, m, heads, headDim, modelDim, s);
     }
 
     /**

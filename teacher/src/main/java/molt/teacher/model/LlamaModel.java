@@ -210,11 +210,6 @@ public final class LlamaModel implements LanguageModel {
         return layers;
     }
 
-    /** Softmax attention in every layer: the teacher's own cores. */
-    public List<AttentionCore> softmaxCores() {
-        return softmax;
-    }
-
     /** Token ids [B, T] to embeddings [B, T, H], created in {@code scope}. */
     private NDArray embed(NDManager scope, long[][] tokens) {
         int b = tokens.length;
