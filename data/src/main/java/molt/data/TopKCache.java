@@ -160,7 +160,9 @@ public final class TopKCache {
         String[] parts = line.split("\\s+", 2);
         if (!Checksums.isSha256(parts[0]) || parts.length != 2
                 || !parts[1].replaceFirst("^\\*", "").equals(file.getFileName().toString())) {
-            throw new InputException(side, "expected one line '<sha256>  " + file.getFileName() + "'; " + REMEDY);
+            throw new InputException(side, "expected one line '<sha256>  " + file.getFileName() + "', found '"
+                    + (line.length() > 100 ? line.substring(0, 97) + "..." : line).replaceAll("\\s+", " ") + "'; "
+                    + REMEDY);
         }
         return parts[0];
     }
