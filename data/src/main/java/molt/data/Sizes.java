@@ -21,4 +21,13 @@ final class Sizes {
         }
         return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
     }
+
+    /** {@code a * b}, or Long.MAX_VALUE where that overflows (sizes for messages). */
+    static long times(long a, long b) {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException e) {
+            return Long.MAX_VALUE;
+        }
+    }
 }

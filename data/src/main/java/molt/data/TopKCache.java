@@ -68,7 +68,7 @@ public final class TopKCache {
                 (Integer.MAX_VALUE - 8L) / Math.max(1, positions));
         if (k > maxK) {
             throw new InputException(kName + " " + k + ": one shard's top-k targets (" + rows + " sequences x "
-                    + positions + " positions x " + k + ") take " + Sizes.bytes(perK * k) + " in memory, more than a "
+                    + positions + " positions x " + k + ") take " + Sizes.bytes(Sizes.times(perK, k)) + " in memory, more than a "
                     + "quarter of this JVM's maximum heap (" + Sizes.bytes(heap) + "); "
                     + (maxK >= 1 ? "use " + kName + " <= " + maxK : "prepare the data with fewer rows per shard"));
         }

@@ -552,6 +552,8 @@ class DataReliabilityTest {
         refusedOneLine(() -> TopKCache.checkFits(4096, 1024, 128_256, "--k"), "--k 128256", "maximum heap",
                 "use --k <= ");
         refusedOneLine(() -> TopKCache.checkFits(1, 1 << 20, 4096, "--k"), "--k 4096");
+        refusedOneLine(() -> TopKCache.checkFits(4096, 1 << 20, Integer.MAX_VALUE, "--k"), "--k " + Integer.MAX_VALUE,
+                "prepare the data with fewer rows per shard");
         TopKCache.checkFits(4096, 1024, 16, "--k");
     }
 }
