@@ -9,7 +9,8 @@ import molt.teacher.InputException;
  * Batches of packed sequences from one split of a prepared dataset, in a deterministic shuffled order: each epoch
  * permutes the shards, and each shard's rows, with generators seeded from (seed, epoch, shard). Memory holds one
  * shard. {@link #position()} and {@link #seek} save and restore the exact place, so a restarted stage sees exactly
- * the batches an uninterrupted run would have seen.
+ * the batches an uninterrupted run would have seen. Each shard's SHA-256 is checked against the manifest every time
+ * it is loaded.
  */
 public final class BatchReader {
     /** A place in the stream: epoch, index into the epoch's shard order, row index into the shard's row order. */
@@ -78,8 +79,10 @@ public final class BatchReader {
 
     private void loadShard() {
         int shard = shardOrder[shardCursor];
-        rows = SequenceShards.read(shards.get(shard));
-        masks = dataset.masked() ? SequenceShards.readMasks(shards.get(shard)) : null;
+        Path file = shards.get(shard);
+        dataset.verify(file); // once per load: the columns below are read from the checked file
+        rows = SequenceShards.readColumn(file, SequenceShards.COLUMN);
+        masks = dataset.masked() ? SequenceShards.readColumn(file, SequenceShards.MASK) : null;
         rowOrder = permutation(rows.size(), (seed * 1_000_003L + epoch) * 31 + shard);
     }
 

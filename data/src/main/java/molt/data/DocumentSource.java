@@ -12,6 +12,14 @@ public interface DocumentSource extends AutoCloseable {
      */
     String identity();
 
+    /**
+     * Where the documents are read from (a file or a folder), or null for a built-in corpus: a prepared dataset is
+     * never written there.
+     */
+    default java.nio.file.Path location() {
+        return null;
+    }
+
     /** True when documents are prompt/response pairs (prepared datasets then store a loss mask). */
     default boolean pairs() {
         return false;

@@ -33,8 +33,9 @@ public final class Packer {
     }
 
     public Packer(int seqLen, long eos, int vocab, Sink sink) {
-        if (seqLen < 1) {
-            throw new IllegalArgumentException("seq_len must be >= 1, found " + seqLen);
+        if (seqLen < 1 || seqLen > PreparedDataset.MAX_SEQ_LEN) {
+            throw new IllegalArgumentException("seq_len must be in 1.." + PreparedDataset.MAX_SEQ_LEN + ", found "
+                    + seqLen);
         }
         this.seqLen = seqLen;
         this.eos = eos;

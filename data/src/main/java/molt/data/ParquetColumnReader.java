@@ -56,7 +56,8 @@ public final class ParquetColumnReader implements AutoCloseable {
             if (!schema.containsField(column)) {
                 List<String> names = new ArrayList<>();
                 schema.getFields().forEach(f -> names.add(f.getName()));
-                throw new InputException(file, "has no column '" + column + "' (columns: " + names + ")");
+                throw new InputException(file, "has no column '" + column + "' (columns: " + names + ")"
+                        + preparedHint(schema));
             }
             Type field = schema.getType(column);
             this.kind = kindOf(field);
@@ -66,6 +67,28 @@ public final class ParquetColumnReader implements AutoCloseable {
             close();
             throw e;
         }
+    }
+
+    /**
+     * For a missing column in a file that has the layout of molt's own shards: what the file is (a shard of a
+     * prepared dataset, or of an interrupted or incomplete preparation), since it holds token sequences, not
+     * documents. Empty for any other file.
+     */
+    private String preparedHint(MessageType schema) {
+        boolean shard = schema.getName().equals(SequenceShards.SCHEMA.getName())
+                && schema.getFieldCount() >= 1 && schema.getFieldCount() <= 2
+                && schema.getFields().stream().allMatch(f -> f.getName().equals(SequenceShards.COLUMN)
+                        || f.getName().equals(SequenceShards.MASK));
+        if (!shard) {
+            return "";
+        }
+        Path dir = file.toAbsolutePath().getParent();
+        if (dir != null && PreparedDataset.isPrepared(dir)) {
+            return ": it is a shard of the dataset molt prepared in " + dir + " (packed token sequences), not a source"
+                    + " of documents";
+        }
+        return ": it is a shard of an interrupted or incomplete molt preparation (no " + PreparedDataset.MANIFEST
+                + " beside it; packed token sequences), not a source of documents";
     }
 
     private Kind kindOf(Type field) {

@@ -31,6 +31,7 @@ public final class ParquetDocuments implements DocumentSource {
         this.column = column;
         this.responseColumn = responseColumn;
         if (Files.isDirectory(location)) {
+            refusePrepared(location);
             try (Stream<Path> s = Files.list(location)) {
                 files = s.filter(p -> p.getFileName().toString().endsWith(".parquet")).sorted().toList();
             } catch (IOException e) {
@@ -54,6 +55,23 @@ public final class ParquetDocuments implements DocumentSource {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * A folder molt prepared (complete or not) holds packed sequences, not documents: reading it as a source would
+     * re-pack rows that overlap by a token, and read top-k caches as documents.
+     */
+    private static void refusePrepared(Path dir) {
+        if (PreparedDataset.isPrepared(dir)) {
+            throw new InputException(dir, "is a dataset molt prepared (it has " + PreparedDataset.MANIFEST
+                    + "), not a source of documents; prepare from the source it was made from (named in its "
+                    + PreparedDataset.MANIFEST + "), or use it where a prepared dataset is expected");
+        }
+        if (OutputDirectory.hasMarker(dir)) {
+            throw new InputException(dir, "is an interrupted or incomplete preparation by molt (it has "
+                    + OutputDirectory.MARKER + " but no " + PreparedDataset.MANIFEST + "), not a source of documents; "
+                    + "finish it with 'molt data prepare' and this directory as --out, or delete it");
         }
     }
 
@@ -91,6 +109,11 @@ public final class ParquetDocuments implements DocumentSource {
                 currentResponse = new ParquetColumnReader(files.get(fileIndex), responseColumn);
             }
         }
+    }
+
+    @Override
+    public Path location() {
+        return location;
     }
 
     @Override

@@ -32,7 +32,7 @@ public final class SequenceShards {
     private SequenceShards() {
     }
 
-    /** Writes rows to {@code file} under a temporary name, then renames it into place. */
+    /** Writes rows to {@code file} under a temporary name, fsyncs it, then renames it into place. */
     public static void write(Path file, List<long[]> rows, CompressionCodecName codec) throws IOException {
         write(file, rows, null, codec);
     }
@@ -40,44 +40,66 @@ public final class SequenceShards {
     /** Writes rows and, when {@code masks} is non-null, their loss masks. */
     public static void write(Path file, List<long[]> rows, List<byte[]> masks, CompressionCodecName codec)
             throws IOException {
+        writeHashed(file, rows, masks, codec);
+    }
+
+    /**
+     * Writes rows (and masks) under a temporary name, fsyncs, hashes and renames the file into place; returns its
+     * SHA-256 (hex), for the manifest that lists it.
+     */
+    static String writeHashed(Path file, List<long[]> rows, List<byte[]> masks, CompressionCodecName codec)
+            throws IOException {
         Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
         Files.deleteIfExists(tmp);
         MessageType schema = masks == null ? SCHEMA : MASKED_SCHEMA;
         SimpleGroupFactory f = new SimpleGroupFactory(schema);
-        try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(tmp)).withType(schema)
-                .withCompressionCodec(codec).build()) {
-            for (int i = 0; i < rows.size(); i++) {
-                Group g = f.newGroup();
-                Group list = g.addGroup(COLUMN);
-                for (long id : rows.get(i)) {
-                    list.addGroup("list").append("element", Math.toIntExact(id));
-                }
-                if (masks != null) {
-                    Group m = g.addGroup(MASK);
-                    for (byte b : masks.get(i)) {
-                        m.addGroup("list").append("element", (int) b);
+        try {
+            try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(tmp)).withType(schema)
+                    .withCompressionCodec(codec).build()) {
+                for (int i = 0; i < rows.size(); i++) {
+                    Group g = f.newGroup();
+                    Group list = g.addGroup(COLUMN);
+                    for (long id : rows.get(i)) {
+                        list.addGroup("list").append("element", Math.toIntExact(id));
                     }
+                    if (masks != null) {
+                        Group m = g.addGroup(MASK);
+                        for (byte b : masks.get(i)) {
+                            m.addGroup("list").append("element", (int) b);
+                        }
+                    }
+                    w.write(g);
                 }
-                w.write(g);
             }
+            try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.force(true);
+            }
+            String sha = Checksums.sha256(tmp);
+            AtomicFiles.moveAtomically(tmp, file);
+            return sha;
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(tmp);
+            throw e;
         }
-        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
-            ch.force(true);
-        }
-        AtomicFiles.moveAtomically(tmp, file);
     }
 
-    /** Reads every row of a shard. */
+    /**
+     * Reads every row of a shard. A shard of a prepared dataset (listed in the {@code manifest.json} beside it) is
+     * first checked against the SHA-256 the manifest records.
+     */
     public static List<long[]> read(Path file) {
+        PreparedDataset.verifyListed(file);
         return readColumn(file, COLUMN);
     }
 
-    /** Reads every row's loss mask (0/1 per token) of a shard written with masks. */
+    /** Reads every row's loss mask (0/1 per token) of a shard written with masks, checked like {@link #read}. */
     public static List<long[]> readMasks(Path file) {
+        PreparedDataset.verifyListed(file);
         return readColumn(file, MASK);
     }
 
-    private static List<long[]> readColumn(Path file, String column) {
+    /** Reads one integer column of a shard without a checksum check (for a caller that has just made it). */
+    static List<long[]> readColumn(Path file, String column) {
         List<long[]> rows = new ArrayList<>();
         try (ParquetColumnReader r = new ParquetColumnReader(file, column)) {
             if (r.kind() != ParquetColumnReader.Kind.IDS) {

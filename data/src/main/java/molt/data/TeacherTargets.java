@@ -9,7 +9,8 @@ import molt.teacher.InputException;
 /**
  * Top-k teacher targets stored beside a prepared dataset's shards: for shard {@code train-00000.parquet} the file
  * {@code topk-train-00000.parquet} holds, row for row, the teacher's k most likely next tokens and their
- * log-probabilities at each input position. Files are loaded on demand and kept per shard.
+ * log-probabilities at each input position. Files are loaded on demand and kept per shard; each is checked against
+ * its {@code .sha256} checksum file when loaded (and must have one to be opened at all).
  */
 public final class TeacherTargets {
     private final Map<Path, List<TopKCache.Entry>> loaded = new HashMap<>();

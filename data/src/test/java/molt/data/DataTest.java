@@ -266,7 +266,8 @@ class DataTest {
         assertFalse(Files.exists(dir.resolve("p").resolve(PreparedDataset.MANIFEST)));
         Path bad = dir.resolve("bad-manifest");
         Files.createDirectories(bad);
-        Files.writeString(bad.resolve(PreparedDataset.MANIFEST), "{\"format\": 1, \"splits\": {\"train\": {\"shards\": [\"train-00000.parquet\"]}}}");
+        Files.writeString(bad.resolve(PreparedDataset.MANIFEST), "{\"format\": 2, \"splits\": {\"train\": {\"shards\": "
+                + "[{\"file\": \"train-00000.parquet\", \"rows\": 1, \"bytes\": 10, \"sha256\": \"" + "0".repeat(64) + "\"}]}}}");
         InputException e = assertThrows(InputException.class, () -> PreparedDataset.open(bad));
         assertTrue(e.getMessage().contains("train-00000.parquet, which is missing"), e.getMessage());
     }
