@@ -52,6 +52,9 @@ public final class GenerateCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new InputException("--temperature/--top-p: " + e.getMessage());
         }
+        if (prompt != null && !Tokenizers.present(model)) {
+            throw new InputException(model, "has no tokenizer.json; pass the prompt as token ids with --tokens");
+        }
         TextTokenizer tok = prompt != null ? Tokenizers.load(model) : null;
         long[] ids = TokenInput.resolve(tokens, prompt, model, Models.config(model).vocabSize());
         try (LanguageModel m = Models.load(model, device)) {

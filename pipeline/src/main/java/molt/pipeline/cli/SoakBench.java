@@ -30,6 +30,12 @@ final class SoakBench implements Callable<Integer> {
             + "Default: ${DEFAULT-VALUE}.")
     int every;
 
+    @Option(names = "--hidden", defaultValue = "128", description = "Teacher width. Default: ${DEFAULT-VALUE}.")
+    int hidden;
+
+    @Option(names = "--layers", defaultValue = "2", description = "Teacher layers. Default: ${DEFAULT-VALUE}.")
+    int layers;
+
     @Option(names = "--early", defaultValue = "200", description = "The step compared with the last. "
             + "Default: ${DEFAULT-VALUE}.")
     int early;
@@ -42,7 +48,7 @@ final class SoakBench implements Callable<Integer> {
         }
         Path dir = Files.createTempDirectory("molt-bench-soak");
         try {
-            LlamaConfig cfg = TrainBench.byteVocabulary(BenchCommand.Teacher.config(128, 2));
+            LlamaConfig cfg = TrainBench.byteVocabulary(BenchCommand.Teacher.config(hidden, layers));
             Path teacher = TrainBench.writeRandomTeacher(cfg, dir.resolve("teacher"));
             int seqLen = 64;
             Path yaml = Files.writeString(dir.resolve("soak.yaml"), """
@@ -77,8 +83,8 @@ final class SoakBench implements Callable<Integer> {
                 rows.add(n);
             }
         }
-        System.out.printf("soak: %d attention-transfer steps (hidden 128, 2 layers, 4 x 64 tokens), a checkpoint and a "
-                + "validation every %d steps, %.0f s%n", steps, every, seconds);
+        System.out.printf("soak: %d attention-transfer steps (hidden %d, %d layers, 4 x 64 tokens), a checkpoint and a "
+                + "validation every %d steps, %.0f s%n", steps, hidden, layers, every, seconds);
         System.out.printf("%8s %10s %12s%n", "step", "RSS MiB", "NDArrays");
         JsonNode atEarly = null;
         JsonNode last = rows.get(rows.size() - 1);

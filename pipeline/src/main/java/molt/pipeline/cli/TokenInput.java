@@ -36,6 +36,9 @@ final class TokenInput {
         if (tokens != null) {
             return parse(tokens, vocab);
         }
+        if (!Tokenizers.present(modelDir)) {
+            throw new InputException(modelDir, "has no tokenizer.json; pass token ids with --tokens instead of text");
+        }
         TextTokenizer tok = Tokenizers.load(modelDir);
         long[] ids = tok.encode(text, true);
         if (ids.length == 0) {

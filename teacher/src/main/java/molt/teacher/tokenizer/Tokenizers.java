@@ -22,7 +22,7 @@ public final class Tokenizers {
     public static TextTokenizer load(Path modelDir) {
         Path file = modelDir.resolve("tokenizer.json");
         if (!Files.isRegularFile(file)) {
-            throw new InputException(modelDir, "has no tokenizer.json; pass token ids with --tokens instead");
+            throw new InputException(modelDir, "has no tokenizer.json (text cannot be turned into token ids without one)");
         }
         ByteTokenizer bytes = new ByteTokenizer();
         try {
