@@ -63,11 +63,17 @@ final class LoopState {
         }
     }
 
-    /** The checkpoint's weights are the ones its state was saved with (not a copy from another checkpoint). */
+    /**
+     * The checkpoint's weights are the ones its state was saved with (not a copy from another checkpoint).
+     * Checkpoints written before molt recorded the digest resume unchecked.
+     */
     private static void checkWeights(Path dir, ObjectNode s) {
         String recorded = s.path(WEIGHTS_SHA256).asText(null);
+        if (recorded == null) {
+            return;
+        }
         String found = weightsDigest(dir);
-        if (recorded == null || !recorded.equals(found)) {
+        if (!recorded.equals(found)) {
             throw new InputException(dir.resolve("state.safetensors"), "does not belong to this checkpoint (state.json "
                     + "records weights " + recorded + ", the file holds " + found + "); delete " + dir
                     + " to resume from the checkpoint before it");
