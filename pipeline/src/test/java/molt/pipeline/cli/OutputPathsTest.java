@@ -66,4 +66,19 @@ class OutputPathsTest {
         assertTrue(Files.isRegularFile(blocker.resolve("keep")), "a directory molt did not make is left alone");
         assertTrue(!Files.exists(dir.resolve("x.safetensors")));
     }
+
+    @Test
+    void onlyCommandsThatTakeTokensSuggestThem() throws Exception {
+        Path bare = TinyCheckpoints.builder().vocab(ByteTokenizer.VOCAB).write(tmp.resolve("no-tokenizer"));
+        CliTestSupport.Run logits = CliTestSupport.run("logits", "--model", bare.toString(), "--text", "hi",
+                "--out", tmp.resolve("l.safetensors").toString());
+        assertEquals(2, logits.exit(), logits.err());
+        assertTrue(logits.err().contains("has no tokenizer.json; pass token ids with --tokens"), logits.err());
+        CliTestSupport.Run gen = CliTestSupport.run("generate", "--model", bare.toString(), "--prompt", "hi");
+        assertEquals(2, gen.exit(), gen.err());
+        assertTrue(gen.err().contains("--tokens"), gen.err());
+        CliTestSupport.Run eval = CliTestSupport.run("eval", "--model", bare.toString(), "--data", "europarl-en");
+        assertEquals(2, eval.exit(), eval.err());
+        assertTrue(eval.err().contains("has no tokenizer.json") && !eval.err().contains("--tokens"), eval.err());
+    }
 }

@@ -170,36 +170,10 @@ class PipelineTest {
 
     @Test
     void theInductionCurriculumAddsItsStepsAndCountsTheirTokens(@TempDir Path dir) throws Exception {
-        String yaml = """
-                name: curriculum
-                output_dir: %s
-                checkpoint:
-                  every_steps: 5
-                teacher:
-                  cache_dir: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                stages:
-                  - name: pretrain
-                    type: teacher_pretrain
-                    hidden: 32
-                    layers: 2
-                    heads: 4
-                    tokens: 640
-                    repeat_warmup_steps: 3
-                    repeat_seq_len: 16
-                    repeat_sequences: 4
-                    repeat_min_period: 2
-                    repeat_max_period: 6
-                    repeat_every: 4
-                    val_every: 10
-                    val_batches: 1
-                """;
-        Path corpus = PipelineTestSupport.corpus(dir);
-        Path config = dir.resolve("curriculum.yaml");
-        Files.writeString(config, yaml.formatted(dir.resolve("run"), dir.resolve("cache"), corpus));
+        String curriculum = String.join("\n", "    repeat_warmup_steps: 3", "    repeat_seq_len: 16",
+                "    repeat_sequences: 4", "    repeat_min_period: 2", "    repeat_max_period: 6", "    repeat_every: 4",
+                "    val_every: 10", "    val_batches: 1");
+        Path config = PipelineTestSupport.pretrainConfig(dir, "run", "checkpoint:\n  every_steps: 5", curriculum, "");
         CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
         assertEquals(0, r.exit(), r.err());
         // 640 tokens of 32 are 20 corpus steps; 3 warmup steps of 4 x 16 tokens, then one step of 2 x 32 tokens
@@ -231,7 +205,8 @@ class PipelineTest {
         assertEquals(28, result.path("steps").asLong());
         assertEquals(640 + 3 * 64 + 5 * 64, result.path("tokens").asLong());
         // The curriculum is part of what determines the teacher: without it, another cached teacher.
-        Files.writeString(config, yaml.formatted(dir.resolve("plain"), dir.resolve("cache"), corpus)
+        Files.writeString(config, Files.readString(config).replace("output_dir: " + dir.resolve("run"),
+                "output_dir: " + dir.resolve("plain"))
                 .replace("repeat_warmup_steps: 3", "repeat_warmup_steps: 0").replace("repeat_every: 4", "repeat_every: 0"));
         assertEquals(0, CliTestSupport.run("run", config.toString()).exit());
         assertNotEquals(JSON.readTree(dir.resolve("run/report.json").toFile()).get("teacher").asText(),
@@ -242,40 +217,11 @@ class PipelineTest {
 
     @Test
     void aTeacherTrainedFromScratchIsCachedAndDistilled(@TempDir Path dir) throws Exception {
-        String yaml = """
-                name: scratch
-                output_dir: %s
-                seed: 1
-                teacher:
-                  cache_dir: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                student:
-                  mixer: hedgehog_window
-                  feature_dim: 4
-                  window: 8
-                  chunk_size: 16
-                stages:
-                  - name: pretrain
-                    type: teacher_pretrain
-                    hidden: 32
-                    layers: 2
-                    heads: 4
-                    tokens: 640
-                    val_every: 5
-                    val_batches: 2
-                  - name: transfer
-                    type: attention_transfer
-                    tokens: 128
-                    val_batches: 2
-                  - name: export
-                    type: export
-                """;
-        Path corpus = PipelineTestSupport.corpus(dir);
-        Path config = dir.resolve("scratch.yaml");
-        Files.writeString(config, yaml.formatted(dir.resolve("run1"), dir.resolve("cache"), corpus));
+        String student = "seed: 1\nstudent:\n  mixer: hedgehog_window\n  feature_dim: 4\n  window: 8\n  chunk_size: 16";
+        String stages = String.join("\n", "  - name: transfer", "    type: attention_transfer", "    tokens: 128",
+                "    val_batches: 2", "  - name: export", "    type: export");
+        Path config = PipelineTestSupport.pretrainConfig(dir, "run1", student, "    val_every: 5\n    val_batches: 2",
+                stages);
         CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
         assertEquals(0, r.exit(), r.err());
         JsonNode report = JSON.readTree(dir.resolve("run1/report.json").toFile());
@@ -297,7 +243,8 @@ class PipelineTest {
                 "--max-tokens", "4");
         assertEquals(0, gen.exit(), gen.err());
 
-        Files.writeString(config, yaml.formatted(dir.resolve("run2"), dir.resolve("cache"), corpus));
+        Files.writeString(config, Files.readString(config).replace("output_dir: " + dir.resolve("run1"),
+                "output_dir: " + dir.resolve("run2")));
         CliTestSupport.Run again = CliTestSupport.run("run", config.toString());
         assertEquals(0, again.exit(), again.err());
         assertTrue(Files.readString(dir.resolve("run2/molt.log")).contains("reusing the cached teacher"));

@@ -71,4 +71,36 @@ public final class PipelineTestSupport {
         Files.writeString(f, yaml);
         return f;
     }
+
+    /**
+     * A config whose first stage pretrains a tiny teacher (32 wide, 2 layers, 640 tokens of 32-token sequences from
+     * {@link #corpus}) into {@code dir/cache}, writing the run to {@code dir/<runName>}: {@code top} adds top-level
+     * sections, {@code pretrain} more keys of the pretraining stage (indented as its keys), {@code after} more stages.
+     */
+    public static Path pretrainConfig(Path dir, String runName, String top, String pretrain, String after)
+            throws Exception {
+        String yaml = """
+                name: %s
+                output_dir: %s
+                teacher:
+                  cache_dir: %s
+                data:
+                  source: %s
+                  seq_len: 32
+                  val_fraction: 0.1
+                %s
+                stages:
+                  - name: pretrain
+                    type: teacher_pretrain
+                    hidden: 32
+                    layers: 2
+                    heads: 4
+                    tokens: 640
+                %s
+                %s
+                """.formatted(runName, dir.resolve(runName), dir.resolve("cache"), corpus(dir), top, pretrain, after);
+        Path f = dir.resolve(runName + ".yaml");
+        Files.writeString(f, yaml);
+        return f;
+    }
 }

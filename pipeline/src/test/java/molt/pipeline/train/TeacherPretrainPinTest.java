@@ -3,7 +3,6 @@ package molt.pipeline.train;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import molt.pipeline.cli.CliTestSupport;
 import molt.pipeline.run.PipelineTestSupport;
@@ -25,28 +24,8 @@ class TeacherPretrainPinTest {
 
     @Test
     void twentyStepsOfPretrainingGiveThePinnedWeights(@TempDir Path dir) throws Exception {
-        String yaml = """
-                name: pin
-                output_dir: %s
-                seed: 7
-                threads: 1
-                teacher:
-                  cache_dir: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                stages:
-                  - name: pretrain
-                    type: teacher_pretrain
-                    hidden: 32
-                    layers: 2
-                    heads: 4
-                    tokens: 640
-                    val_every: 10
-                    val_batches: 1
-                """.formatted(dir.resolve("run"), dir.resolve("cache"), PipelineTestSupport.corpus(dir));
-        Path config = Files.writeString(dir.resolve("pin.yaml"), yaml);
+        Path config = PipelineTestSupport.pretrainConfig(dir, "run", "seed: 7\nthreads: 1",
+                "    val_every: 10\n    val_batches: 1", "");
         CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
         assertEquals(0, r.exit(), r.err());
         Path teacher = Path.of(new ObjectMapper().readTree(dir.resolve("run/report.json").toFile()).get("teacher").asText());
