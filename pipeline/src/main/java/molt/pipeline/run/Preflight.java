@@ -55,7 +55,9 @@ public final class Preflight {
     /** The teacher's architecture; a teacher on disk must be a model directory whose tokenizer molt can use. */
     private static LlamaConfig teacher(RunConfig cfg) {
         if (cfg.pretrainStage() != null) {
-            return TeacherPretrainStage.config(cfg.pretrainStage().pretrain());
+            LlamaConfig c = TeacherPretrainStage.config(cfg.pretrainStage().pretrain());
+            checkPretrainingFits(c);
+            return c;
         }
         Path t = cfg.teacher();
         if (!Files.isRegularFile(t.resolve("config.json"))) {
@@ -64,6 +66,33 @@ public final class Preflight {
         LlamaConfig c = LlamaConfig.read(t);
         Tokenizers.load(t);
         return c;
+    }
+
+    /**
+     * A teacher trained from scratch holds its weights, their gradients and AdamW's two moments in F32 (16 bytes a
+     * parameter), each tensor made from one Java array: refused before anything is allocated when that cannot fit.
+     */
+    private static void checkPretrainingFits(LlamaConfig c) {
+        for (long[] shape : molt.teacher.LlamaWeights.expected(c).values()) {
+            long n = java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact);
+            if (n > Integer.MAX_VALUE - 8) {
+                throw new InputException("teacher_pretrain: a tensor of shape " + java.util.Arrays.toString(shape)
+                        + " has " + n + " values, more than one array can hold");
+            }
+        }
+        long need = 16 * molt.teacher.LlamaWeights.parameterCount(c);
+        long have = physicalMemory();
+        if (have > 0 && need > have) {
+            throw new InputException(String.format("teacher_pretrain: %,d parameters need %.1f GiB for weights, "
+                    + "gradients and AdamW state, this machine has %.1f GiB", molt.teacher.LlamaWeights.parameterCount(c),
+                    need / (double) (1L << 30), have / (double) (1L << 30)));
+        }
+    }
+
+    /** The machine's physical memory in bytes, or 0 when the JVM cannot tell. */
+    private static long physicalMemory() {
+        var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean o ? o.getTotalMemorySize() : 0;
     }
 
     /** The output directory is a directory (or can become one): not a file, nor under a file. */

@@ -100,4 +100,23 @@ class ConfigErrorsTest {
         assertTrue(e.getMessage().startsWith(f + ":") && e.getMessage().contains("student")
                 && e.getMessage().contains("softmax_layers names layer 7"), e.getMessage());
     }
+
+    @Test
+    void aTeacherTooLargeToPretrainIsRefusedBeforeAnythingIsAllocated(@TempDir Path dir) throws Exception {
+        String yaml = """
+                name: big
+                output_dir: %s
+                data: {source: europarl-en, seq_len: 64}
+                stages:
+                  - {name: pretrain, type: teacher_pretrain, hidden: %d, layers: %d, heads: 8, intermediate: %d, tokens: 1000}
+                """;
+        int[][] sizes = {{65536, 1024, 1 << 20}, {16384, 1024, 65536}, {8192, 512, 32768}};
+        for (int[] s : sizes) {
+            Path f = Files.writeString(dir.resolve("big.yaml"), yaml.formatted(dir.resolve("run"), s[0], s[1], s[2]));
+            molt.pipeline.cli.CliTestSupport.Run r = molt.pipeline.cli.CliTestSupport.run("validate", f.toString());
+            assertEquals(2, r.exit(), r.err());
+            assertTrue(r.err().contains("teacher_pretrain:"), r.err());
+            assertFalse(Files.exists(dir.resolve("run")), "nothing written");
+        }
+    }
 }
