@@ -54,6 +54,12 @@ public final class HfTokenizer implements TextTokenizer, AutoCloseable {
         } catch (IOException | RuntimeException e) {
             throw new InputException(file, "tokenizers library refused it: " + e.getMessage(), e);
         }
+        try {
+            tok.encode("probe", false, false).getIds(); // a tokenizer that loads but cannot encode fails here, not later
+        } catch (RuntimeException e) {
+            tok.close();
+            throw new InputException(file, "tokenizers library cannot encode with it: " + e.getMessage(), e);
+        }
         int maxId = -1;
         JsonNode vocab = root.path("model").path("vocab");
         if (vocab.isObject()) {

@@ -72,4 +72,15 @@ class TokenizersTest {
         e = assertThrows(InputException.class, () -> Tokenizers.load(dir));
         assertTrue(e.getMessage().contains("tokenizer.json"), e.getMessage());
     }
+
+    @Test
+    void tokenizerFilesMoltCannotUseAreInputErrors(@TempDir Path dir) throws Exception {
+        String[] bad = {"", "[]", "{\"model\": 5}", "{\"model\": {\"type\": \"NoSuchModel\"}}",
+            "{\"version\": \"1.0\", \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"x\"}, \"merges\": 7}}"};
+        for (String json : bad) {
+            Files.writeString(dir.resolve("tokenizer.json"), json);
+            InputException e = assertThrows(InputException.class, () -> Tokenizers.load(dir), json);
+            assertTrue(e.getMessage().contains("tokenizer.json"), e.getMessage());
+        }
+    }
 }
