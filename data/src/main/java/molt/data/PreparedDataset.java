@@ -217,9 +217,11 @@ public final class PreparedDataset {
             throw new InputException(mf, "not a molt dataset manifest (format " + FORMAT + ")");
         }
         int format = n.path("format").asInt();
-        if (format < FORMAT) {
+        if (format == 1) {
+            n = upgradeFormat1(dir, mf, (ObjectNode) n);
+        } else if (format < FORMAT) {
             throw new InputException(dir, "was prepared by an older molt (dataset format " + format
-                    + ", without shard checksums); delete it and prepare it again");
+                    + "); delete it and prepare it again");
         }
         if (format > FORMAT) {
             throw new InputException(dir, "was prepared by a newer molt (dataset format " + format
@@ -233,6 +235,42 @@ public final class PreparedDataset {
             listed.put(split, shardsOf(dir, mf, split, n.path("splits").path(split)));
         }
         return new PreparedDataset(dir, (ObjectNode) n, listed);
+    }
+
+    /**
+     * A dataset an older molt prepared (format 1: shard names without checksums) gets its shards' rows, sizes and
+     * SHA-256s recorded as they are now, in a rewritten manifest (format 2), so run directories made before checksums
+     * keep resuming. From then on every read is checked; what changed before the upgrade cannot be detected.
+     */
+    private static ObjectNode upgradeFormat1(Path dir, Path mf, ObjectNode n) {
+        ObjectNode up = n.deepCopy();
+        up.put("format", FORMAT);
+        for (String split : List.of("train", "val")) {
+            JsonNode names = n.path("splits").path(split).path("shards");
+            if (names.isMissingNode()) {
+                continue;
+            }
+            ArrayNode entries = JSON.createArrayNode();
+            for (JsonNode name : names) {
+                String file = name.isTextual() ? name.asText() : "";
+                Path p = dir.resolve(file);
+                if (!SHARD_NAME.matcher(file).matches() || !file.startsWith(split + "-") || !Files.isRegularFile(p)) {
+                    throw new InputException(mf, "format 1 manifest: splits." + split + ".shards lists " + name
+                            + ", not a shard file of this directory (damaged; delete " + dir + " and prepare it again)");
+                }
+                entries.addObject().put("file", file).put("rows", SequenceShards.readColumn(p, SequenceShards.COLUMN)
+                        .size()).put("bytes", Checksums.size(p)).put("sha256", Checksums.sha256(p));
+            }
+            ((ObjectNode) up.path("splits").path(split)).set("shards", entries);
+        }
+        try {
+            AtomicFiles.writeString(mf, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(up));
+        } catch (IOException e) {
+            throw new InputException(mf, "cannot upgrade the manifest: " + e.getMessage(), e);
+        }
+        LOG.warn("{}: prepared by an older molt without shard checksums; recorded the shards' SHA-256 as they are now",
+                dir);
+        return up;
     }
 
     private static List<Shard> shardsOf(Path dir, Path mf, String split, JsonNode s) {

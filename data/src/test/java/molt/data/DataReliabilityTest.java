@@ -282,7 +282,6 @@ class DataReliabilityTest {
         Path mf = ds.dir().resolve(PreparedDataset.MANIFEST);
         ObjectMapper json = new ObjectMapper();
         String good = Files.readString(mf);
-        // Format 1 (an older molt, names only): refused with what to do, by open and by prepare, untouched.
         ObjectNode old = (ObjectNode) json.readTree(good);
         old.put("format", 1);
         for (String split : List.of("train", "val")) {
@@ -290,11 +289,23 @@ class DataReliabilityTest {
             old.path("splits").path(split).path("shards").forEach(e -> arr.add(e.path("file").asText()));
             ((ObjectNode) old.path("splits").path(split)).set("shards", arr);
         }
+        // Format 1 (an older molt, names only): upgraded in place, the shards' digests recorded as they are, so a run
+        // directory made before checksums still resumes; its shards are untouched.
         Files.writeString(mf, old.toString());
         Map<String, String> before = snapshot(ds.dir());
-        refusedOneLine(() -> PreparedDataset.open(ds.dir()), "prepared by an older molt", "delete it");
-        refusedOneLine(() -> prepare(dir.resolve("src.jsonl"), ds.dir(), 40), "prepared by an older molt");
-        assertEquals(before, snapshot(ds.dir()));
+        PreparedDataset upgraded = PreparedDataset.open(ds.dir());
+        assertEquals(2, json.readTree(mf.toFile()).path("format").asInt());
+        assertEquals(json.readTree(good).path("splits"), json.readTree(mf.toFile()).path("splits"));
+        assertEquals(ds.sequences("train"), upgraded.sequences("train"));
+        before.remove(PreparedDataset.MANIFEST);
+        Map<String, String> after = snapshot(ds.dir());
+        after.remove(PreparedDataset.MANIFEST);
+        assertEquals(before, after, "only the manifest is rewritten");
+        // A format 1 manifest whose shards are not file names of the directory is refused.
+        old.withArray("/splits/train/shards").set(0, json.getNodeFactory().textNode("../src.jsonl"));
+        Files.writeString(mf, old.toString());
+        refusedOneLine(() -> PreparedDataset.open(ds.dir()), "format 1 manifest", "not a shard file");
+        Files.writeString(mf, good);
         // Entries that do not name a shard of their split, or lack a digest.
         for (String bad : List.of("\"../src.jsonl\"", "\"val-00000.parquet\"", "\"/etc/passwd\"")) {
             Files.writeString(mf, good.replace("\"train-00000.parquet\"", bad));

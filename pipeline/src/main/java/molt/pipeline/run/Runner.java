@@ -55,7 +55,7 @@ public final class Runner {
         Files.createDirectories(dir);
         try (RunLock lock = RunLock.acquire(dir); RunLog log = RunLog.attach(dir.resolve("molt.log"))) {
             ObjectNode header = ResolvedConfig.checkAndWrite(dir, cfg);
-            Path teacherDir = cfg.pretrainStage() != null ? TeacherPretrainStage.cacheDir(cfg) : cfg.teacher();
+            Path teacherDir = teacherDir(cfg, dir);
             Device device = Devices.resolve(cfg.device());
             PreparedDataset data = prepareData(cfg, dir, teacherDir);
             List<Job> jobs = jobs(cfg);
@@ -67,6 +67,26 @@ public final class Runner {
             LOG.info("run {} done: {}", cfg.name(), dir.resolve("report.json"));
             return dir;
         }
+    }
+
+    /**
+     * The teacher: teacher.path, or the cached pretrained teacher. A run directory whose pretraining finished before
+     * the cache key hashed FORMAT and the engine's versions resumes with the teacher it was made with (its cache
+     * directory under the old key), so its students keep their base model.
+     */
+    static Path teacherDir(RunConfig cfg, Path runDir) {
+        if (cfg.pretrainStage() == null) {
+            return cfg.teacher();
+        }
+        Path current = TeacherPretrainStage.cacheDir(cfg);
+        Path legacy = TeacherPretrainStage.legacyCacheDir(cfg);
+        String status = JsonFiles.readObjectOrEmpty(runDir.resolve("run.json")).path("stages")
+                .path(cfg.pretrainStage().name()).path("status").asText();
+        if (!Files.exists(current) && Files.isDirectory(legacy) && status.equals("done")) {
+            LOG.info("resuming with the teacher this run pretrained before the cache key changed: {}", legacy);
+            return legacy;
+        }
+        return current;
     }
 
     /** The run's data, prepared (once) with the teacher's tokenizer: a pretrained teacher's is molt's byte tokenizer. */

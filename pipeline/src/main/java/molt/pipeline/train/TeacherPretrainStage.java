@@ -56,14 +56,32 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
         return LlamaConfig.fromJson(n, Path.of("teacher_pretrain"));
     }
 
-    /** Where the teacher of these settings lives: the cache directory plus a hash of what determines the teacher. */
     /**
      * The version of what teacher pretraining computes, part of the cache key: bump it with any change that alters
      * a pretrained teacher's weights (TeacherPretrainPinTest pins a short run's weights and fails until it is).
      */
     public static final int FORMAT = 1;
 
+    /**
+     * Where the teacher of these settings lives: the cache directory plus a hash of what determines the teacher, its
+     * settings and data and what else decides its bytes: the code's numerics (FORMAT), the engine and the threads.
+     */
     public static Path cacheDir(RunConfig cfg) {
+        ObjectNode key = settingsKey(cfg);
+        key.put("format", FORMAT).put("djl", molt.pipeline.BuildInfo.djlVersion())
+                .put("libtorch", ai.djl.engine.Engine.getEngine("PyTorch").getVersion()).put("threads", cfg.threads());
+        return cacheDir(cfg, key);
+    }
+
+    /**
+     * Where molt kept this teacher before the key hashed anything but its settings. A run directory whose pretraining
+     * finished then still resumes with the teacher it was distilled from (see Runner); new runs never look here.
+     */
+    public static Path legacyCacheDir(RunConfig cfg) {
+        return cacheDir(cfg, settingsKey(cfg));
+    }
+
+    private static ObjectNode settingsKey(RunConfig cfg) {
         ObjectNode key = JSON.createObjectNode();
         ObjectNode resolved = cfg.toJson();
         for (var st : resolved.path("stages")) {
@@ -73,9 +91,10 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
         }
         key.set("data", resolved.path("data"));
         key.put("seed", cfg.seed());
-        // What else decides the teacher's bytes: the code's numerics (FORMAT), the engine and the thread count.
-        key.put("format", FORMAT).put("djl", molt.pipeline.BuildInfo.djlVersion())
-                .put("libtorch", ai.djl.engine.Engine.getEngine("PyTorch").getVersion()).put("threads", cfg.threads());
+        return key;
+    }
+
+    private static Path cacheDir(RunConfig cfg, ObjectNode key) {
         try {
             byte[] d = MessageDigest.getInstance("SHA-256").digest(JSON.writeValueAsBytes(key));
             return cfg.teacherCache().resolve("teacher-" + HexFormat.of().formatHex(d).substring(0, 16));

@@ -171,10 +171,10 @@ class DataCommandReliabilityTest {
         assertEquals(0, CliTestSupport.run(prepare(teacher, corpus, data, "--rows-per-shard", "40")
                 .toArray(String[]::new)).exit());
         assertEquals(ds.shardFiles("train").get(1).sha256(), Checksums.sha256(shard.path()), "rewritten as before");
-        // A dataset prepared by an older molt (format 1, no checksums) is refused with what to do.
+        // A manifest claiming format 1 (an older molt) whose shard entries are not file names is refused.
         Path mf = data.resolve(PreparedDataset.MANIFEST);
         Files.writeString(mf, Files.readString(mf).replace("\"format\" : 2", "\"format\" : 1"));
-        refused(prepare(teacher, corpus, data, "--rows-per-shard", "40"), "prepared by an older molt", "delete it");
+        refused(prepare(teacher, corpus, data, "--rows-per-shard", "40"), "format 1 manifest", "delete");
         // --debug adds the stack trace.
         CliTestSupport.Run debug = CliTestSupport.run(concat(prepare(teacher, corpus, data), "--debug")
                 .toArray(String[]::new));
