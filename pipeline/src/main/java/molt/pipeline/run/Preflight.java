@@ -15,7 +15,8 @@ import molt.teacher.tokenizer.Tokenizers;
 
 /**
  * Everything a run can check before it writes anything, so that a refused run leaves no trace in its directory
- * and {@code molt validate} fails exactly where {@code molt run} would: the output directory, the device, the
+ * and {@code molt validate} fails exactly where {@code molt run} would: the output directory (and the config that
+ * made it, if any), the device, the
  * teacher (its config and tokenizer), every student's plan against the teacher's layers, the data source, and the
  * sizes that must fit the teacher's positions.
  */
@@ -26,6 +27,7 @@ public final class Preflight {
     /** Checks {@code cfg}; returns the teacher's architecture (the pretrained teacher's when a stage makes it). */
     public static LlamaConfig check(RunConfig cfg) {
         checkOutputDir(cfg.outputDir());
+        ResolvedConfig.check(cfg.outputDir(), cfg);
         Devices.resolve(cfg.device());
         LlamaConfig c = teacher(cfg);
         cfg.student().plan(c.numLayers());

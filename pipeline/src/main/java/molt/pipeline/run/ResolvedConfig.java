@@ -51,19 +51,30 @@ public final class ResolvedConfig {
      * header; returns it.
      */
     static ObjectNode checkAndWrite(Path dir, RunConfig cfg) throws IOException {
-        Path file = dir.resolve(FILE);
-        if (Files.isRegularFile(file)) {
-            JsonNode old = JsonFiles.readObject(file);
-            List<String> diff = differences(old.path("config"), cfg.toJson());
-            if (!diff.isEmpty()) {
-                throw new InputException(dir, "was created by a different config (differs in " + String.join(", ", diff)
-                        + "); use another output_dir or delete it");
-            }
+        if (check(dir, cfg)) {
             LOG.info("resuming run in {}", dir);
         }
+        Path file = dir.resolve(FILE);
         ObjectNode header = header(cfg);
         AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(header));
         return header;
+    }
+
+    /**
+     * Refuses {@code dir} when a different config made it; true when the same config did (the run resumes), false
+     * when no config made it yet. Writes nothing.
+     */
+    static boolean check(Path dir, RunConfig cfg) {
+        Path file = dir.resolve(FILE);
+        if (!Files.isRegularFile(file)) {
+            return false;
+        }
+        List<String> diff = differences(JsonFiles.readObject(file).path("config"), cfg.toJson());
+        if (!diff.isEmpty()) {
+            throw new InputException(dir, "was created by a different config (differs in " + String.join(", ", diff)
+                    + "); use another output_dir or delete it");
+        }
+        return true;
     }
 
     /** Key paths whose values differ between two resolved configs. */

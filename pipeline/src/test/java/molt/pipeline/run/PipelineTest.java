@@ -64,6 +64,13 @@ class PipelineTest {
         CliTestSupport.Run changed = CliTestSupport.run("run", config.toString(), "--set", "stages[0].lr=0.5");
         assertEquals(2, changed.exit());
         assertTrue(changed.err().contains("stages[0].lr"), changed.err());
+        // validate refuses it too, as run does, and neither touches the directory's config.
+        byte[] resolved = Files.readAllBytes(dir.resolve("run/config.resolved.json"));
+        CliTestSupport.Run validate = CliTestSupport.run("validate", config.toString(), "--set", "stages[0].lr=0.5");
+        assertEquals(2, validate.exit());
+        assertTrue(validate.err().contains("stages[0].lr"), validate.err());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(resolved,
+                Files.readAllBytes(dir.resolve("run/config.resolved.json")));
     }
 
     @Test
