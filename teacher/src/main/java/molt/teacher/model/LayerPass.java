@@ -34,7 +34,15 @@ public interface LayerPass {
         return true;
     }
 
-    /** A parallel pass from position 0: every core's parallel form, nothing recorded. */
+    /**
+     * True when every layer's intermediates must live until the caller closes the scope (a training forward, whose
+     * backward reads them); false lets the loop free each layer's arrays before the next layer runs.
+     */
+    default boolean keepsIntermediates() {
+        return false;
+    }
+
+    /** A parallel pass from position 0: every core's parallel form, nothing recorded; keeps every intermediate. */
     static LayerPass parallel(Projector projector) {
         return new LayerPass() {
             @Override
@@ -50,6 +58,11 @@ public interface LayerPass {
             @Override
             public NDArray attend(NDManager scope, int layer, AttentionCore core, AttentionInput in) {
                 return core.forward(scope, in, false).out();
+            }
+
+            @Override
+            public boolean keepsIntermediates() {
+                return true;
             }
         };
     }

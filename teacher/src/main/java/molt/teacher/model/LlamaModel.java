@@ -258,9 +258,24 @@ public final class LlamaModel implements LanguageModel {
         NDArray h = embed(scope, tokens);
         int last = pass.lastLayer(layers.size());
         for (int i = 0; i <= last; i++) {
-            h = layers.get(i).forward(scope, h, cores.get(i), pass);
+            h = pass.keepsIntermediates() ? layers.get(i).forward(scope, h, cores.get(i), pass)
+                    : layerInOwnScope(scope, layers.get(i), h, cores.get(i), pass);
         }
         return last == layers.size() - 1 && pass.needsOutput(last) ? head(h) : null;
+    }
+
+    /**
+     * One layer in a scope of its own: its input and every intermediate are freed when it returns, so a pass that
+     * needs no backward holds one layer's arrays at a time (what it records is copied out by the pass).
+     */
+    private static NDArray layerInOwnScope(NDManager scope, DecoderLayer layer, NDArray h, AttentionCore core,
+                                           LayerPass pass) {
+        try (NDManager own = scope.newSubManager()) {
+            h.attach(own); // results follow their first operand: the layer's arrays now land in its own scope
+            NDArray next = layer.forward(own, h, core, pass);
+            next.attach(scope);
+            return next;
+        }
     }
 
     /** Full forward over a batch of equal-length sequences; results attached to {@code out}, the rest freed. */
