@@ -1,18 +1,14 @@
 package molt.data;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
+import java.util.List;
 import java.util.regex.Pattern;
 import molt.teacher.InputException;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.Digests;
 
 /**
  * SHA-256 digests of the files molt writes and reads back (prepared shards, top-k caches). A file is hashed in one
@@ -23,27 +19,13 @@ import molt.teacher.io.AtomicFiles;
 public final class Checksums {
     /** A SHA-256 digest in lower-case hex. */
     public static final Pattern SHA256_HEX = Pattern.compile("[0-9a-f]{64}");
-    private static final int BUFFER = 1 << 20;
 
     private Checksums() {
     }
 
     /** The SHA-256 of a file's bytes, lower-case hex; a file that cannot be read is an {@link InputException}. */
     public static String sha256(Path file) {
-        MessageDigest md = newDigest();
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            ByteBuffer buf = ByteBuffer.allocate(BUFFER);
-            while (ch.read(buf) >= 0) {
-                buf.flip();
-                md.update(buf);
-                buf.clear();
-            }
-        } catch (NoSuchFileException e) {
-            throw new InputException(file, "does not exist");
-        } catch (IOException e) {
-            throw new InputException(file, "cannot read: " + AtomicFiles.describe(e), e);
-        }
-        return HexFormat.of().formatHex(md.digest());
+        return Digests.ofFiles(List.of(file));
     }
 
     /**
@@ -55,14 +37,6 @@ public final class Checksums {
         if (!found.equals(expected)) {
             throw new InputException(file, "checksum mismatch: expected sha256 " + expected + ", found " + found
                     + " (the file changed after molt wrote it; " + remedy + ")");
-        }
-    }
-
-    private static MessageDigest newDigest() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("this JVM has no SHA-256", e);
         }
     }
 

@@ -111,11 +111,6 @@ public final class StudentModel implements LanguageModel {
         return layer + "." + target.shortName();
     }
 
-    /** The checkpoint name prefix of a projection, e.g. {@code model.layers.3.self_attn.q_proj.}. */
-    public static String projectionPrefix(int layer, String target) {
-        return Projection.of(target).prefix(layer);
-    }
-
     /** Mixer parameters by checkpoint name. */
     public Map<String, NDArray> mixerParameters() {
         Map<String, NDArray> out = new LinkedHashMap<>();

@@ -1,7 +1,6 @@
 package molt.pipeline.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -75,10 +74,8 @@ final class SoakBench implements Callable<Integer> {
     }
 
     private void report(Path metrics, double seconds) throws Exception {
-        ObjectMapper json = new ObjectMapper();
         List<JsonNode> rows = new ArrayList<>();
-        for (String line : Files.readAllLines(metrics)) {
-            JsonNode n = json.readTree(line);
+        for (JsonNode n : molt.pipeline.run.MetricsLog.records(metrics)) {
             if (n.has("rss_mib") && n.has("step")) {
                 rows.add(n);
             }

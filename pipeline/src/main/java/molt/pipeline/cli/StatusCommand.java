@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import molt.pipeline.run.MetricsLog;
 import molt.pipeline.run.RunLock;
 import molt.teacher.InputException;
 import molt.teacher.io.JsonFiles;
@@ -70,16 +71,8 @@ public final class StatusCommand implements Callable<Integer> {
     /** The last metrics line of each stage. */
     private ObjectNode latestMetrics() throws IOException {
         ObjectNode latest = JSON.createObjectNode();
-        Path metrics = runDir.resolve("metrics.jsonl");
-        if (Files.isRegularFile(metrics)) {
-            for (String line : Files.readAllLines(metrics)) {
-                try {
-                    JsonNode n = JSON.readTree(line);
-                    latest.set(n.path("stage").asText(), n);
-                } catch (IOException e) {
-                    // a line cut by a kill
-                }
-            }
+        for (ObjectNode n : MetricsLog.records(runDir.resolve("metrics.jsonl"))) {
+            latest.set(n.path("stage").asText(), n);
         }
         return latest;
     }

@@ -1,7 +1,6 @@
 package molt.pipeline.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -94,10 +93,8 @@ final class TrainBench implements Callable<Integer> {
     }
 
     private static void report(Path metrics, String stage, double flopsPerToken, double gemm) throws Exception {
-        ObjectMapper json = new ObjectMapper();
         List<Double> rates = new ArrayList<>();
-        for (String line : Files.readAllLines(metrics)) {
-            JsonNode n = json.readTree(line);
+        for (JsonNode n : molt.pipeline.run.MetricsLog.records(metrics)) {
             if (n.path("stage").asText().equals(stage) && n.path("step").asInt() > 1) {
                 rates.add(n.path("tokens_per_s").asDouble());
             }

@@ -56,22 +56,28 @@ public final class MetricsLog implements AutoCloseable {
         molt.teacher.io.AtomicFiles.writeString(file, kept.toString());
     }
 
-    /** The last complete record in {@code file}, or null. */
-    public static ObjectNode last(Path file) throws IOException {
+    /** The complete records of {@code file}, in order (lines cut by a kill are skipped); empty when absent. */
+    public static java.util.List<ObjectNode> records(Path file) throws IOException {
+        java.util.List<ObjectNode> out = new java.util.ArrayList<>();
         if (!Files.exists(file)) {
-            return null;
+            return out;
         }
-        ObjectNode last = null;
         for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
             try {
                 if (!line.isBlank()) {
-                    last = (ObjectNode) JSON.readTree(line);
+                    out.add((ObjectNode) JSON.readTree(line));
                 }
             } catch (IOException | ClassCastException e) {
-                // a truncated final line
+                // a truncated line
             }
         }
-        return last;
+        return out;
+    }
+
+    /** The last complete record in {@code file}, or null. */
+    public static ObjectNode last(Path file) throws IOException {
+        java.util.List<ObjectNode> all = records(file);
+        return all.isEmpty() ? null : all.get(all.size() - 1);
     }
 
     @Override

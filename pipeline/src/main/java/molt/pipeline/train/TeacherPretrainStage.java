@@ -8,8 +8,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.util.HexFormat;
 import java.util.Map;
 import molt.data.BatchReader;
 import molt.data.SpanCopy;
@@ -17,6 +15,7 @@ import molt.pipeline.config.RunConfig;
 import molt.pipeline.config.TeacherPretrainSpec;
 import molt.teacher.LlamaConfig;
 import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.Digests;
 import molt.teacher.io.JsonFiles;
 import molt.teacher.model.LlamaModel;
 import molt.teacher.tokenizer.ByteTokenizer;
@@ -96,10 +95,9 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
 
     private static Path cacheDir(RunConfig cfg, ObjectNode key) {
         try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(JSON.writeValueAsBytes(key));
-            return cfg.teacherCache().resolve("teacher-" + HexFormat.of().formatHex(d).substring(0, 16));
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
+            return cfg.teacherCache().resolve("teacher-" + Digests.hex(JSON.writeValueAsBytes(key)).substring(0, 16));
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("cannot serialise the teacher's cache key", e);
         }
     }
 

@@ -29,6 +29,11 @@ public final class Digests {
         return HexFormat.of().formatHex(sha256().digest(bytes));
     }
 
+    /** The digest accumulated so far, as hex (the digest is reset). */
+    public static String hex(MessageDigest md) {
+        return HexFormat.of().formatHex(md.digest());
+    }
+
     public static String hex(String text) {
         return hex(text.getBytes(StandardCharsets.UTF_8));
     }
@@ -43,11 +48,13 @@ public final class Digests {
                 while ((n = in.read(buf)) > 0) {
                     md.update(buf, 0, n);
                 }
+            } catch (java.nio.file.NoSuchFileException e) {
+                throw new InputException(f, "does not exist");
             } catch (IOException e) {
                 throw new InputException(f, "cannot read: " + AtomicFiles.describe(e), e);
             }
         }
-        return HexFormat.of().formatHex(md.digest());
+        return hex(md);
     }
 
     /** The digest of bytes [from, end of file) of an open channel. */
@@ -64,6 +71,6 @@ public final class Digests {
         } catch (IOException e) {
             throw new InputException(file, "cannot read: " + AtomicFiles.describe(e), e);
         }
-        return HexFormat.of().formatHex(md.digest());
+        return hex(md);
     }
 }

@@ -139,7 +139,7 @@ public final class SafetensorsWriter {
         }
 
         String hex() {
-            return java.util.HexFormat.of().formatHex(digest.digest());
+            return Digests.hex(digest);
         }
     }
 

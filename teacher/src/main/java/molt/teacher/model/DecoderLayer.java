@@ -43,10 +43,6 @@ public final class DecoderLayer {
         }
     }
 
-    public int index() {
-        return index;
-    }
-
     /**
      * The whole layer on h [B, T, H] at positions pass.start().. -> [B, T, H], created in {@code scope} (or the
      * inputs' manager). Returns h unchanged after the core when the pass needs nothing past this layer's attention.

@@ -28,11 +28,6 @@ public final class DecoderState implements LanguageModel.DecodingState {
         states[layer] = s;
     }
 
-    /** Layer i's state, or null before the first token. */
-    public AttentionState layer(int i) {
-        return states[i];
-    }
-
     void advance(long tokens) {
         position += tokens;
     }

@@ -38,13 +38,6 @@ public final class LlamaBlocks {
                 .transpose(0, 2, 1, 3); // [B, heads, T, D]
     }
 
-    /** [B, heads, T, D] -> [B, T, heads * D]. */
-    public static NDArray mergeHeads(NDArray x) {
-        Shape s = x.getShape();
-        return x.transpose(0, 2, 1, 3) // [B, T, heads, D]
-                .reshape(s.get(0), s.get(2), s.get(1) * s.get(3)); // [B, T, heads * D]
-    }
-
     /** GQA: [B, Hkv, T, D] -> [B, Hkv * groups, T, D], each key/value head repeated for its group of queries. */
     public static NDArray repeatKv(NDArray x, int groups) {
         if (groups == 1) {

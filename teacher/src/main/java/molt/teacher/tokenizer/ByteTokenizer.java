@@ -7,9 +7,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 import molt.teacher.io.AtomicFiles;
 
 /**
@@ -93,12 +90,7 @@ public final class ByteTokenizer implements TextTokenizer {
 
     @Override
     public String identity() {
-        try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(tokenizerJson().getBytes(StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(d);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return molt.teacher.io.Digests.hex(tokenizerJson());
     }
 
     /** Writes {@code DIR/tokenizer.json} atomically. */
