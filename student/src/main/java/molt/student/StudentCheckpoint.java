@@ -297,5 +297,10 @@ public final class StudentCheckpoint {
         public float[] readFloats(String name) {
             return inner.readFloats(name);
         }
+
+        @Override
+        public void readHalf(String name, long offset, short[] into, molt.teacher.io.HalfConversion conversion) {
+            inner.readHalf(name, offset, into, conversion);
+        }
     }
 }

@@ -262,6 +262,49 @@ public final class SafetensorsFile implements WeightSource {
         return out;
     }
 
+    /**
+     * Reads a range of a floating-point tensor as F16 bits through positional reads (no mapping, so nothing of the
+     * file stays resident after the call). F16 elements are copied bit for bit; others go through {@code conversion}.
+     */
+    @Override
+    public void readHalf(String name, long offset, short[] into, HalfConversion conversion) {
+        Entry e = entry(name);
+        DType dtype = e.info().dtype();
+        if (!dtype.isFloat()) {
+            throw new InputException(file, name + ": expected a floating-point tensor, found " + dtype);
+        }
+        if (offset < 0 || offset + into.length > e.info().numel()) {
+            throw new IllegalArgumentException(name + ": elements " + offset + ".." + (offset + into.length)
+                    + " outside [0, " + e.info().numel() + ")");
+        }
+        int size = dtype.bytes();
+        ByteBuffer buf = ByteBuffer.allocate(Math.min(into.length, HALF_CHUNK) * size).order(ByteOrder.LITTLE_ENDIAN);
+        int done = 0;
+        try {
+            while (done < into.length) {
+                int n = Math.min(HALF_CHUNK, into.length - done);
+                buf.clear().limit(n * size);
+                readFully(channel, buf, dataStart + e.begin() + (offset + done) * size);
+                buf.flip();
+                for (int i = 0; i < n; i++) {
+                    into[done + i] = switch (dtype) {
+                        case F16 -> conversion.convert(Floats.f16ToFloat(buf.getShort()));
+                        case BF16 -> conversion.convert(Floats.bf16ToFloat(buf.getShort()));
+                        case F32 -> conversion.convert(buf.getFloat());
+                        case F64 -> conversion.convert((float) buf.getDouble());
+                        default -> throw new IllegalStateException(dtype.toString());
+                    };
+                }
+                done += n;
+            }
+        } catch (IOException ex) {
+            throw new InputException(file, name + ": cannot read: " + ex.getMessage(), ex);
+        }
+    }
+
+    /** Elements per positional read of {@link #readHalf}. */
+    private static final int HALF_CHUNK = 1 << 20;
+
     /** An integer tensor (I64, I32, I16, I8, U8) widened to long. */
     public long[] readLongs(String name) {
         Entry e = entry(name);

@@ -119,6 +119,11 @@ public final class ShardedWeights implements WeightSource {
         return shard(name).readFloats(name);
     }
 
+    @Override
+    public void readHalf(String name, long offset, short[] into, HalfConversion conversion) {
+        shard(name).readHalf(name, offset, into, conversion);
+    }
+
     /** The shard files, in name order. */
     public List<Path> files() {
         return shards.stream().map(SafetensorsFile::origin).toList();

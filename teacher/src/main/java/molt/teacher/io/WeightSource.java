@@ -26,6 +26,19 @@ public interface WeightSource extends AutoCloseable {
     /** The tensor's elements in row-major order, widened to F32. */
     float[] readFloats(String name);
 
+    /**
+     * Elements {@code offset .. offset + into.length - 1} (row-major) of a floating-point tensor as F16 bits, each
+     * converted and counted by {@code conversion}. This default reads the whole tensor as F32 on every call; sources
+     * that hold large tensors read only the range.
+     */
+    default void readHalf(String name, long offset, short[] into, HalfConversion conversion) {
+        float[] all = readFloats(name);
+        int from = Math.toIntExact(offset);
+        for (int i = 0; i < into.length; i++) {
+            into[i] = conversion.convert(all[from + i]);
+        }
+    }
+
     @Override
     default void close() {
     }

@@ -25,16 +25,21 @@ public final class DecoderLayer {
     private final int index;
     private final LlamaConfig config;
     private final Rope rope;
+    private final Frozen frozen;
     private final NDArray inputNorm;
     private final NDArray postNorm;
     private final NDArray[] weightsT = new NDArray[Projection.values().length];
     private final NDArray[] biases = new NDArray[Projection.values().length];
 
-    /** Layer {@code index} over the model's stored arrays (by Hugging Face name, projections transposed). */
-    DecoderLayer(int index, LlamaConfig config, Rope rope, Map<String, NDArray> stored) {
+    /**
+     * Layer {@code index} over the model's stored arrays (by Hugging Face name, projections transposed), using
+     * 16-bit ones as {@code frozen} says.
+     */
+    DecoderLayer(int index, LlamaConfig config, Rope rope, Map<String, NDArray> stored, Frozen frozen) {
         this.index = index;
         this.config = config;
         this.rope = rope;
+        this.frozen = frozen;
         this.inputNorm = stored.get(molt.teacher.LlamaWeights.layer(index, "input_layernorm.weight"));
         this.postNorm = stored.get(molt.teacher.LlamaWeights.layer(index, "post_attention_layernorm.weight"));
         for (Projection p : Projection.values()) {
@@ -56,14 +61,14 @@ public final class DecoderLayer {
         if (!pass.needsOutput(index)) {
             return h;
         }
-        return tail(h, perHead, pass.projector());
+        return tail(scope, h, perHead, pass.projector());
     }
 
     /** Normed input xn [B, T, H] to the core's input at positions start..: q, k after RoPE, GQA left to the core. */
     private AttentionInput input(NDManager scope, NDArray xn, Projector p, long start) {
-        NDArray q = LlamaBlocks.splitHeads(project(p, Projection.Q, xn), config.numHeads()); // [B, Hq, T, D]
-        NDArray k = LlamaBlocks.splitHeads(project(p, Projection.K, xn), config.numKvHeads()); // [B, Hkv, T, D]
-        NDArray v = LlamaBlocks.splitHeads(project(p, Projection.V, xn), config.numKvHeads()); // [B, Hkv, T, D]
+        NDArray q = LlamaBlocks.splitHeads(project(scope, p, Projection.Q, xn), config.numHeads()); // [B, Hq, T, D]
+        NDArray k = LlamaBlocks.splitHeads(project(scope, p, Projection.K, xn), config.numKvHeads()); // [B, Hkv, T, D]
+        NDArray v = LlamaBlocks.splitHeads(project(scope, p, Projection.V, xn), config.numKvHeads()); // [B, Hkv, T, D]
         int t = Math.toIntExact(q.getShape().get(2));
         NDArray cos = rope.cos(scope, start, t);
         NDArray sin = rope.sin(scope, start, t);
@@ -86,23 +91,24 @@ public final class DecoderLayer {
     }
 
     /** The rest of the layer after the core: o_proj, residual, post-norm, MLP, residual. */
-    private NDArray tail(NDArray h, NDArray perHead, Projector p) {
+    private NDArray tail(NDManager scope, NDArray h, NDArray perHead, Projector p) {
         Shape s = perHead.getShape();
         NDArray merged = perHead.reshape(s.get(0), s.get(1), s.get(2) * s.get(3)); // [B, T, Hq*D]
-        NDArray x = h.add(project(p, Projection.O, merged));
+        NDArray x = h.add(project(scope, p, Projection.O, merged));
         NDArray xn = LlamaBlocks.rmsNorm(x, postNorm, config.rmsNormEps());
-        return x.add(mlp(xn, p));
+        return x.add(mlp(scope, xn, p));
     }
 
     /** The SwiGLU MLP: down(silu(gate(x)) * up(x)). */
-    private NDArray mlp(NDArray x, Projector p) {
-        NDArray gate = project(p, Projection.GATE, x);
-        NDArray up = project(p, Projection.UP, x);
+    private NDArray mlp(NDManager scope, NDArray x, Projector p) {
+        NDArray gate = project(scope, p, Projection.GATE, x);
+        NDArray up = project(scope, p, Projection.UP, x);
         NDArray act = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-        return project(p, Projection.DOWN, act);
+        return project(scope, p, Projection.DOWN, act);
     }
 
-    private NDArray project(Projector p, Projection target, NDArray x) {
-        return p.project(index, target, x, weightsT[target.ordinal()], biases[target.ordinal()]);
+    /** A projection through {@code p}; a 16-bit weight is made usable in {@code scope} first (see {@link Frozen}). */
+    private NDArray project(NDManager scope, Projector p, Projection target, NDArray x) {
+        return p.project(index, target, x, frozen.use(scope, weightsT[target.ordinal()]), biases[target.ordinal()]);
     }
 }

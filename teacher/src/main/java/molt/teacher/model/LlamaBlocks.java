@@ -24,9 +24,14 @@ public final class LlamaBlocks {
         return x.div(variance.add((float) eps).sqrt()).mul(w);
     }
 
-    /** x W^T + b, with W stored transposed as wT [in, out]; b may be null. */
+    /**
+     * x W^T + b, with W stored transposed as wT [in, out]; b may be null. An F16 wT (frozen weights on a GPU, see
+     * {@link Frozen#HALF}) multiplies in F16 and returns F32.
+     */
     public static NDArray linear(NDArray x, NDArray wT, NDArray b) {
-        NDArray y = x.matMul(wT);
+        NDArray y = wT.getDataType() == DataType.FLOAT16
+                ? x.toType(DataType.FLOAT16, false).matMul(wT).toType(DataType.FLOAT32, false)
+                : x.matMul(wT);
         return b == null ? y : y.add(b);
     }
 

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,6 +17,8 @@ import java.util.Map;
 import molt.teacher.InputException;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
+import molt.teacher.Precision;
+import molt.teacher.io.HalfConversion;
 import molt.teacher.io.Checkpoints;
 import molt.teacher.io.Floats;
 import molt.teacher.io.WeightSource;
@@ -46,73 +49,108 @@ public final class LlamaModel implements LanguageModel {
     private final List<DecoderLayer> layers;
     private final List<AttentionCore> softmax;
     private final NDArray norm;
+    /** The LM head as W^T [H, V]; null for 16-bit tied embeddings, whose head is the embedding itself. */
     private final NDArray lmHeadT;
+    private final Precision precision;
+    private final Frozen frozen;
     private final Rope rope;
     /** Stored arrays by Hugging Face name; projections are stored transposed (see {@link #isTransposed}). */
     private final Map<String, NDArray> stored;
 
     private LlamaModel(LlamaConfig config, Device device, NDManager manager, Map<String, NDArray> stored,
-                       NDArray lmHeadT) {
+                       NDArray lmHeadT, Precision precision, Frozen frozen) {
         this.stored = stored;
         this.config = config;
         this.device = device;
         this.manager = manager;
+        this.precision = precision;
+        this.frozen = frozen;
         this.embed = stored.get("model.embed_tokens.weight");
         this.norm = stored.get("model.norm.weight");
         this.lmHeadT = lmHeadT;
         this.rope = new Rope(config);
         List<DecoderLayer> l = new ArrayList<>();
         for (int i = 0; i < config.numLayers(); i++) {
-            l.add(new DecoderLayer(i, config, rope, stored));
+            l.add(new DecoderLayer(i, config, rope, stored, frozen));
         }
         this.layers = Collections.unmodifiableList(l);
         this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device));
     }
 
-    /** Loads {@code DIR/config.json} and its weights onto {@code device}, checking every name and shape. */
+    /** Loads {@code DIR/config.json} and its weights onto {@code device} as F32, checking every name and shape. */
     public static LlamaModel load(Path modelDir, Device device) {
+        return load(modelDir, device, Precision.F32);
+    }
+
+    /** Loads {@code DIR/config.json} and its weights onto {@code device}, frozen weights held at {@code precision}. */
+    public static LlamaModel load(Path modelDir, Device device, Precision precision) {
         LlamaConfig config = LlamaConfig.read(modelDir);
         try (WeightSource w = Checkpoints.open(modelDir)) {
             long t0 = System.nanoTime();
-            LlamaModel m = fromWeights(config, w, device);
-            LOG.info("loaded {} ({} layers, {} parameters) from {} in {} ms", config.modelType(), config.numLayers(),
-                    LlamaWeights.parameterCount(config), modelDir, (System.nanoTime() - t0) / 1_000_000);
+            LlamaModel m = fromWeights(config, w, device, false, precision);
+            LOG.info("loaded {} ({} layers, {} parameters, {} frozen weights) from {} in {} ms", config.modelType(),
+                    config.numLayers(), LlamaWeights.parameterCount(config), precision.setting(), modelDir,
+                    (System.nanoTime() - t0) / 1_000_000);
             return m;
         }
     }
 
-    /** Builds the model from any weight source (validated against the config first). */
+    /** Builds the model from any weight source (validated against the config first), as F32. */
     public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device) {
-        return fromWeights(c, w, device, false);
+        return fromWeights(c, w, device, false, Precision.F32);
+    }
+
+    /** Builds the model from any weight source with frozen weights held at {@code precision}. */
+    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, Precision precision) {
+        return fromWeights(c, w, device, false, precision);
     }
 
     /**
-     * Builds the model; with {@code trainable}, every weight requires gradients (pretraining a teacher from scratch)
-     * and the weights' manager is left uncapped, since gradients attach to it.
+     * Builds the model; with {@code trainable}, every weight requires gradients (pretraining a teacher from scratch,
+     * F32 only) and the weights' manager is left uncapped, since gradients attach to it. With {@link Precision#F16}
+     * the matrices (embedding, projections, LM head) are held as F16 and used as {@link Frozen#forDevice} says;
+     * norms and biases stay F32. Each matrix's conversion is checked ({@link HalfConversion#check}) and the total is
+     * logged.
      */
-    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, boolean trainable) {
+    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, boolean trainable,
+                                         Precision precision) {
+        return fromWeights(c, w, device, trainable, precision, Frozen.forDevice(device));
+    }
+
+    /** As above with an explicit use of 16-bit weights (tests run the GPU's {@link Frozen#HALF} path on a CPU). */
+    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, boolean trainable,
+                                         Precision precision, Frozen frozen) {
         LlamaWeights.validate(c, w);
         if (trainable && c.tieWordEmbeddings()) {
             throw new IllegalArgumentException("training a model with tied embeddings is not supported");
         }
+        if (trainable && precision != Precision.F32) {
+            throw new IllegalArgumentException("trainable weights must be F32, found precision " + precision);
+        }
         NDManager m = NDManager.newBaseManager(device);
         try {
+            Loader load = new Loader(m, w, precision);
             Map<String, long[]> expected = LlamaWeights.expected(c);
             Map<String, NDArray> stored = new LinkedHashMap<>();
-            stored.put("model.embed_tokens.weight", plain(m, w, "model.embed_tokens.weight"));
+            stored.put("model.embed_tokens.weight", load.matrix("model.embed_tokens.weight", false));
             for (int i = 0; i < c.numLayers(); i++) {
                 for (String name : LAYER_TENSORS) {
                     String full = LlamaWeights.layer(i, name);
                     if (expected.containsKey(full)) {
-                        stored.put(full, isTransposed(full) ? transposed(m, w, full) : plain(m, w, full));
+                        stored.put(full, isTransposed(full) ? load.matrix(full, true) : plain(m, w, full));
                     }
                 }
             }
             stored.put("model.norm.weight", plain(m, w, "model.norm.weight"));
-            NDArray head = c.tieWordEmbeddings() ? stored.get("model.embed_tokens.weight").transpose().duplicate()
-                    : transposed(m, w, "lm_head.weight");
+            NDArray head;
             if (!c.tieWordEmbeddings()) {
+                head = load.matrix("lm_head.weight", true);
                 stored.put("lm_head.weight", head);
+            } else {
+                head = precision == Precision.F32 ? stored.get("model.embed_tokens.weight").transpose().duplicate() : null;
+            }
+            if (precision != Precision.F32) {
+                LOG.info("{}: {}", w.origin(), load.total().summary());
             }
             if (trainable) {
                 stored.values().forEach(a -> a.setRequiresGradient(true));
@@ -120,7 +158,7 @@ public final class LlamaModel implements LanguageModel {
                 // No per-call result may ever attach to the weights' manager: capping turns such a leak into an error.
                 m.cap();
             }
-            return new LlamaModel(c, device, m, Collections.unmodifiableMap(stored), head);
+            return new LlamaModel(c, device, m, Collections.unmodifiableMap(stored), head, precision, frozen);
         } catch (RuntimeException e) {
             m.close();
             throw e;
@@ -139,12 +177,47 @@ public final class LlamaModel implements LanguageModel {
         return NativeArrays.floats(m, Floats.requireFinite(w.origin(), name, w.readFloats(name)), new Shape(shape));
     }
 
-    /** Stores W [out, in] as a contiguous W^T [in, out], so a projection is one matMul with no transpose. */
-    private static NDArray transposed(NDManager m, WeightSource w, String name) {
-        try (NDArray raw = plain(m, w, name); NDArray view = raw.transpose()) {
-            NDArray t = view.duplicate();
-            t.attach(m);
-            return t;
+    /**
+     * Reads matrices into the weights' manager at one precision. A projection W [out, in] is stored as a
+     * contiguous W^T [in, out], so a projection is one matMul with no transpose.
+     */
+    private static final class Loader {
+        private final NDManager m;
+        private final WeightSource w;
+        private final Precision precision;
+        private final HalfConversion total = new HalfConversion();
+
+        Loader(NDManager m, WeightSource w, Precision precision) {
+            this.m = m;
+            this.w = w;
+            this.precision = precision;
+        }
+
+        NDArray matrix(String name, boolean transpose) {
+            if (precision == Precision.F16) {
+                HalfConversion conversion = new HalfConversion();
+                NDArray a = molt.teacher.io.HalfArrays.read(m, w, name, transpose, conversion);
+                try {
+                    conversion.check(w.origin(), name);
+                } catch (RuntimeException e) {
+                    a.close();
+                    throw e;
+                }
+                total.add(conversion);
+                return a;
+            }
+            if (!transpose) {
+                return plain(m, w, name);
+            }
+            try (NDArray raw = plain(m, w, name); NDArray view = raw.transpose()) {
+                NDArray t = view.duplicate();
+                t.attach(m);
+                return t;
+            }
+        }
+
+        HalfConversion total() {
+            return total;
         }
     }
 
@@ -200,6 +273,16 @@ public final class LlamaModel implements LanguageModel {
         return device;
     }
 
+    /** The precision the frozen weights are held at. */
+    public Precision precision() {
+        return precision;
+    }
+
+    /** How 16-bit weights are used (widened on CPU, multiplied in F16 on GPU). */
+    public Frozen frozen() {
+        return frozen;
+    }
+
     /** The manager that owns the frozen weights; it is capped, so nothing else can be created in it. */
     public NDManager manager() {
         return manager;
@@ -231,12 +314,18 @@ public final class LlamaModel implements LanguageModel {
         }
         NDArray ids = NativeArrays.longs(scope, flat, new Shape(flat.length));
         NDArray rows = embed.get(scope, new NDIndex("{}", ids)); // [B*T, H]
+        if (rows.getDataType() != DataType.FLOAT32) {
+            rows = rows.toType(DataType.FLOAT32, false); // activations are F32 whatever the weights' precision
+        }
         return rows.reshape(b, t, config.hiddenSize()); // [B, T, H]
     }
 
-    /** Final RMSNorm and LM head: [B, T, H] -> logits [B, T, V]. */
-    private NDArray head(NDArray h) {
-        return LlamaBlocks.rmsNorm(h, norm, config.rmsNormEps()).matMul(lmHeadT);
+    /** Final RMSNorm and LM head: [B, T, H] -> logits [B, T, V]; a 16-bit head is made usable in {@code scope}. */
+    private NDArray head(NDManager scope, NDArray h) {
+        NDArray normed = LlamaBlocks.rmsNorm(h, norm, config.rmsNormEps());
+        NDArray headT = lmHeadT != null ? frozen.use(scope, lmHeadT)
+                : frozen.use(scope, embed).transpose(); // [H, V], a view of the tied [V, H] embedding
+        return LlamaBlocks.linear(normed, headT, null);
     }
 
     /**
@@ -261,7 +350,7 @@ public final class LlamaModel implements LanguageModel {
             h = pass.keepsIntermediates() ? layers.get(i).forward(scope, h, cores.get(i), pass)
                     : layerInOwnScope(scope, layers.get(i), h, cores.get(i), pass);
         }
-        return last == layers.size() - 1 && pass.needsOutput(last) ? head(h) : null;
+        return last == layers.size() - 1 && pass.needsOutput(last) ? head(scope, h) : null;
     }
 
     /**

@@ -32,7 +32,9 @@ public final class NativeArrays {
     public static float[] values(NDArray a) {
         try (NDManager scratch = NDManager.newBaseManager(a.getDevice())) {
             a.tempAttach(scratch);
-            return a.toFloatArray();
+            NDArray f = a.getDataType() == ai.djl.ndarray.types.DataType.FLOAT32 ? a
+                    : a.toType(ai.djl.ndarray.types.DataType.FLOAT32, false); // 16-bit frozen weights: exact widening
+            return f.toFloatArray();
         }
     }
 

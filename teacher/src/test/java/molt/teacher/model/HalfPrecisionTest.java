@@ -1,0 +1,229 @@
+package molt.teacher.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import java.nio.ByteOrder;
+import java.nio.ShortBuffer;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Random;
+import molt.teacher.InputException;
+import molt.teacher.LlamaConfig;
+import molt.teacher.Precision;
+import molt.teacher.io.Checkpoints;
+import molt.teacher.io.DType;
+import molt.teacher.io.HalfArrays;
+import molt.teacher.io.HalfConversion;
+import molt.teacher.io.SafetensorsFile;
+import molt.teacher.io.SafetensorsWriter;
+import molt.teacher.io.WeightSource;
+import molt.teacher.testing.ReferenceLlama;
+import molt.teacher.testing.TinyCheckpoints;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** 16-bit frozen weights: the loading path bit for bit against the file, refusals, and logits against F32. */
+class HalfPrecisionTest {
+
+    /** The F16 value nearest to {@code v} (ties to even), computed in double: independent of molt's bit code. */
+    private static double nearestF16(double v) {
+        double a = Math.abs(v);
+        if (a == 0) {
+            return v;
+        }
+        int exp = Math.max(Math.getExponent(a), -14); // below 2^-14 the spacing stays 2^-24 (subnormals)
+        double quantum = Math.scalb(1.0, exp - 10);
+        return Math.copySign(Math.rint(a / quantum) * quantum, v);
+    }
+
+    private static short[] bits(NDArray a) {
+        ShortBuffer sb = a.toByteBuffer().order(ByteOrder.nativeOrder()).asShortBuffer();
+        short[] s = new short[sb.remaining()];
+        sb.get(s);
+        return s;
+    }
+
+    private static float f16(short h) {
+        return molt.teacher.io.Floats.f16ToFloat(h);
+    }
+
+    @Test
+    void everyStoredValueIsTheNearestF16OfTheFileValue(@TempDir Path dir) {
+        for (DType dtype : new DType[] {DType.BF16, DType.F16, DType.F32}) {
+            Path model = TinyCheckpoints.builder().dtype(dtype).seed(7).write(dir.resolve(dtype.name()));
+            LlamaConfig c = LlamaConfig.read(model);
+            try (LlamaModel m = LlamaModel.load(model, Device.cpu(), Precision.F16);
+                 WeightSource w = Checkpoints.open(model)) {
+                for (Map.Entry<String, NDArray> e : m.storedWeights().entrySet()) {
+                    NDArray a = e.getValue();
+                    float[] file = w.readFloats(e.getKey()); // the file's values, widened exactly
+                    if (a.getDataType() == DataType.FLOAT32) {
+                        assertTrue(e.getKey().contains("norm"), e.getKey() + " kept F32");
+                        continue;
+                    }
+                    assertEquals(DataType.FLOAT16, a.getDataType(), e.getKey());
+                    short[] got = bits(a);
+                    long[] shape = w.info(e.getKey()).shape();
+                    boolean t = LlamaModel.isTransposed(e.getKey());
+                    for (int r = 0; r < shape[0]; r++) {
+                        for (int col = 0; col < shape[1]; col++) {
+                            double want = nearestF16(file[(int) (r * shape[1] + col)]);
+                            int at = (int) (t ? col * shape[0] + r : r * shape[1] + col);
+                            assertEquals(want, f16(got[at]), 0.0, dtype + " " + e.getKey() + "[" + r + "," + col + "]");
+                        }
+                    }
+                    if (dtype == DType.F16) { // an F16 file is copied bit for bit (the sign of zero included)
+                        for (int r = 0; r < shape[0]; r++) {
+                            for (int col = 0; col < shape[1]; col++) {
+                                int at = (int) (t ? col * shape[0] + r : r * shape[1] + col);
+                                assertEquals(Float.floatToIntBits(file[(int) (r * shape[1] + col)]),
+                                        Float.floatToIntBits(f16(got[at])), e.getKey());
+                            }
+                        }
+                    }
+                }
+                assertEquals(c.numLayers(), m.layers().size());
+            }
+        }
+    }
+
+    @Test
+    void bf16ValuesInF16RangeConvertExactlyAndTinyOnesAreCounted(@TempDir Path dir) throws Exception {
+        float[] v = new float[4096];
+        Random r = new Random(3);
+        for (int i = 0; i < v.length; i++) {
+            v[i] = molt.teacher.io.Floats.bf16ToFloat(molt.teacher.io.Floats.floatToBf16((float) (0.02 * r.nextGaussian())));
+        }
+        v[0] = 3e-6f; // a BF16 value below 2^-17: F16 cannot hold all its bits
+        v[1] = 1e-9f; // flushed to zero
+        Path f = dir.resolve("w.safetensors");
+        SafetensorsWriter.write(f, java.util.List.of(SafetensorsWriter.Tensor.ofFloats("w", DType.BF16,
+                new long[] {64, 64}, v)), Map.of());
+        HalfConversion conv = new HalfConversion();
+        try (SafetensorsFile file = SafetensorsFile.open(f); NDManager m = NDManager.newBaseManager()) {
+            float[] exact = file.readFloats("w");
+            NDArray a = HalfArrays.read(m, file, "w", false, conv);
+            short[] got = bits(a);
+            long inexact = 0;
+            for (int i = 0; i < exact.length; i++) {
+                double want = nearestF16(exact[i]);
+                assertEquals(want, f16(got[i]), 0.0, "element " + i);
+                if (want != exact[i]) {
+                    inexact++;
+                } else {
+                    assertEquals(exact[i], f16(got[i]), 0.0);
+                }
+            }
+            assertEquals(inexact, conv.inexact());
+            assertTrue(conv.inexact() >= 2 && conv.flushed() >= 1, conv.summary());
+            assertTrue(conv.relativeError() < 1e-4, conv.summary());
+            conv.check(f, "w"); // within tolerance: accepted
+        }
+    }
+
+    @Test
+    void valuesF16CannotHoldAreRefusedNamingTheTensor(@TempDir Path dir) {
+        TinyCheckpoints spec = TinyCheckpoints.builder().dtype(DType.F32);
+        Path model = spec.write(dir.resolve("big"));
+        // Rewrite one projection with a value beyond F16's range.
+        LlamaConfig c = LlamaConfig.read(model);
+        Map<String, float[]> w = spec.weights();
+        w.get("model.layers.1.mlp.up_proj.weight")[5] = 1e5f;
+        rewrite(model, c, w);
+        InputException e = assertThrows(InputException.class, () -> LlamaModel.load(model, Device.cpu(), Precision.F16));
+        assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj.weight") && e.getMessage().contains("65504"),
+                e.getMessage());
+        // A tensor of tiny values loses most of its bits in F16: refused too.
+        Map<String, float[]> tiny = spec.weights();
+        float[] q = tiny.get("model.layers.0.self_attn.q_proj.weight");
+        for (int i = 0; i < q.length; i++) {
+            q[i] *= 1e-5f;
+        }
+        rewrite(model, c, tiny);
+        e = assertThrows(InputException.class, () -> LlamaModel.load(model, Device.cpu(), Precision.F16));
+        assertTrue(e.getMessage().contains("model.layers.0.self_attn.q_proj.weight")
+                && e.getMessage().contains("relative"), e.getMessage());
+        // F32 still loads it.
+        LlamaModel.load(model, Device.cpu(), Precision.F32).close();
+    }
+
+    private static void rewrite(Path model, LlamaConfig c, Map<String, float[]> w) {
+        java.util.List<SafetensorsWriter.Tensor> t = new java.util.ArrayList<>();
+        Map<String, long[]> shapes = molt.teacher.LlamaWeights.expected(c);
+        w.forEach((n, v) -> t.add(SafetensorsWriter.Tensor.ofFloats(n, DType.F32, shapes.get(n), v)));
+        try {
+            SafetensorsWriter.write(model.resolve("model.safetensors"), t, Map.of());
+        } catch (java.io.IOException ex) {
+            throw new java.io.UncheckedIOException(ex);
+        }
+    }
+
+    private static float[] logits(LlamaModel m, long[][] toks) {
+        try (NDManager out = NDManager.newBaseManager()) {
+            return m.forward(out, toks, Taps.Request.none()).logits().toFloatArray();
+        }
+    }
+
+    @Test
+    void widenedF16WeightsGiveTheF32LogitsExactly(@TempDir Path dir) {
+        // Weights that F16 holds exactly: widening gives the F32 model's weights, so the logits are bit-identical.
+        for (boolean tie : new boolean[] {false, true}) {
+            Path model = TinyCheckpoints.builder().dtype(DType.F16).tie(tie).write(dir.resolve("f16-" + tie));
+            long[][] toks = {{1, 5, 9, 3, 17, 22, 40, 7}};
+            try (LlamaModel f32 = LlamaModel.load(model, Device.cpu(), Precision.F32);
+                 LlamaModel f16 = LlamaModel.load(model, Device.cpu(), Precision.F16)) {
+                assertTrue(java.util.Arrays.equals(logits(f32, toks), logits(f16, toks)), "tie " + tie);
+            }
+        }
+    }
+
+    @Test
+    void bf16TeacherLogitsMatchTheF32ReferenceToSixteenBitTolerance(@TempDir Path dir) {
+        Path model = TinyCheckpoints.builder().dtype(DType.BF16).hidden(64).heads(4, 2).intermediate(160)
+                .write(dir.resolve("bf16"));
+        long[][] toks = {{1, 5, 9, 3, 17, 22, 40, 7, 11, 2}};
+        try (WeightSource w = Checkpoints.open(model)) {
+            LlamaConfig c = LlamaConfig.read(model);
+            double[] want = ReferenceLlama.flat(new ReferenceLlama(c, w).forward(toks[0]));
+            for (Frozen mode : Frozen.values()) {
+                try (LlamaModel m = LlamaModel.fromWeights(c, w, Device.cpu(), false, Precision.F16, mode)) {
+                    double err = ReferenceLlama.relErr(logits(m, toks), want);
+                    // WIDEN: weights within F16 rounding of the file, products in F32. HALF (the GPU path, run on
+                    // the CPU here): activations rounded to F16 too, so a few F16 ulps (2^-11 each).
+                    double tol = mode == Frozen.WIDEN ? 1e-3 : 1e-2;
+                    assertTrue(err < tol, mode + ": relative error " + err);
+                }
+            }
+        }
+    }
+
+    @Test
+    void sixteenBitForwardsLeaveNoArraysBehind(@TempDir Path dir) {
+        Path model = TinyCheckpoints.builder().dtype(DType.BF16).tie(true).write(dir.resolve("leak"));
+        long[][] toks = {{1, 2, 3, 4, 5, 6}};
+        try (LlamaModel m = LlamaModel.load(model, Device.cpu(), Precision.F16)) {
+            logits(m, toks);
+            int before = m.manager().getManagedArrays().size();
+            for (int i = 0; i < 5; i++) {
+                logits(m, toks);
+            }
+            assertEquals(before, m.manager().getManagedArrays().size());
+        }
+    }
+
+    @Test
+    void precisionSettings() {
+        assertEquals(Precision.F32, Precision.resolve("auto", 10_000_000));
+        assertEquals(Precision.F16, Precision.resolve("auto", 135_000_000));
+        assertEquals(Precision.F16, Precision.resolve("F16", 1));
+        assertEquals(Precision.F32, Precision.resolve("f32", 1_000_000_000L));
+        InputException e = assertThrows(InputException.class, () -> Precision.resolve("bf16", 1));
+        assertTrue(e.getMessage().contains("expected f32, f16 or auto"), e.getMessage());
+    }
+}
