@@ -189,8 +189,13 @@ public final class StudentCheckpoint {
         return LlamaConfig.fromJson((ObjectNode) base, f);
     }
 
-    /** Loads a student checkpoint directory onto {@code device}. */
+    /** Loads a student checkpoint directory onto {@code device}, its base weights as F32. */
     public static StudentModel load(Path dir, Device device) {
+        return load(dir, device, molt.teacher.Precision.F32);
+    }
+
+    /** Loads a student checkpoint directory onto {@code device}, its frozen base weights held at {@code precision}. */
+    public static StudentModel load(Path dir, Device device, molt.teacher.Precision precision) {
         Path f = dir.resolve("config.json");
         ObjectNode cfg = readConfig(dir);
         LlamaConfig c = baseConfig(dir);
@@ -207,7 +212,7 @@ public final class StudentCheckpoint {
             LlamaModel base;
             if (weights.equals("merged")) {
                 WeightSource teacherPart = new Filtered(own, LlamaWeights.expected(c).keySet());
-                base = LlamaModel.fromWeights(c, teacherPart, device);
+                base = LlamaModel.fromWeights(c, teacherPart, device, precision);
             } else {
                 if (!Files.isDirectory(basePath)) {
                     throw new InputException(f, "base model " + basePath + " is missing (adapters-only checkpoints"
@@ -219,7 +224,7 @@ public final class StudentCheckpoint {
                     throw new InputException(f, "base model " + basePath + " has SHA-256 " + found + ", expected "
                             + want + " (not the model this student was trained on)");
                 }
-                base = LlamaModel.load(basePath, device);
+                base = LlamaModel.load(basePath, device, precision);
             }
             for (String n : own.names()) {
                 if (n.contains(".self_attn.mixer.") || n.contains(".lora_")) {

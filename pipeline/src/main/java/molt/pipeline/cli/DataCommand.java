@@ -146,6 +146,11 @@ public final class DataCommand implements Runnable {
         @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto.")
         String device;
 
+        @Option(names = "--precision", defaultValue = "f32", description = "Frozen weights: f32, f16 (half the memory; "
+                + "on CPU each weight is widened when used, which slows decoding) or auto (f16 from 100M parameters). "
+                + "Default: ${DEFAULT-VALUE}.")
+        String precision;
+
         @Override
         public Integer call() throws Exception {
             if (k < 1) {
@@ -176,7 +181,7 @@ public final class DataCommand implements Runnable {
                         + " (sequences x " + ds.seqLen() + " positions x k " + k + " must fit in one array), found " + batch);
             }
             long rows;
-            try (molt.teacher.model.LanguageModel m = Models.load(model, device)) {
+            try (molt.teacher.model.LanguageModel m = Models.load(model, device, precision)) {
                 rows = molt.pipeline.train.TopKTargets.build(m, ds, k, batch);
             }
             System.out.printf("%s: top-%d teacher targets for %d sequences%n", ds.dir(), k, rows);

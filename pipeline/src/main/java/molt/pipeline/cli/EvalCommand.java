@@ -55,6 +55,11 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto.")
     String device;
 
+    @Option(names = "--precision", defaultValue = "f32", description = "Frozen weights: f32, f16 (half the memory; "
+            + "on CPU each weight is widened when used, which slows decoding) or auto (f16 from 100M parameters). "
+            + "Default: ${DEFAULT-VALUE}.")
+    String precision;
+
     @Override
     public Integer call() throws Exception {
         if (sequences < 1 || probes < 1 || distances.stream().anyMatch(d -> d < 16) || contexts.stream().anyMatch(c -> c < 1)) {
@@ -77,7 +82,7 @@ public final class EvalCommand implements Callable<Integer> {
                 ds = PreparedDataset.prepare(src, tok, seqLen, 0, 0.05, 4096, tmp.resolve("data"));
             }
         }
-        try (LanguageModel m = Models.load(model, device)) {
+        try (LanguageModel m = Models.load(model, device, precision)) {
             ObjectNode r = Evaluator.evaluate(m, tok, ds, settings);
             Map<String, ObjectNode> rows = Map.of(model.getFileName().toString(), r);
             System.out.print(Evaluator.table(rows, java.util.List.of()) + "\n" + Evaluator.decodeTable(rows));

@@ -41,6 +41,11 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto. Default: ${DEFAULT-VALUE}.")
     String device;
 
+    @Option(names = "--precision", defaultValue = "f32", description = "Frozen weights: f32, f16 (half the memory; "
+            + "on CPU each weight is widened when used, which slows decoding) or auto (f16 from 100M parameters). "
+            + "Default: ${DEFAULT-VALUE}.")
+    String precision;
+
     @Override
     public Integer call() {
         if (maxTokens < 1) {
@@ -57,7 +62,7 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         TextTokenizer tok = prompt != null ? Tokenizers.load(model) : null;
         long[] ids = TokenInput.resolve(tokens, prompt, model, Models.config(model).vocabSize());
-        try (LanguageModel m = Models.load(model, device)) {
+        try (LanguageModel m = Models.load(model, device, precision)) {
             long[] stops = LongStream.concat(Arrays.stream(m.config().eosTokenIds()),
                     tok != null && tok.eosId() >= 0 ? LongStream.of(tok.eosId()) : LongStream.empty()).toArray();
             Generator.Result r = Generator.generate(m, ids, maxTokens, sampler, stops);

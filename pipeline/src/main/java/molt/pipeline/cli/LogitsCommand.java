@@ -38,6 +38,11 @@ public final class LogitsCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto. Default: ${DEFAULT-VALUE}.")
     String device;
 
+    @Option(names = "--precision", defaultValue = "f32", description = "Frozen weights: f32, f16 (half the memory; "
+            + "on CPU each weight is widened when used, which slows decoding) or auto (f16 from 100M parameters). "
+            + "Default: ${DEFAULT-VALUE}.")
+    String precision;
+
     @Override
     public Integer call() throws Exception {
         Models.checkMode(mode);
@@ -50,7 +55,7 @@ public final class LogitsCommand implements Callable<Integer> {
         if (java.nio.file.Files.isDirectory(out)) {
             throw new InputException(out, "--out: is a directory (expected a file name to write)");
         }
-        try (LanguageModel m = Models.load(model, device)) {
+        try (LanguageModel m = Models.load(model, device, precision)) {
             float[] logits;
             try (NDManager nd = NDManager.newBaseManager(m.device())) {
                 if (mode.equals("parallel")) {

@@ -35,19 +35,29 @@ final class Models {
         }
     }
 
-    /** Loads the model on the device named by {@code deviceSetting} (resolved after the files are validated). */
+    /** Loads the model on the device named by {@code deviceSetting}, frozen weights as F32. */
     static LanguageModel load(Path dir, String deviceSetting) {
+        return load(dir, deviceSetting, "f32");
+    }
+
+    /**
+     * Loads the model on the device named by {@code deviceSetting} (resolved after the files are validated), its
+     * frozen weights at {@code precisionSetting} (f32, f16 or auto: chosen by the model's size).
+     */
+    static LanguageModel load(Path dir, String deviceSetting, String precisionSetting) {
+        molt.teacher.Precision precision = molt.teacher.Precision.resolve(precisionSetting,
+                LlamaWeights.parameterCount(config(dir)));
         if (StudentCheckpoint.isStudent(dir)) {
             StudentCheckpoint.baseConfig(dir);
             try (WeightSource w = Checkpoints.open(dir)) {
                 w.names(); // headers checked before the device is chosen
             }
-            return StudentCheckpoint.load(dir, Devices.resolve(deviceSetting));
+            return StudentCheckpoint.load(dir, Devices.resolve(deviceSetting), precision);
         }
         LlamaConfig c = config(dir);
         try (WeightSource w = Checkpoints.open(dir)) {
             LlamaWeights.validate(c, w);
-            return LlamaModel.fromWeights(c, w, Devices.resolve(deviceSetting));
+            return LlamaModel.fromWeights(c, w, Devices.resolve(deviceSetting), precision);
         }
     }
 }

@@ -27,6 +27,24 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--set", description = "Override a config value: key.path=value (lists: stages[1].lr).")
     List<String> sets = new ArrayList<>();
 
+    @Option(names = "--precision", description = "Frozen weights: f32, f16 or auto (the config's precision key).")
+    String precision;
+
+    @Option(names = "--threads", description = "PyTorch CPU threads: a number or auto (the config's threads key).")
+    String threads;
+
+    /** The --set overrides with --precision and --threads added. */
+    private List<String> overrides() {
+        List<String> all = new ArrayList<>(sets);
+        if (precision != null) {
+            all.add("precision=" + precision);
+        }
+        if (threads != null) {
+            all.add("threads=" + threads);
+        }
+        return all;
+    }
+
     /** Stage times, final losses and attention transfer's per-layer MSE, then where the report and student are. */
     static void printSummary(Path report) throws java.io.IOException {
         var json = JsonFiles.readObject(report);
@@ -50,7 +68,7 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        RunConfig cfg = ConfigLoader.load(config, sets);
+        RunConfig cfg = molt.pipeline.run.Runner.resolve(ConfigLoader.load(config, overrides()));
         // Read by DJL when the engine starts, which has not happened yet in this process.
         System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(cfg.threads()));
         System.setProperty("ai.djl.pytorch.num_interop_threads", "1");

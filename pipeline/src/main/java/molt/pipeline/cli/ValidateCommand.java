@@ -27,9 +27,28 @@ public final class ValidateCommand implements Callable<Integer> {
     @Option(names = "--set", description = "Override a config value: key.path=value.")
     List<String> sets = new ArrayList<>();
 
+    @Option(names = "--precision", description = "Frozen weights: f32, f16 or auto (the config's precision key).")
+    String precision;
+
+    @Option(names = "--threads", description = "PyTorch CPU threads: a number or auto (the config's threads key).")
+    String threads;
+
+    /** The --set overrides with --precision and --threads added. */
+    private List<String> overrides() {
+        List<String> all = new ArrayList<>(sets);
+        if (precision != null) {
+            all.add("precision=" + precision);
+        }
+        if (threads != null) {
+            all.add("threads=" + threads);
+        }
+        return all;
+    }
+
     @Override
     public Integer call() throws Exception {
-        RunConfig cfg = ConfigLoader.load(config, sets);
+        RunConfig loaded = ConfigLoader.load(config, overrides());
+        RunConfig cfg = loaded.resolveAuto(molt.pipeline.run.Preflight.teacher(loaded)); // what run would choose
         LlamaConfig c = molt.pipeline.run.Preflight.check(cfg);
         ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
         System.out.print(yaml.writeValueAsString(cfg.toJson()));

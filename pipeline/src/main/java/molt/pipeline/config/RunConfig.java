@@ -21,7 +21,8 @@ import molt.teacher.InputException;
  * {@link ConfigLoader}; {@link #toJson} is the canonical resolved form written into run directories and
  * checkpoints.
  */
-public record RunConfig(String name, Path outputDir, long seed, String device, int threads, Checkpointing checkpoint,
+public record RunConfig(String name, Path outputDir, long seed, String device, int threads, String precision,
+                        Checkpointing checkpoint,
                         Path teacher, Path teacherCache, Data data, Student student, Lora lora, List<StageSpec> stages,
                         List<Variant> variants) {
 
@@ -38,8 +39,37 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
 
     /** The config a variant's stages see: this run's, with the variant's student and LoRA settings. */
     public RunConfig forVariant(Variant v) {
-        return new RunConfig(name, outputDir, seed, device, threads, checkpoint, teacher, teacherCache, data,
+        return new RunConfig(name, outputDir, seed, device, threads, precision, checkpoint, teacher, teacherCache, data,
                 v.student(), v.lora(), stages, List.of());
+    }
+
+    /** {@code threads} before {@link #resolveAuto}: chosen by the teacher's size. */
+    public static final int AUTO_THREADS = 0;
+    /**
+     * From this many teacher parameters up, {@code threads: auto} uses every core: below it a training step is
+     * small-op bound and one thread keeps resumed runs byte-identical (see docs/BENCHMARKS.md).
+     */
+    public static final long AUTO_ALL_CORES_PARAMETERS = 50_000_000L;
+
+    /**
+     * This config with {@code threads: auto} and {@code precision: auto} chosen for a teacher of this architecture
+     * (idempotent: a resolved config stays as it is). The choices are what config.resolved.json records.
+     */
+    public RunConfig resolveAuto(molt.teacher.LlamaConfig teacherConfig) {
+        long params = molt.teacher.LlamaWeights.parameterCount(teacherConfig);
+        int t = threads != AUTO_THREADS ? threads
+                : params >= AUTO_ALL_CORES_PARAMETERS ? Runtime.getRuntime().availableProcessors() : 1;
+        String p = molt.teacher.Precision.resolve(precision, params).setting();
+        return new RunConfig(name, outputDir, seed, device, t, p, checkpoint, teacher, teacherCache, data, student, lora,
+                stages, variants);
+    }
+
+    /** The frozen weights' precision; {@link #resolveAuto} first. */
+    public molt.teacher.Precision frozenPrecision() {
+        if (precision.equals("auto")) {
+            throw new IllegalStateException("precision auto is not resolved yet");
+        }
+        return molt.teacher.Precision.resolve(precision, 0);
     }
 
     /** How often training stages checkpoint and how many checkpoints they keep (plus the best). */
@@ -89,7 +119,13 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         }
         // PyTorch's multi-threaded CPU kernels can differ in the last bits between processes; one thread makes a
         // killed-and-resumed run byte-identical to an uninterrupted one.
-        int threads = (int) b.integer("threads", 1, 1, 4096);
+        // auto: one thread for small teachers, every core from AUTO_ALL_CORES_PARAMETERS up (resolveAuto).
+        int threads = "auto".equals(b.str("threads", "auto")) ? AUTO_THREADS : (int) b.integer("threads", 1, 1, 4096);
+        String precision = b.str("precision", "auto").trim().toLowerCase(java.util.Locale.ROOT);
+        if (!molt.teacher.Precision.isSetting(precision)) {
+            throw b.error("precision", "expected f32, f16 or auto, found '" + precision + "'");
+        }
+        precision = precision.equals("auto") ? "auto" : molt.teacher.Precision.resolve(precision, 0).setting();
         b.str("extends", null); // consumed by the loader
         Binder cp = b.object("checkpoint");
         Checkpointing checkpoint = new Checkpointing((int) cp.integer("every_steps", 50, 1, Integer.MAX_VALUE),
@@ -108,7 +144,8 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         List<Variant> variants = variants(b.object("variants"), studentRaw, loraRaw, stages);
         checkPretraining(b, stages, teacherPath);
         b.finish();
-        return new RunConfig(name, out, seed, device, threads, checkpoint, teacherPath == null ? null : Path.of(teacherPath),
+        return new RunConfig(name, out, seed, device, threads, precision, checkpoint,
+                teacherPath == null ? null : Path.of(teacherPath),
                 teacherCache, data, student, lora, stages, variants);
     }
 
@@ -291,7 +328,12 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         r.put("output_dir", outputDir.toString());
         r.put("seed", seed);
         r.put("device", device);
-        r.put("threads", threads);
+        if (threads == AUTO_THREADS) {
+            r.put("threads", "auto");
+        } else {
+            r.put("threads", threads);
+        }
+        r.put("precision", precision);
         r.putObject("checkpoint").put("every_steps", checkpoint.everySteps()).put("keep_last", checkpoint.keepLast());
         r.putObject("teacher").put("path", teacher == null ? null : teacher.toString())
                 .put("cache_dir", teacherCache.toString());

@@ -56,7 +56,7 @@ public final class EvaluateStage {
         Evaluator.Settings s = e.settings();
         TextTokenizer tok = Tokenizers.load(ctx.teacherDir());
         Map<String, ObjectNode> results = new LinkedHashMap<>();
-        try (LanguageModel t = LlamaModel.load(ctx.teacherDir(), device)) {
+        try (LanguageModel t = LlamaModel.load(ctx.teacherDir(), device, ctx.config().frozenPrecision())) {
             ObjectNode r = Evaluator.evaluate(t, tok, ctx.data(), s);
             r.put("description", ctx.config().pretrainStage() != null ? "teacher (trained here)" : "teacher");
             r.put("model", ctx.teacherDir().toAbsolutePath().normalize().toString());
@@ -68,7 +68,7 @@ public final class EvaluateStage {
         }
         for (Target target : students) {
             LOG.info("{}: evaluating {} ({})", ctx.stage().name(), target.name(), target.model());
-            try (LanguageModel st = StudentCheckpoint.load(target.model(), device)) {
+            try (LanguageModel st = StudentCheckpoint.load(target.model(), device, ctx.config().frozenPrecision())) {
                 ObjectNode r = Evaluator.evaluate(st, tok, ctx.data(), s);
                 r.put("description", target.description());
                 r.put("model", target.model().toAbsolutePath().normalize().toString());

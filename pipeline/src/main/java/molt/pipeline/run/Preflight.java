@@ -55,7 +55,7 @@ public final class Preflight {
     }
 
     /** The teacher's architecture; a teacher on disk must be a model directory whose tokenizer molt can use. */
-    private static LlamaConfig teacher(RunConfig cfg) {
+    public static LlamaConfig teacher(RunConfig cfg) {
         if (cfg.pretrainStage() != null) {
             LlamaConfig c = TeacherPretrainStage.config(cfg.pretrainStage().pretrain());
             checkPretrainingFits(c);

@@ -69,7 +69,11 @@ public final class ResolvedConfig {
         if (!Files.isRegularFile(file)) {
             return false;
         }
-        List<String> diff = differences(JsonFiles.readObject(file).path("config"), cfg.toJson());
+        JsonNode stored = JsonFiles.readObject(file).path("config");
+        if (stored.isObject() && !stored.has("precision")) {
+            stored = ((ObjectNode) stored.deepCopy()).put("precision", "f32"); // written before the key: always F32
+        }
+        List<String> diff = differences(stored, cfg.toJson());
         if (!diff.isEmpty()) {
             throw new InputException(dir, "was created by a different config (differs in " + String.join(", ", diff)
                     + "); use another output_dir or delete it");

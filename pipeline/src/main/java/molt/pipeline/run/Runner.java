@@ -49,7 +49,8 @@ public final class Runner {
                        StopSignal stop, List<Job> jobs, RunState state) {
     }
 
-    public static Path run(RunConfig cfg, StopSignal stop) throws IOException {
+    public static Path run(RunConfig config, StopSignal stop) throws IOException {
+        RunConfig cfg = resolve(config);
         Path dir = cfg.outputDir();
         Preflight.check(cfg);
         Files.createDirectories(dir);
@@ -67,6 +68,20 @@ public final class Runner {
             LOG.info("run {} done: {}", cfg.name(), dir.resolve("report.json"));
             return dir;
         }
+    }
+
+    /**
+     * {@code cfg} with its {@code auto} settings chosen for its teacher, and PyTorch's thread count set to the choice
+     * (a config that names its threads gets them even when the engine started before).
+     */
+    public static RunConfig resolve(RunConfig cfg) {
+        RunConfig r = cfg.resolveAuto(Preflight.teacher(cfg));
+        if (cfg.threads() == RunConfig.AUTO_THREADS || !cfg.precision().equals(r.precision())) {
+            LOG.info("auto settings for a {}-parameter teacher: threads {}, precision {}",
+                    molt.teacher.LlamaWeights.parameterCount(Preflight.teacher(cfg)), r.threads(), r.precision());
+        }
+        molt.teacher.Threads.set(r.threads());
+        return r;
     }
 
     /**

@@ -17,7 +17,7 @@ final class StudentFactory {
 
     static StudentModel build(StageContext ctx, Device device, boolean withLora) {
         RunConfig cfg = ctx.config();
-        LlamaModel teacher = LlamaModel.load(ctx.teacherDir(), device);
+        LlamaModel teacher = LlamaModel.load(ctx.teacherDir(), device, cfg.frozenPrecision());
         LlamaConfig c = teacher.config();
         StudentModel s = StudentModel.create(teacher, ctx.teacherDir(), cfg.student().plan(c.numLayers()),
                 cfg.student().settings());

@@ -100,6 +100,11 @@ public final class LlamaModel implements LanguageModel {
         return fromWeights(c, w, device, false, Precision.F32);
     }
 
+    /** Builds the model as F32; with {@code trainable}, every weight requires gradients (pretraining). */
+    public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, boolean trainable) {
+        return fromWeights(c, w, device, trainable, Precision.F32);
+    }
+
     /** Builds the model from any weight source with frozen weights held at {@code precision}. */
     public static LlamaModel fromWeights(LlamaConfig c, WeightSource w, Device device, Precision precision) {
         return fromWeights(c, w, device, false, precision);
