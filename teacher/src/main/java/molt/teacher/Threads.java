@@ -12,6 +12,7 @@ public final class Threads {
         if (n < 1) {
             throw new IllegalArgumentException("threads must be >= 1, found " + n);
         }
+        ai.djl.engine.Engine.getEngine("PyTorch"); // loads the native library the calls below need
         if (JniUtils.getNumThreads() != n) {
             JniUtils.setNumThreads(n);
         }
@@ -19,6 +20,7 @@ public final class Threads {
 
     /** The current intra-op thread count. */
     public static int current() {
+        ai.djl.engine.Engine.getEngine("PyTorch");
         return JniUtils.getNumThreads();
     }
 }

@@ -25,7 +25,7 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: 'teacher' (forward tokens/s by model size) and 'mixers' (mixers vs softmax "
                 + "attention), each beside the fp32 GEMM rate measured in the same run.",
-        subcommands = {BenchCommand.Teacher.class, MixerBench.class, DataBench.class, TrainBench.class,
+        subcommands = {BenchCommand.Teacher.class, MixerBench.class, DataBench.class, TrainBench.class, ScaleBench.class,
             SoakBench.class})
 public final class BenchCommand implements Runnable {
 

@@ -21,6 +21,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "validate", mixinStandardHelpOptions = true,
         description = "Check a config without running it; print the resolved config, parameter counts and a memory estimate.")
 public final class ValidateCommand implements Callable<Integer> {
+    private static final double GIB = 1L << 30;
     @Parameters(index = "0", description = "The run config (YAML).")
     Path config;
 
@@ -65,9 +66,7 @@ public final class ValidateCommand implements Callable<Integer> {
             lora += (long) l.rank() * (p.in(c) + p.out(c)) * c.numLayers();
         }
         long t = (long) cfg.data().batchSize() * cfg.data().seqLen();
-        long activations = 4L * t * (long) c.numLayers() * (12L * c.hiddenSize() + 2L * c.intermediateSize())
-                + 4L * t * c.vocabSize() * 3;
-        long memory = 4 * teacher + 16 * (mixers + lora) + activations;
+        molt.pipeline.run.MemoryEstimate est = molt.pipeline.run.MemoryEstimate.of(cfg, c);
         System.out.printf("# plan: %s%n", String.join(", ", plan.layers()));
         System.out.printf("# parameters: teacher %,d; attention transfer trains %,d (%.4f%%); LoRA trains %,d (%.4f%%)%n",
                 teacher, mixers, 100.0 * mixers / teacher, lora, 100.0 * lora / teacher);
@@ -76,8 +75,10 @@ public final class ValidateCommand implements Callable<Integer> {
                     String.join(", ", v.student().plan(c.numLayers()).layers()), v.lora().rank(),
                     v.skip().isEmpty() ? "" : "; skips " + String.join(", ", v.skip()));
         }
-        System.out.printf("# memory estimate: %.2f GiB (fp32 teacher weights, trained parameters with AdamW state and "
-                + "gradients, activations of one %d-token micro-batch)%n", memory / (double) (1L << 30), t);
+        System.out.printf("# memory estimate: %.2f GiB peak (%s frozen weights %.2f GiB; attention transfer step %.2f GiB, "
+                + "LoRA step %.2f GiB, each with the trained parameters' AdamW state and the arrays of one %d-token "
+                + "micro-batch)%n", est.peakBytes() / GIB, cfg.precision(), est.frozenBytes() / GIB,
+                est.transferBytes() / GIB, est.loraBytes() / GIB, t);
         return 0;
     }
 }

@@ -121,20 +121,6 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         return m.getManagedArrays().size();
     }
 
-    /** Resident memory in MiB (Linux), or -1. */
-    static long rssMib() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmRSS:")) {
-                    return Long.parseLong(line.replaceAll("\\D+", "")) / 1024;
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux
-        }
-        return -1;
-    }
-
     /** The step of a stage's latest checkpoint, or 0 (the runner truncates metrics to it before resuming). */
     public static long resumeStep(Path stageDir, int keepLast) {
         return new CheckpointStore(stageDir.resolve("checkpoints"), keepLast).latest().map(CheckpointStore.Entry::step)
@@ -215,14 +201,18 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
      */
     private double step(LoopState st, long totalSteps) throws IOException {
         long t0 = System.nanoTime();
+        boolean peak = molt.pipeline.run.ProcessMemory.resetPeak();
+        StepTimes times = new StepTimes();
         java.util.List<BatchReader.Batch> batches = batches(st);
+        times.data = System.nanoTime() - t0;
         long stepTokens = 0;
         for (BatchReader.Batch b : batches) {
             for (long[] row : b.rows()) {
                 stepTokens += row.length - 1;
             }
         }
-        double loss = accumulate(batches, st.step);
+        double loss = accumulate(batches, st.step, times);
+        long tOpt = System.nanoTime();
         double norm = st.opt.gradNorm(st.params);
         if (!Double.isFinite(loss)) {
             throw new TrainingDiverged(ctx.id(), st.step + 1, loss);
@@ -232,6 +222,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         }
         double scale = training.clipNorm() > 0 && norm > training.clipNorm() ? training.clipNorm() / norm : 1.0;
         st.opt.update(st.params, st.rate.forStep(st.step), scale);
+        times.optimizer = System.nanoTime() - tOpt;
         st.step++;
         st.tokens += stepTokens;
         st.lastLoss = loss;
@@ -239,7 +230,11 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         ObjectNode rec = MetricsLog.record().put("stage", ctx.id()).put("step", st.step)
                 .put("tokens", st.tokens).put("loss", loss).put("lr", st.rate.current())
                 .put("grad_norm", norm).put("tokens_per_s", stepTokens / sec)
-                .put("ndarrays", liveArrays()).put("rss_mib", rssMib());
+                .put("ndarrays", liveArrays()).put("rss_mib", molt.pipeline.run.ProcessMemory.rssMib());
+        if (peak) {
+            rec.put("peak_rss_mib", molt.pipeline.run.ProcessMemory.peakMib()); // this step's peak, before validation
+        }
+        times.write(rec.putObject("phase_s"));
         double val = Double.NaN;
         if (st.step % training.valEvery() == 0 || st.step == totalSteps) {
             val = validate(st, rec);
@@ -308,18 +303,38 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
     }
 
+    /** Where a step's time went, in nanoseconds: reading batches, {@link #prepare}, the loss, backward, the update. */
+    private static final class StepTimes {
+        long data;
+        long prepare;
+        long forward;
+        long backward;
+        long optimizer;
+
+        void write(ObjectNode n) {
+            n.put("data", data / 1e9).put("prepare", prepare / 1e9).put("forward", forward / 1e9)
+                    .put("backward", backward / 1e9).put("optimizer", optimizer / 1e9);
+        }
+    }
+
     /** Forward and backward of one optimizer step's micro-batches (gradients accumulate); the summed loss. */
-    private double accumulate(java.util.List<BatchReader.Batch> batches, long step) {
+    private double accumulate(java.util.List<BatchReader.Batch> batches, long step, StepTimes times) {
         double loss = 0;
         for (int a = 0; a < batches.size(); a++) {
             BatchReader.Batch b = batches.get(a);
             try (NDManager s = manager().newSubManager()) {
+                long t0 = System.nanoTime();
                 P prepared = prepare(s, b);
+                long t1 = System.nanoTime();
+                times.prepare += t1 - t0;
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     // The mean over the step's micro-batches (one for a step of extraBatch).
                     NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(batches.size()));
                     loss += l.getFloat();
+                    long t2 = System.nanoTime();
+                    times.forward += t2 - t1;
                     gc.backward(l);
+                    times.backward += System.nanoTime() - t2;
                 }
             }
         }

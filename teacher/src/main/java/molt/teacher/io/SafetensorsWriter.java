@@ -30,18 +30,29 @@ public final class SafetensorsWriter {
      * One tensor to write: floating-point values (stored as {@code dtype}: F32, F16 or BF16) or integer values
      * (stored as I64 or I32). The supplier is called once, when the tensor's bytes are written.
      */
-    public record Tensor(String name, DType dtype, long[] shape, Supplier<float[]> floats, Supplier<long[]> longs) {
+    public record Tensor(String name, DType dtype, long[] shape, Supplier<float[]> floats, Supplier<long[]> longs,
+                         Blocks blocks) {
 
         public static Tensor ofFloats(String name, DType dtype, long[] shape, float[] values) {
-            return new Tensor(name, dtype, shape, () -> values, null);
+            return new Tensor(name, dtype, shape, () -> values, null, null);
         }
 
         public static Tensor ofFloats(String name, DType dtype, long[] shape, Supplier<float[]> values) {
-            return new Tensor(name, dtype, shape, values, null);
+            return new Tensor(name, dtype, shape, values, null, null);
+        }
+
+        /** Floating-point values produced block by block as they are written (tensors too large for one array). */
+        public static Tensor ofBlocks(String name, DType dtype, long[] shape, Blocks blocks) {
+            return new Tensor(name, dtype, shape, null, null, blocks);
         }
 
         public static Tensor ofLongs(String name, DType dtype, long[] shape, long[] values) {
-            return new Tensor(name, dtype, shape, null, () -> values);
+            return new Tensor(name, dtype, shape, null, () -> values, null);
+        }
+
+        /** Bytes this tensor takes in the file. */
+        public long bytes() {
+            return numel() * dtype.bytes();
         }
 
         long numel() {
@@ -54,17 +65,30 @@ public final class SafetensorsWriter {
     }
 
     public static void write(Path file, List<Tensor> tensors, Map<String, String> metadata) throws IOException {
+        write(file, tensors, metadata, true);
+    }
+
+    /**
+     * Writes a safetensors file; with {@code checksum}, the data's SHA-256 goes into the metadata and every open
+     * verifies it. Without, the file is what other tools write (benchmark checkpoints of many GiB, opened often).
+     */
+    public static void write(Path file, List<Tensor> tensors, Map<String, String> metadata, boolean checksum)
+            throws IOException {
         Map<String, String> meta = new java.util.TreeMap<>(metadata == null ? Map.of() : metadata);
-        meta.put(DATA_SHA256, "0".repeat(64)); // the real digest, of the same length, once the data is written
+        if (checksum) {
+            meta.put(DATA_SHA256, "0".repeat(64)); // the real digest, of the same length, once the data is written
+        }
         ObjectNode header = header(tensors, meta);
         AtomicFiles.write(file, ch -> {
             int headerBytes = headerBytes(header).limit();
             ch.position(headerBytes);
-            HashingChannel data = new HashingChannel(ch);
+            HashingChannel data = new HashingChannel(ch, checksum);
             for (Tensor t : tensors) {
                 writeTensor(data, t);
             }
-            header.with("__metadata__").put(DATA_SHA256, data.hex());
+            if (checksum) {
+                header.with("__metadata__").put(DATA_SHA256, data.hex());
+            }
             ByteBuffer head = headerBytes(header);
             if (head.limit() != headerBytes) {
                 throw new IllegalStateException("safetensors header changed length while writing " + file);
@@ -95,7 +119,7 @@ public final class SafetensorsWriter {
             }
             boolean floatType = t.dtype() == DType.F32 || t.dtype() == DType.F16 || t.dtype() == DType.BF16;
             boolean intType = t.dtype() == DType.I64 || t.dtype() == DType.I32;
-            if ((t.floats() != null && !floatType) || (t.longs() != null && !intType)) {
+            if (((t.floats() != null || t.blocks() != null) && !floatType) || (t.longs() != null && !intType)) {
                 throw new IllegalArgumentException(t.name() + ": cannot store these values as " + t.dtype());
             }
             ObjectNode n = header.putObject(t.name());
@@ -126,16 +150,19 @@ public final class SafetensorsWriter {
     /** A channel that hashes what is written through it (SHA-256). */
     private static final class HashingChannel {
         private final FileChannel ch;
-        private final java.security.MessageDigest digest = Digests.sha256();
+        private final java.security.MessageDigest digest;
 
-        HashingChannel(FileChannel ch) {
+        HashingChannel(FileChannel ch, boolean hash) {
             this.ch = ch;
+            this.digest = hash ? Digests.sha256() : null;
         }
 
         void write(ByteBuffer buf) throws IOException {
             ByteBuffer view = buf.duplicate();
             writeAll(ch, buf);
-            digest.update(view);
+            if (digest != null) {
+                digest.update(view);
+            }
         }
 
         String hex() {
@@ -143,24 +170,27 @@ public final class SafetensorsWriter {
         }
     }
 
+    /** A tensor's values by block: fills {@code into} with the elements from {@code offset} on (row-major). */
+    @FunctionalInterface
+    public interface Blocks {
+        void fill(long offset, float[] into);
+    }
+
     private static void writeTensor(HashingChannel ch, Tensor t) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-        if (t.floats() != null) {
+        if (t.blocks() != null) {
+            float[] block = new float[1 << 18];
+            for (long off = 0; off < t.numel(); off += block.length) {
+                float[] v = t.numel() - off >= block.length ? block : new float[(int) (t.numel() - off)];
+                t.blocks().fill(off, v);
+                putFloats(ch, buf, t, v);
+            }
+        } else if (t.floats() != null) {
             float[] v = t.floats().get();
             if (v.length != t.numel()) {
                 throw new IllegalArgumentException(t.name() + ": shape needs " + t.numel() + " values, found " + v.length);
             }
-            for (float f : v) {
-                if (buf.remaining() < 4) {
-                    flush(ch, buf);
-                }
-                switch (t.dtype()) {
-                    case F32 -> buf.putFloat(f);
-                    case BF16 -> buf.putShort(Floats.floatToBf16(f));
-                    case F16 -> buf.putShort(Floats.floatToF16(f));
-                    default -> throw new IllegalStateException(t.dtype().toString());
-                }
-            }
+            putFloats(ch, buf, t, v);
         } else {
             long[] v = t.longs().get();
             if (v.length != t.numel()) {
@@ -178,6 +208,20 @@ public final class SafetensorsWriter {
             }
         }
         flush(ch, buf);
+    }
+
+    private static void putFloats(HashingChannel ch, ByteBuffer buf, Tensor t, float[] v) throws IOException {
+        for (float f : v) {
+            if (buf.remaining() < 4) {
+                flush(ch, buf);
+            }
+            switch (t.dtype()) {
+                case F32 -> buf.putFloat(f);
+                case BF16 -> buf.putShort(Floats.floatToBf16(f));
+                case F16 -> buf.putShort(Floats.floatToF16(f));
+                default -> throw new IllegalStateException(t.dtype().toString());
+            }
+        }
     }
 
     private static void flush(HashingChannel ch, ByteBuffer buf) throws IOException {
