@@ -17,8 +17,13 @@ import org.apache.logging.log4j.Logger;
 public final class DecodeThreads {
     private static final Logger LOG = LogManager.getLogger(DecodeThreads.class);
 
-    /** Models at least this wide (hidden_size) decode with every core; narrower ones with one thread. */
-    public static final int WIDE_HIDDEN = 1024;
+    /**
+     * Models at least this wide (hidden_size) decode with every core; narrower ones with one thread. Measured on the
+     * 2-core machine (2026-12-02, with another developer's jobs on it): one thread was 7-12x faster than two at hidden
+     * 128 (the quickstart), 1024 and 2048 (a [1, 2048] row through 2048 x 5440 matrices is still too little work to
+     * split); 4096 is the first width not shown to lose from splitting, so the rule switches there.
+     */
+    public static final int WIDE_HIDDEN = 4096;
 
     private DecodeThreads() {
     }

@@ -22,8 +22,9 @@ class DecodeThreadsTest {
         assertEquals(1, DecodeThreads.choose(width(128), 16));
         assertEquals(1, DecodeThreads.choose(width(DecodeThreads.WIDE_HIDDEN - 32), 16));
         assertEquals(16, DecodeThreads.choose(width(DecodeThreads.WIDE_HIDDEN), 16));
-        assertEquals(2, DecodeThreads.choose(width(4096), 2));
-        assertEquals(1, DecodeThreads.choose(width(4096), 1));
+        assertEquals(2, DecodeThreads.choose(width(8192), 2));
+        assertEquals(1, DecodeThreads.choose(width(2048), 2));
+        assertEquals(1, DecodeThreads.choose(width(8192), 1));
         assertTrue(DecodeThreads.reason(width(128), 2).contains("one thread"));
     }
 
