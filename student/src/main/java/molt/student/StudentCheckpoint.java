@@ -179,6 +179,15 @@ public final class StudentCheckpoint {
         }
     }
 
+    /** The base model's directory recorded in a student's config.json (it may have moved since). */
+    public static Path basePath(Path dir) {
+        String p = readConfig(dir).path("base_model").path("path").asText("");
+        if (p.isEmpty()) {
+            throw new InputException(dir.resolve("config.json"), "missing base_model.path");
+        }
+        return Path.of(p);
+    }
+
     /** The base architecture recorded in a student's config.json. */
     public static LlamaConfig baseConfig(Path dir) {
         Path f = dir.resolve("config.json");

@@ -23,10 +23,11 @@ import picocli.CommandLine.Option;
  * machines are noisy and only ratios travel.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmarks: 'teacher' (forward tokens/s by model size) and 'mixers' (mixers vs softmax "
-                + "attention), each beside the fp32 GEMM rate measured in the same run.",
+        description = "Benchmarks: 'teacher' (forward tokens/s by model size), 'mixers' (mixers vs softmax "
+                + "attention), each beside the fp32 GEMM rate measured in the same run; 'decode' (a model's decoding "
+                + "speed beside its teacher's); 'scale' (attention transfer and LoRA at real model shapes); 'data', 'train', 'soak'.",
         subcommands = {BenchCommand.Teacher.class, MixerBench.class, DataBench.class, TrainBench.class, ScaleBench.class,
-            SoakBench.class})
+            SoakBench.class, DecodeBench.class})
 public final class BenchCommand implements Runnable {
 
     @Override

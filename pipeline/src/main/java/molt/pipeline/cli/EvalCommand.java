@@ -52,6 +52,10 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Also write the results as JSON here.")
     Path out;
 
+    @Option(names = "--threads", description = "Intra-op threads for the decoding measurement. Default: the decoding "
+            + "rule for the model's size (logged).")
+    Integer threads;
+
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto.")
     String device;
 
@@ -62,6 +66,9 @@ public final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (threads != null && threads < 1) {
+            throw new InputException("--threads: expected >= 1, found " + threads);
+        }
         if (sequences < 1 || probes < 1 || distances.stream().anyMatch(d -> d < 16) || contexts.stream().anyMatch(c -> c < 1)) {
             throw new InputException("eval: --sequences and --probes must be >= 1, distances >= 16, contexts >= 1");
         }
@@ -83,7 +90,7 @@ public final class EvalCommand implements Callable<Integer> {
             }
         }
         try (LanguageModel m = Models.load(model, device, precision)) {
-            ObjectNode r = Evaluator.evaluate(m, tok, ds, settings);
+            ObjectNode r = Evaluator.evaluate(m, tok, ds, settings, threads);
             Map<String, ObjectNode> rows = Map.of(model.getFileName().toString(), r);
             System.out.print(Evaluator.table(rows, java.util.List.of()) + "\n" + Evaluator.decodeTable(rows));
             if (out != null) {

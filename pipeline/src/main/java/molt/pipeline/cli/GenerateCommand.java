@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
 import java.util.stream.LongStream;
+import molt.pipeline.eval.DecodeThreads;
 import molt.teacher.InputException;
 import molt.teacher.model.Generator;
 import molt.teacher.model.LanguageModel;
@@ -38,6 +39,10 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "Sampling seed. Default: ${DEFAULT-VALUE}.")
     long seed;
 
+    @Option(names = "--threads", description = "Intra-op threads while decoding. Default: the decoding rule for the "
+            + "model's size (one thread for narrow models, every core for wide ones; logged).")
+    Integer threads;
+
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto. Default: ${DEFAULT-VALUE}.")
     String device;
 
@@ -62,7 +67,8 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         TextTokenizer tok = prompt != null ? Tokenizers.load(model) : null;
         long[] ids = TokenInput.resolve(tokens, prompt, model, Models.config(model).vocabSize());
-        try (LanguageModel m = Models.load(model, device, precision)) {
+        try (LanguageModel m = Models.load(model, device, precision);
+             DecodeThreads.Scope t = DecodeThreads.use(m.config(), threads)) {
             long[] stops = LongStream.concat(Arrays.stream(m.config().eosTokenIds()),
                     tok != null && tok.eosId() >= 0 ? LongStream.of(tok.eosId()) : LongStream.empty()).toArray();
             Generator.Result r = Generator.generate(m, ids, maxTokens, sampler, stops);

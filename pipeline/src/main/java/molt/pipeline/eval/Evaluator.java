@@ -51,11 +51,26 @@ public final class Evaluator {
 
     /** Untimed decoding steps before the timed ones (first calls are slower). */
     private static final int WARMUP_STEPS = 8;
+    /** The longest the model-wide decoding warm-up may take. */
+    private static final long WARMUP_LIMIT_NANOS = 5_000_000_000L;
+    private static final org.apache.logging.log4j.Logger LOG =
+            org.apache.logging.log4j.LogManager.getLogger(Evaluator.class);
 
     private Evaluator() {
     }
 
     public static ObjectNode evaluate(LanguageModel model, TextTokenizer tok, PreparedDataset data, Settings s) {
+        return evaluate(model, tok, data, s, null);
+    }
+
+    /**
+     * As {@link #evaluate(LanguageModel, TextTokenizer, PreparedDataset, Settings)}, with the decoding measurement
+     * run on {@code decodeThreads} intra-op threads (null: {@link DecodeThreads}' rule for the model's size) after a
+     * warm-up until steady ({@link DecodeTiming#warmUp}); perplexity and recall keep the caller's thread count, which
+     * is restored afterwards.
+     */
+    public static ObjectNode evaluate(LanguageModel model, TextTokenizer tok, PreparedDataset data, Settings s,
+                                      Integer decodeThreads) {
         s.checkFits(model.config());
         ObjectNode out = JSON.createObjectNode();
         // Perplexity on held-out sequences, in dataset order.
@@ -86,8 +101,19 @@ public final class Evaluator {
         for (int d : s.distances()) {
             recall.put(String.valueOf(d), recall(model, tok, fill, s.spanChars(), d, s.probes()));
         }
-        // Decoding: prefill a context, then time single steps; the state's bytes after the context.
+        // Decoding, on the decoding thread count, after a warm-up on a state of its own.
         ArrayNode decode = out.putArray("decode");
+        try (DecodeThreads.Scope threads = DecodeThreads.use(model.config(), decodeThreads)) {
+            DecodeTiming.WarmUp w = DecodeTiming.warmUp(model, WARMUP_LIMIT_NANOS);
+            LOG.info("decode warm-up: {} ms, {} steps{}", Math.round(w.millis()), w.steps(),
+                    w.steady() ? " (steady)" : " (stopped at its time limit)");
+            decode(model, s, fill, decode);
+        }
+        return out;
+    }
+
+    /** Prefill each context, then time single steps; the state's bytes after the context. */
+    private static void decode(LanguageModel model, Settings s, long[] fill, ArrayNode decode) {
         for (int c : s.contexts()) {
             long[] ctx = new long[c];
             for (int i = 0; i < c; i++) {
@@ -109,7 +135,6 @@ public final class Evaluator {
                         .put("state_bytes", bytes);
             }
         }
-        return out;
     }
 
     /**

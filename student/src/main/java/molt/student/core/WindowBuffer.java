@@ -43,15 +43,26 @@ public final class WindowBuffer {
      * dropped.
      */
     public void push(NDManager scope, NDArray k, NDArray v, int window, BiConsumer<NDArray, NDArray> leaving) {
-        keys = owner.swap(keys, keys == null ? k.duplicate() : keys.concat(k, 2));
-        values = owner.swap(values, values == null ? v.duplicate() : values.concat(v, 2));
-        if (keys.getShape().get(2) > window) {
-            if (leaving != null) {
-                leaving.accept(keys.get(scope, new NDIndex(":, :, 0:1")), values.get(scope, new NDIndex(":, :, 0:1")));
-            }
-            keys = owner.swap(keys, keys.get(scope, new NDIndex(":, :, 1:")).duplicate());
-            values = owner.swap(values, values.get(scope, new NDIndex(":, :, 1:")).duplicate());
+        if (keys == null) {
+            keys = owner.own(k.duplicate());
+            values = owner.own(v.duplicate());
+            return;
         }
+        long n = keys.getShape().get(2);
+        if (n < window) {
+            keys = owner.swap(keys, keys.concat(k, 2));
+            values = owner.swap(values, values.concat(v, 2));
+            return;
+        }
+        // Full: the oldest token leaves (the hybrid folds it first), then the rest and the new token are joined in
+        // one op per array: the same rows in the same order as appending and then dropping the first.
+        if (leaving != null) {
+            NDIndex first = new NDIndex().addAllDim(2).addSliceDim(0, 1);
+            leaving.accept(keys.get(scope, first), values.get(scope, first));
+        }
+        NDIndex rest = new NDIndex().addAllDim(2).addSliceDim(1, n);
+        keys = owner.swap(keys, keys.get(scope, rest).concat(k, 2));
+        values = owner.swap(values, values.get(scope, rest).concat(v, 2));
     }
 
     /** Scores q.k / sqrt(D) [B, H, 1, n] of one query q [B, H, 1, D] against the held keys, in {@code scope}. */

@@ -55,6 +55,9 @@ public final class Generator {
     private static float[] lastRow(NDArray logits) {
         try (logits) {
             long t = logits.getShape().get(1);
+            if (t == 1 && logits.getShape().get(0) == 1) {
+                return logits.toFloatArray(); // a decoding step's [1, 1, V] is its row
+            }
             try (NDArray row = logits.get("0, " + (t - 1))) {
                 return row.toFloatArray();
             }

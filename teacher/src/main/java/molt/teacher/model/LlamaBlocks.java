@@ -21,7 +21,7 @@ public final class LlamaBlocks {
     /** RMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w over the last axis. */
     public static NDArray rmsNorm(NDArray x, NDArray w, double eps) {
         NDArray variance = x.square().mean(new int[] {-1}, true);
-        return x.div(variance.add((float) eps).sqrt()).mul(w);
+        return x.div(variance.add(Scalars.of((float) eps)).sqrt()).mul(w); // a cached scalar: no new array per call
     }
 
     /**
@@ -65,6 +65,12 @@ public final class LlamaBlocks {
         long tk = k.getShape().get(2);
         double scale = 1.0 / Math.sqrt(q.getShape().get(3));
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(Scalars.of((float) scale)); // [B, Hq, Tq, Tk]
+        if (tk - 1 <= offset) {
+            // No key lies after the first query (a decoding step): the mask would add 0 everywhere.
+            NDArray probs = scores.softmax(-1);
+            NDArray out = probs.matMul(v); // [B, Hq, Tq, D]
+            return withWeights ? new NDList(out, probs) : new NDList(out);
+        }
         NDArray qPos = scope.arange(offset, offset + tq, 1, DataType.INT64).reshape(tq, 1); // [Tq, 1]
         NDArray kPos = scope.arange(0, tk, 1, DataType.INT64).reshape(1, tk); // [1, Tk]
         // Future keys get -1e30 added (exp underflows to exactly 0); DJL's where() does not broadcast.

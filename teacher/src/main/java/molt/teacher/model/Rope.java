@@ -1,6 +1,7 @@
 package molt.teacher.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.teacher.LlamaConfig;
@@ -65,7 +66,10 @@ public final class Rope {
         return table(m, start, t, true);
     }
 
-    /** sin [T, D] for positions start..start+T-1, created in {@code m}. */
+    /**
+     * The signed sine table [T, D] for positions start..start+T-1, created in {@code m}: (-sin, sin) over the two
+     * halves, the form {@link #apply} takes (the sign of rotate_half moved into the table).
+     */
     public NDArray sin(NDManager m, long start, int t) {
         return table(m, start, t, false);
     }
@@ -78,7 +82,7 @@ public final class Rope {
                 // As transformers does: inv_freq and the angle position * inv_freq in fp32, cos/sin of that angle.
                 float a = (float) (start + p) * invFreq[i];
                 float x = (float) (cos ? Math.cos(a) : Math.sin(a));
-                v[p * headDim + i] = x;
+                v[p * headDim + i] = cos ? x : -x;
                 v[p * headDim + half + i] = x;
             }
         }
@@ -90,12 +94,15 @@ public final class Rope {
         return apply(x, cos, sin.neg());
     }
 
-    /** x * cos + rotate_half(x) * sin for x [B, H, T, D]; the result belongs to x's manager. */
+    /**
+     * x * cos + rotate_half(x) * sin for x [B, H, T, D], with {@code sin} the signed table of {@link #sin}:
+     * rotate_half(x) * sin = (-x2, x1) * (sin, sin) = (x2, x1) * (-sin, sin), bit for bit (a product's sign does not
+     * change its rounding), one op fewer. The result belongs to x's manager.
+     */
     public static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
         long d = x.getShape().get(3);
-        NDArray x1 = x.get(":, :, :, :" + d / 2);
-        NDArray x2 = x.get(":, :, :, " + d / 2 + ":");
-        NDArray rotated = x2.neg().concat(x1, 3); // [B, H, T, D]: (-x2, x1)
-        return x.mul(cos).add(rotated.mul(sin));
+        NDList halves = x.split(new long[] {d / 2}, 3); // views x1, x2
+        NDArray swapped = halves.get(1).concat(halves.get(0), 3); // [B, H, T, D]: (x2, x1)
+        return x.mul(cos).add(swapped.mul(sin));
     }
 }

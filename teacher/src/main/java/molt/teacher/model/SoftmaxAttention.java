@@ -30,7 +30,7 @@ public final class SoftmaxAttention implements AttentionCore {
         KvState state = null;
         if (withState) {
             state = newState();
-            state.append(in.kvKeys(), in.kvValues());
+            state.append(scope, in.kvKeys(), in.kvValues()); // the views returned close with the scope
         }
         return new Output(out, state);
     }
@@ -44,14 +44,9 @@ public final class SoftmaxAttention implements AttentionCore {
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         KvState kvState = (KvState) state;
         long start = kvState.length();
-        NDArray[] kv = kvState.append(in.kvKeys(), in.kvValues()); // [B, Hkv, start + T, D]
+        NDArray[] kv = kvState.append(scope, in.kvKeys(), in.kvValues()); // views [B, Hkv, start + T, D] in scope
         NDArray k = LlamaBlocks.repeatKv(kv[0], in.groups()); // [B, Hq, start + T, D]
         NDArray v = LlamaBlocks.repeatKv(kv[1], in.groups());
-        // Without GQA repeatKv returns the state's own arrays, which must stay in the state.
-        if (k != kv[0]) {
-            k.attach(scope);
-            v.attach(scope);
-        }
         return LlamaBlocks.softmaxAttention(scope, in.q(), k, v, start, false).get(0);
     }
 
