@@ -250,6 +250,17 @@ public final class StudentModel implements LanguageModel {
     }
 
     /**
+     * A training step that recomputes each layer during backward instead of storing its intermediates
+     * ({@link LlamaModel#recomputedStep}); LoRA dropout draws from a generator seeded by (dropoutSeed, layer), so
+     * both passes of a layer see the same mask. Gradients accumulate in the trainable parameters; returns the loss.
+     */
+    public double recomputedStep(NDManager step, long[][] tokens, long dropoutSeed, int positions,
+                                 LlamaModel.SlicedLoss loss, ai.djl.training.GradientCollector gc) {
+        return base.recomputedStep(step, tokens, cores, projector,
+                layer -> dropoutRng = new SplittableRandom(dropoutSeed * 1_000_003L + layer), positions, loss, gc);
+    }
+
+    /**
      * One layer's mixer on the teacher's recorded q, k (after RoPE) and v, before the GQA repeat, as in
      * attention transfer: returns the per-head output [B, T, Hq, D] (what o_proj would see), created in
      * {@code scope}.

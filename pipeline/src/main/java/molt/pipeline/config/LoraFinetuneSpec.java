@@ -8,10 +8,12 @@ import molt.pipeline.train.StageRunner;
 /**
  * A {@code lora_finetune} stage (LoLCATs stage 2): LoRA adapters train on {@code ce_weight} x cross-entropy plus
  * {@code kl_weight} x KL to the teacher (at {@code temperature}, online, or over the teacher's top-{@code top_k}
- * from a cache), {@code grad_accum} micro-batches per optimizer step.
+ * from a cache), {@code grad_accum} micro-batches per optimizer step. {@code recompute} ({@code auto}, {@code true}
+ * or {@code false}) keeps only each layer's input and recomputes the layer during backward; {@code auto} does so
+ * when the frozen weights are 16-bit.
  */
 public record LoraFinetuneSpec(String name, TrainingSettings training, int gradAccum, double ceWeight,
-                               double klWeight, double temperature, String klSource, int topK)
+                               double klWeight, double temperature, String klSource, int topK, String recompute)
         implements StudentTrainingSpec {
     public static final String TYPE = "lora_finetune";
 
@@ -30,14 +32,16 @@ public record LoraFinetuneSpec(String name, TrainingSettings training, int gradA
             throw s.error("temperature",
                     "the top-k cache holds temperature-1 log-probabilities; use 1 with kl_source: cache");
         }
-        return new LoraFinetuneSpec(name, training, accum, ce, kl, temp, klSource, topK);
+        String recompute = s.choice("recompute", "auto", Set.of("auto", "true", "false"));
+        return new LoraFinetuneSpec(name, training, accum, ce, kl, temp, klSource, topK, recompute);
     }
 
     @Override
     public void toJson(ObjectNode n) {
         training.toJson(n);
         n.put("grad_accum", gradAccum).put("ce_weight", ceWeight).put("kl_weight", klWeight)
-                .put("temperature", temperature).put("kl_source", klSource).put("top_k", topK);
+                .put("temperature", temperature).put("kl_source", klSource).put("top_k", topK)
+                .put("recompute", recompute);
     }
 
     @Override

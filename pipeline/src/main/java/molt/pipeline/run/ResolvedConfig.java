@@ -69,16 +69,33 @@ public final class ResolvedConfig {
         if (!Files.isRegularFile(file)) {
             return false;
         }
-        JsonNode stored = JsonFiles.readObject(file).path("config");
-        if (stored.isObject() && !stored.has("precision")) {
-            stored = ((ObjectNode) stored.deepCopy()).put("precision", "f32"); // written before the key: always F32
-        }
+        JsonNode stored = withLegacyDefaults(JsonFiles.readObject(file).path("config"));
         List<String> diff = differences(stored, cfg.toJson());
         if (!diff.isEmpty()) {
             throw new InputException(dir, "was created by a different config (differs in " + String.join(", ", diff)
                     + "); use another output_dir or delete it");
         }
         return true;
+    }
+
+    /**
+     * A config resolved before keys were added, with the values its run had: F32 weights, and LoRA stages that
+     * never recomputed ({@code auto} does not for F32).
+     */
+    public static JsonNode withLegacyDefaults(JsonNode stored) {
+        if (!stored.isObject()) {
+            return stored;
+        }
+        ObjectNode c = stored.deepCopy();
+        if (!c.has("precision")) {
+            c.put("precision", "f32");
+        }
+        for (JsonNode stage : c.path("stages")) {
+            if (stage.path("type").asText().equals("lora_finetune") && !stage.has("recompute")) {
+                ((ObjectNode) stage).put("recompute", "auto");
+            }
+        }
+        return c;
     }
 
     /** Key paths whose values differ between two resolved configs. */

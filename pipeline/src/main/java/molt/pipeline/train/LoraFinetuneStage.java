@@ -3,6 +3,7 @@ package molt.pipeline.train;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import java.util.Map;
 import molt.pipeline.config.LoraFinetuneSpec;
 import molt.student.StudentModel;
@@ -102,7 +103,7 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
      */
     static NDArray crossEntropy(NDManager step, NDArray logits, molt.data.BatchReader.Batch batch) {
         NDArray nll = logits.logSoftmax(-1).gather(targets(step, batch.rows()), -1).neg(); // [B, T, 1]
-        return positionMean(step, nll, batch);
+        return positionMean(step, nll, batch, null);
     }
 
     /**
@@ -110,9 +111,9 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
      * [B, T, K] over the same K tokens (the whole vocabulary, or the teacher's top k), averaged like cross-entropy.
      */
     static NDArray klDivergence(NDManager step, NDArray teacherLogp, NDArray studentLogp,
-                                molt.data.BatchReader.Batch batch) {
-        NDArray perPosition = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}); // [B, T]
-        return positionMean(step, perPosition, batch);
+                                molt.data.BatchReader.Batch batch, int[] slice) {
+        NDArray perPosition = teacherLogp.exp().mul(teacherLogp.sub(studentLogp)).sum(new int[] {-1}); // [B, t]
+        return positionMean(step, perPosition, batch, slice);
     }
 
     /**
@@ -120,15 +121,20 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
      * a loss mask (prompt/response data) those whose target token has mask 1. Cross-entropy and KL share it, so
      * distillation never learns the prompt either.
      */
-    static NDArray positionMean(NDManager step, NDArray perPosition, molt.data.BatchReader.Batch batch) {
+    static NDArray positionMean(NDManager step, NDArray perPosition, molt.data.BatchReader.Batch batch, int[] slice) {
         if (batch.masks() == null) {
-            return perPosition.mean();
+            if (slice == null) {
+                return perPosition.mean();
+            }
+            long all = (long) batch.rows().length * (batch.rows()[0].length - 1);
+            return perPosition.sum().div(Scalars.of((float) all)); // this slice's share of the mean
         }
         NDArray m = targets(step, batch.masks()).toType(ai.djl.ndarray.types.DataType.FLOAT32, false); // [B, T, 1]
         if (perPosition.getShape().dimension() == 2) {
             m = m.squeeze(-1); // [B, T]
         }
-        return perPosition.mul(m).sum().div(m.sum().maximum(Scalars.of(1f)));
+        NDArray count = m.sum().maximum(Scalars.of(1f)); // positions learned in the whole batch
+        return perPosition.mul(slice(m, slice)).sum().div(count);
     }
 
     @Override
@@ -136,26 +142,69 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
                            TeacherTargets prepared) {
         student.setTraining(true, ctx.config().seed() * 1_000_003L + stepIndex);
         NDArray logits = student.logits(step, AttentionTransferStage.inputs(batch.rows())); // [B, T, V]
+        return loss(step, logits, batch, prepared, null);
+    }
+
+    /**
+     * ce_weight x cross-entropy + kl_weight x KL on {@code logits} [B, T, V]: the whole loss when {@code slice} is
+     * null, else the share of positions slice[0]..slice[1]-1 (logits and the teacher's targets of those positions;
+     * shares over all positions sum to the loss).
+     */
+    private NDArray loss(NDManager step, NDArray logits, molt.data.BatchReader.Batch batch, TeacherTargets prepared,
+                         int[] slice) {
         NDArray loss = null;
         if (stage.ceWeight() > 0) {
-            loss = crossEntropy(step, logits, batch).mul(Scalars.of((float) stage.ceWeight()));
+            NDArray nll = logits.logSoftmax(-1).gather(slice(targets(step, batch.rows()), slice), -1).neg(); // [B, t, 1]
+            loss = positionMean(step, nll, batch, slice).mul(Scalars.of((float) stage.ceWeight()));
         }
         if (stage.klWeight() > 0 && prepared.ids() != null) {
             TeacherTargets c = prepared;
             // KL over the teacher's top-k support: sum_j p_t(j) (log p_t(j) - log p_s(j)), temperature 1.
-            NDArray studentLogp = logits.logSoftmax(-1).gather(c.ids(), -1); // [B, T, k]
-            NDArray kl = klDivergence(step, c.logprobs(), studentLogp, batch);
+            NDArray studentLogp = logits.logSoftmax(-1).gather(slice(c.ids(), slice), -1); // [B, t, k]
+            NDArray kl = klDivergence(step, slice(c.logprobs(), slice), studentLogp, batch, slice);
             NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         } else if (stage.klWeight() > 0) {
-            NDArray teacherLogp = prepared.logprobs();
+            NDArray teacherLogp = slice(prepared.logprobs(), slice);
             NDArray studentLogp = logits.div(Scalars.of((float) stage.temperature())).logSoftmax(-1);
             float t2 = (float) (stage.temperature() * stage.temperature());
-            NDArray kl = klDivergence(step, teacherLogp, studentLogp, batch).mul(Scalars.of(t2));
+            NDArray kl = klDivergence(step, teacherLogp, studentLogp, batch, slice).mul(Scalars.of(t2));
             NDArray term = kl.mul(Scalars.of((float) stage.klWeight()));
             loss = loss == null ? term : loss.add(term);
         }
         return loss;
+    }
+
+    /** Positions slice[0]..slice[1]-1 of a [B, T, ...] array (all of it for a null slice). */
+    private static NDArray slice(NDArray a, int[] slice) {
+        return slice == null ? a : a.get(new NDIndex(":, {}:{}", slice[0], slice[1]));
+    }
+
+    /**
+     * With 16-bit frozen weights (or {@code recompute: true}) a step keeps only each layer's input and recomputes
+     * the layer during backward ({@link StudentModel#recomputedStep}): widened weights and activations live one
+     * layer at a time, and logits a slice of positions at a time.
+     */
+    @Override
+    protected boolean recomputes() {
+        return stage.recompute().equals("true")
+                || (stage.recompute().equals("auto") && student.base().precision() != molt.teacher.Precision.F32);
+    }
+
+    /** Logits per slice: about 2^26 values ({@value #LOGIT_BLOCK}), whatever the vocabulary. */
+    static final int LOGIT_BLOCK = 1 << 26;
+
+    @Override
+    protected double recomputedBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                                        TeacherTargets prepared, int microBatches) {
+        long[][] inputs = AttentionTransferStage.inputs(batch.rows());
+        student.setTraining(true, 0);
+        int positions = (int) Math.max(1, LOGIT_BLOCK / ((long) inputs.length * student.config().vocabSize()));
+        try (ai.djl.training.GradientCollector gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+            return student.recomputedStep(step, inputs, ctx.config().seed() * 1_000_003L + stepIndex, positions,
+                    (scope, logits, from, to) -> loss(scope, logits, batch, prepared, new int[] {from, to})
+                            .div(Scalars.of(microBatches)), gc);
+        }
     }
 
     @Override

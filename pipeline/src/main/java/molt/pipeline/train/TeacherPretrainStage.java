@@ -66,6 +66,9 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
      * settings and data and what else decides its bytes: the code's numerics (FORMAT), the engine and the threads.
      */
     public static Path cacheDir(RunConfig cfg) {
+        if (cfg.threads() == RunConfig.AUTO_THREADS) {
+            throw new IllegalStateException("the teacher cache key needs the resolved thread count (Runner.resolve)");
+        }
         ObjectNode key = settingsKey(cfg);
         key.put("format", FORMAT).put("djl", molt.pipeline.BuildInfo.djlVersion())
                 .put("libtorch", ai.djl.engine.Engine.getEngine("PyTorch").getVersion()).put("threads", cfg.threads());

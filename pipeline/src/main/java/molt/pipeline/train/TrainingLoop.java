@@ -67,6 +67,20 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     /** Validation loss of one batch (no gradients). */
     protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
 
+    /** True when the stage computes its loss and gradients itself, recomputing activations ({@link #recomputedBackward}). */
+    protected boolean recomputes() {
+        return false;
+    }
+
+    /**
+     * Loss and gradients of one micro-batch (its loss divided by {@code microBatches}) without keeping the forward's
+     * intermediates; returns that loss. Only stages whose {@link #recomputes} is true implement it.
+     */
+    protected double recomputedBackward(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared,
+                                        int microBatches) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not recompute");
+    }
+
     /** More validation metrics for the step's metrics line (called at each validation, without gradients). */
     protected void validationExtras(ObjectNode rec) {
     }
@@ -327,6 +341,11 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 P prepared = prepare(s, b);
                 long t1 = System.nanoTime();
                 times.prepare += t1 - t0;
+                if (recomputes()) {
+                    loss += recomputedBackward(s, b, step * accumulation() + a, prepared, batches.size());
+                    times.backward += System.nanoTime() - t1; // forward, recomputation and backward together
+                    continue;
+                }
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     // The mean over the step's micro-batches (one for a step of extraBatch).
                     NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(batches.size()));

@@ -159,6 +159,19 @@ class ConfigTest {
         assertTrue(d.contains("seed") && d.contains("stages[0].lr"), d.toString());
     }
 
+    @Test
+    void configsResolvedBeforeNewKeysResumeAsTheyRan(@TempDir Path dir) throws Exception {
+        Path f = write(dir, "t.yaml", MINIMAL.replace("  - name: export", "  - {name: lora, type: lora_finetune, tokens: 64}\n  - name: export"));
+        RunConfig now = ConfigLoader.load(f, List.of("precision=f32"));
+        com.fasterxml.jackson.databind.node.ObjectNode old = now.toJson().deepCopy();
+        old.remove("precision");
+        old.withArray("stages").forEach(st -> ((com.fasterxml.jackson.databind.node.ObjectNode) st).remove("recompute"));
+        assertEquals(List.of(), ResolvedConfig.differences(ResolvedConfig.withLegacyDefaults(old), now.toJson()));
+        RunConfig f16 = ConfigLoader.load(f, List.of("precision=f16"));
+        assertEquals(List.of("precision"), ResolvedConfig.differences(ResolvedConfig.withLegacyDefaults(old),
+                f16.toJson()));
+    }
+
     private static String sha256(RunConfig c) throws Exception {
         byte[] json = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsBytes(c.toJson());
         return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(json));
@@ -167,12 +180,12 @@ class ConfigTest {
     /**
      * The resolved JSON is hashed into the teacher cache's key and compared on resume: these hashes were computed
      * before stage settings became one record per type (StageSpec), and must never change by accident. They changed
-     * on purpose once since: the resolved form gained {@code precision} (and {@code threads} may be {@code auto}).
+     * on purpose once since: the resolved form gained {@code precision}, LoRA stages {@code recompute} (and {@code threads} may be {@code auto}).
      */
     @Test
     void theResolvedJsonStaysByteIdentical(@TempDir Path dir) throws Exception {
         RunConfig quickstart = ConfigLoader.load(Path.of("..", "configs", "quickstart.yaml"), List.of());
-        assertEquals("f2688d1c5d5736138b35ae0ea3ce9c9405f5a3bcde74bbf574104f58218bb6af", sha256(quickstart));
+        assertEquals("d28f1cf785c8b2351bf9561244b907e0065a7057139f75e228e2d15ed0c6640d", sha256(quickstart));
         // The teacher cache key also hashes TeacherPretrainStage.FORMAT, the DJL and libtorch versions and the
         // thread count (it was teacher-22469ee2369b3bb5 when it hashed the settings alone).
         assertEquals(Path.of("runs/.teachers/teacher-06962b0899ee98bb"),
@@ -228,7 +241,7 @@ class ConfigTest {
                   - name: evaluate
                     type: evaluate
                 """);
-        assertEquals("3583518778f65fee7d725e5daa03360a0a5dbaac0caa81403cbb36ca9e4d290a",
+        assertEquals("baa6e9eabff0e8d2356b60fe2fe4d8d1e40633cc249cff38249ad28b9a74898e",
                 sha256(ConfigLoader.load(all, List.of())));
     }
 

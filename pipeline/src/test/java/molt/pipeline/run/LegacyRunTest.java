@@ -29,7 +29,7 @@ class LegacyRunTest {
         Path config = PipelineTestSupport.pretrainConfig(dir, "run", "student: {feature_dim: 4, window: 8, chunk_size: 16}",
                 "    val_every: 5\n    val_batches: 2", stages);
         assertEquals(0, CliTestSupport.run("run", config.toString()).exit());
-        RunConfig cfg = ConfigLoader.load(config, List.of());
+        RunConfig cfg = Runner.resolve(ConfigLoader.load(config, List.of())); // threads chosen as the run chose them
         // As an older molt left it: the teacher under the settings-only key, the export not done yet.
         Path legacy = TeacherPretrainStage.legacyCacheDir(cfg);
         Files.move(TeacherPretrainStage.cacheDir(cfg), legacy);

@@ -372,6 +372,82 @@ public final class LlamaModel implements LanguageModel {
         }
     }
 
+    /** A training loss computed a slice of positions at a time (see {@link #recomputedStep}). */
+    @FunctionalInterface
+    public interface SlicedLoss {
+        /**
+         * The loss's share from positions [from, to), given their logits [B, to - from, V] in {@code scope}; the
+         * shares of all slices sum to the loss.
+         */
+        NDArray share(NDManager scope, NDArray logits, int from, int to);
+    }
+
+    /**
+     * A training step that keeps only each layer's input instead of every intermediate: a forward without autograd
+     * recording the inputs h_0..h_L; the final norm, LM head and loss {@code positions} positions at a time, each
+     * slice's backward run at once (so [B, T, V] logits never exist whole); then, from the last layer down, each
+     * layer recomputed with autograd in a scope of its own and its gradient sent back through backward(sum(y * g)),
+     * which hands the layer's parameters and input exactly the gradient g of its output. Parameter gradients are
+     * those of one backward through the whole graph; the peak holds the weights, L + 1 layer inputs and one layer's
+     * arrays (with its widened weights when they are 16-bit). {@code beforeLayer} runs before each layer's forward in
+     * both passes (to make random draws such as dropout repeat). Returns the loss.
+     */
+    public double recomputedStep(NDManager step, long[][] tokens, List<? extends AttentionCore> cores,
+                                 Projector projector, java.util.function.IntConsumer beforeLayer, int positions,
+                                 SlicedLoss loss, ai.djl.training.GradientCollector gc) {
+        LayerPass pass = LayerPass.parallel(projector);
+        List<NDArray> inputs = new ArrayList<>();
+        NDArray h;
+        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        try {
+            h = embed(step, tokens);
+            for (int i = 0; i < layers.size(); i++) {
+                inputs.add(h);
+                beforeLayer.accept(i);
+                try (NDManager own = step.newSubManager()) {
+                    NDArray view = h.get(own, new NDIndex()); // the input stays in step; the layer's arrays go in own
+                    h = layers.get(i).forward(own, view, cores.get(i), pass);
+                    h.attach(step);
+                }
+            }
+        } finally {
+            ai.djl.pytorch.jni.JniUtils.setGradMode(true);
+        }
+        h.setRequiresGradient(true);
+        double total = 0;
+        int t = tokens[0].length;
+        for (int from = 0; from < t; from += positions) {
+            int to = Math.min(t, from + positions);
+            try (NDManager own = step.newSubManager()) {
+                NDArray slice = h.get(own, new NDIndex(":, {}:{}, :", from, to)); // [B, to - from, H]
+                NDArray share = loss.share(own, head(own, slice), from, to);
+                total += share.getFloat();
+                gc.backward(share);
+            }
+        }
+        NDArray g = h.getGradient().duplicate(); // dLoss/dh_L [B, T, H]
+        g.attach(step);
+        for (int i = layers.size() - 1; i >= 0; i--) {
+            NDArray x = inputs.get(i);
+            boolean inputGradient = i > 0;
+            if (inputGradient) {
+                x.setRequiresGradient(true);
+            }
+            try (NDManager own = step.newSubManager()) {
+                x.attach(own); // the layer's arrays land in its own scope and are freed with it
+                beforeLayer.accept(i);
+                NDArray y = layers.get(i).forward(own, x, cores.get(i), pass);
+                gc.backward(y.mul(g).sum());
+                g.close();
+                if (inputGradient) {
+                    g = x.getGradient().duplicate(); // dLoss/dh_i
+                    g.attach(step);
+                }
+            }
+        }
+        return total;
+    }
+
     /** Full forward over a batch of equal-length sequences; results attached to {@code out}, the rest freed. */
     public Output forward(NDManager out, long[][] tokens, Taps.Request request) {
         try (NDManager scope = out.newSubManager(device)) {
