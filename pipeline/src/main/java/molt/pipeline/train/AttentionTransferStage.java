@@ -75,6 +75,51 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
         return sum.div(Scalars.of(errs.length)).mul(Scalars.of((float) stage.mseWeight()));
     }
 
+    /** Attention transfer backpropagates layer by layer ({@link #lossAndBackward}). */
+    @Override
+    protected boolean ownsBackward() {
+        return true;
+    }
+
+    /**
+     * The loss of {@link #loss}, with each layer's term backpropagated as soon as it is computed: no gradient crosses
+     * layers, so each mixer's parameters get exactly the gradient of the whole loss (the same float operations,
+     * mse_weight / layers applied to the layer's MSE), while only one layer's mixer graph is alive at a time. The
+     * returned loss is summed from the terms' values in the order {@link #loss} adds them. Each layer's taps are
+     * freed once its term is done.
+     */
+    @Override
+    protected double lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                                     Map<Integer, Taps.Layer> taps, int microBatches) {
+        NDArray sum = null;
+        try (ai.djl.training.GradientCollector gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+            for (int j = 0; j < mixerLayers.length; j++) {
+                try (NDManager own = step.newSubManager()) {
+                    Taps.Layer t = taps.remove(mixerLayers[j]);
+                    attach(t, own);
+                    NDArray out = student.mixerOutput(own, mixerLayers[j], t.hidden(), t.q(), t.k(), t.v()); // [B, T, Hq, D]
+                    NDArray err = out.sub(t.attentionOutput()).square().mean();
+                    gc.backward(err.div(Scalars.of(mixerLayers.length)).mul(Scalars.of((float) stage.mseWeight()))
+                            .div(Scalars.of(microBatches)));
+                    NDArray value = err.stopGradient();
+                    value.attach(step);
+                    sum = sum == null ? value : sum.add(value);
+                }
+            }
+        }
+        return sum.div(Scalars.of(mixerLayers.length)).mul(Scalars.of((float) stage.mseWeight()))
+                .div(Scalars.of(microBatches)).getFloat();
+    }
+
+    /** Moves a layer's recordings into {@code scope}, to be freed with it. */
+    private static void attach(Taps.Layer t, NDManager scope) {
+        for (NDArray a : new NDArray[] {t.hidden(), t.q(), t.k(), t.v(), t.attentionOutput()}) {
+            if (a != null) {
+                a.attach(scope);
+            }
+        }
+    }
+
     @Override
     protected Map<Integer, Taps.Layer> prepare(NDManager step, molt.data.BatchReader.Batch batch) {
         return teacherTaps(step, batch.rows());

@@ -186,7 +186,7 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
      * layer at a time, and logits a slice of positions at a time.
      */
     @Override
-    protected boolean recomputes() {
+    protected boolean ownsBackward() {
         return stage.recompute().equals("true")
                 || (stage.recompute().equals("auto") && student.base().precision() != molt.teacher.Precision.F32);
     }
@@ -195,8 +195,8 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
     static final int LOGIT_BLOCK = 1 << 26;
 
     @Override
-    protected double recomputedBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
-                                        TeacherTargets prepared, int microBatches) {
+    protected double lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                                     TeacherTargets prepared, int microBatches) {
         long[][] inputs = AttentionTransferStage.inputs(batch.rows());
         student.setTraining(true, 0);
         int positions = (int) Math.max(1, LOGIT_BLOCK / ((long) inputs.length * student.config().vocabSize()));

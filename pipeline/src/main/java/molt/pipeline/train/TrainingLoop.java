@@ -67,18 +67,21 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     /** Validation loss of one batch (no gradients). */
     protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
 
-    /** True when the stage computes its loss and gradients itself, recomputing activations ({@link #recomputedBackward}). */
-    protected boolean recomputes() {
+    /**
+     * True when the stage computes a micro-batch's loss and gradients itself ({@link #lossAndBackward}), to free
+     * what backward has used before the whole loss is known; otherwise one backward runs on {@link #loss}.
+     */
+    protected boolean ownsBackward() {
         return false;
     }
 
     /**
-     * Loss and gradients of one micro-batch (its loss divided by {@code microBatches}) without keeping the forward's
-     * intermediates; returns that loss. Only stages whose {@link #recomputes} is true implement it.
+     * Loss and gradients of one micro-batch, its loss divided by {@code microBatches}, with the stage's own collector
+     * and backward passes; returns that loss. Only stages whose {@link #ownsBackward} is true implement it.
      */
-    protected double recomputedBackward(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared,
-                                        int microBatches) {
-        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not recompute");
+    protected double lossAndBackward(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared,
+                                     int microBatches) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " runs one backward on its loss");
     }
 
     /** More validation metrics for the step's metrics line (called at each validation, without gradients). */
@@ -215,6 +218,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
      */
     private double step(LoopState st, long totalSteps) throws IOException {
         long t0 = System.nanoTime();
+        molt.teacher.nd.NativeMemory.trim(); // the last step's freed arrays leave the process before this one starts
         boolean peak = molt.pipeline.run.ProcessMemory.resetPeak();
         StepTimes times = new StepTimes();
         java.util.List<BatchReader.Batch> batches = batches(st);
@@ -341,9 +345,9 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 P prepared = prepare(s, b);
                 long t1 = System.nanoTime();
                 times.prepare += t1 - t0;
-                if (recomputes()) {
-                    loss += recomputedBackward(s, b, step * accumulation() + a, prepared, batches.size());
-                    times.backward += System.nanoTime() - t1; // forward, recomputation and backward together
+                if (ownsBackward()) {
+                    loss += lossAndBackward(s, b, step * accumulation() + a, prepared, batches.size());
+                    times.backward += System.nanoTime() - t1; // forward (and any recomputation) and backward together
                     continue;
                 }
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
