@@ -17,8 +17,11 @@ import molt.teacher.Projection;
  */
 public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, long loraBytes, long transferStepBytes,
                              long loraStepBytes) {
-    /** The JVM, libtorch and molt's own classes and buffers, measured idle (RSS before the teacher loads). */
-    static final long BASE = 400L << 20;
+    /**
+     * The JVM (its heap grown by loading and data preparation), libtorch and molt's own buffers: the resident memory
+     * a training step starts from besides the arrays modelled below, measured at the SmolLM2-135M shape.
+     */
+    static final long BASE = 700L << 20;
 
     public static MemoryEstimate of(RunConfig cfg, LlamaConfig c) {
         Precision p = cfg.precision().equals("auto") ? Precision.auto(molt.teacher.LlamaWeights.parameterCount(c))
@@ -37,17 +40,21 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
         }
         long b = cfg.data().batchSize();
         long t = cfg.data().seqLen();
+        boolean recompute = cfg.stages().stream().filter(molt.pipeline.config.LoraFinetuneSpec.class::isInstance)
+                .map(molt.pipeline.config.LoraFinetuneSpec.class::cast)
+                .anyMatch(s -> s.recompute().equals("true") || (s.recompute().equals("auto") && p == Precision.F16));
+        int featureDim = cfg.student().settings().featureDim();
         return new MemoryEstimate(BASE, frozen(c, p), 16 * mixers, 16 * lora,
-                transferStep(c, p, b, t, mixerLayers, cfg.student().settings().featureDim()),
-                loraStep(c, p, b, t));
+                transferStep(c, p, b, t, mixerLayers, featureDim),
+                recompute ? recomputedLoraStep(c, p, b, t, featureDim) : loraStep(c, p, b, t, featureDim));
     }
 
     /** Frozen weights: matrices at the precision's width, norms and biases F32, a tied F32 head's transposed copy. */
     static long frozen(LlamaConfig c, Precision p) {
-        long matrices = (long) c.vocabSize() * c.hiddenSize() + c.numLayers() * layerWeights(c)
-                + (c.tieWordEmbeddings() && p == Precision.F16 ? 0 : (long) c.vocabSize() * c.hiddenSize());
-        long rest = molt.teacher.LlamaWeights.parameterCount(c) - (long) c.vocabSize() * c.hiddenSize()
-                * (c.tieWordEmbeddings() ? 1 : 2) - c.numLayers() * layerWeights(c);
+        long embed = (long) c.vocabSize() * c.hiddenSize();
+        long matrices = embed + c.numLayers() * layerWeights(c) + (c.tieWordEmbeddings() && p == Precision.F16 ? 0 : embed);
+        long rest = molt.teacher.LlamaWeights.parameterCount(c) - embed * (c.tieWordEmbeddings() ? 1 : 2)
+                - c.numLayers() * layerWeights(c);
         return p.bytes() * matrices + 4 * rest;
     }
 
@@ -59,29 +66,53 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
         return w;
     }
 
+    /** A widened copy of one layer's projections (16-bit weights are used as F32 on CPU). */
+    private static long widenedLayer(LlamaConfig c, Precision p) {
+        return p == Precision.F16 ? 4 * layerWeights(c) : 0;
+    }
+
+    /** One layer's forward arrays: norms, projections, RoPE, the [B, Hq, T, T] scores and weights, the MLP. */
+    private static long teacherLayer(LlamaConfig c, long b, long t) {
+        long hq = c.numHeads();
+        return 4 * b * (3 * hq * t * t + t * (4L * c.intermediateSize() + 8L * c.hiddenSize()
+                + 4L * c.numKvHeads() * c.headDim() * c.kvGroups()));
+    }
+
+    /** One mixer layer's forward kept for backward (feature maps, chunk blocks, states), per the Hedgehog forms. */
+    private static long mixerLayer(LlamaConfig c, long b, long t, int featureDim) {
+        return 4 * b * c.numHeads() * t * (12L * featureDim + 8L * c.headDim() + 12L * 64);
+    }
+
     /**
      * Attention transfer: the teacher's taps for every mixer layer (hidden, q, k, v, attention output), one layer of
-     * the teacher's forward at a time (its [B, Hq, T, T] scores, MLP and, for 16-bit weights, the widened layer), and
-     * every mixer's forward kept for backward.
+     * the teacher's forward at a time (with its widened weights), and one mixer layer's forward and backward (each
+     * layer's term is backpropagated before the next is computed).
      */
     static long transferStep(LlamaConfig c, Precision p, long b, long t, int mixerLayers, int featureDim) {
         long hq = c.numHeads();
         long d = c.headDim();
         long taps = 4 * b * t * (c.hiddenSize() + 2 * hq * d + 2L * c.numKvHeads() * d) * mixerLayers;
-        long teacherLayer = 4 * b * (3 * hq * t * t + t * (4L * c.intermediateSize() + 6L * c.hiddenSize()))
-                + (p == Precision.F16 ? 4 * layerWeights(c) : 0);
-        long mixer = 4 * b * hq * t * (8L * featureDim + 6 * d) * mixerLayers;
-        return taps + teacherLayer + mixer;
+        return taps + Math.max(teacherLayer(c, b, t) + widenedLayer(c, p), 2 * mixerLayer(c, b, t, featureDim));
+    }
+
+    /** LoRA without recomputation: every layer's activations and widened weights kept for backward, whole logits. */
+    static long loraStep(LlamaConfig c, Precision p, long b, long t, int featureDim) {
+        long perLayer = 4 * b * t * (14L * c.hiddenSize() + 4L * c.intermediateSize()) + mixerLayer(c, b, t, featureDim);
+        long widened = p == Precision.F16 ? 4 * (c.numLayers() * layerWeights(c) + (long) c.vocabSize() * c.hiddenSize()) : 0;
+        return c.numLayers() * perLayer + widened + 4 * 4 * b * t * c.vocabSize();
     }
 
     /**
-     * LoRA: every layer's activations kept for backward (and, for 16-bit weights, every widened layer with them),
-     * plus the logits, their log-softmax and gradients.
+     * LoRA with recomputation: the L + 1 layer inputs, one layer recomputed with its gradients and widened weights,
+     * and one slice of positions through the LM head (logits, log-softmax and their gradients; the widened head).
      */
-    static long loraStep(LlamaConfig c, Precision p, long b, long t) {
-        long perLayer = 4 * b * t * (14L * c.hiddenSize() + 4L * c.intermediateSize());
-        long widened = p == Precision.F16 ? 4 * (c.numLayers() * layerWeights(c) + (long) c.vocabSize() * c.hiddenSize()) : 0;
-        return c.numLayers() * perLayer + widened + 4 * 4 * b * t * c.vocabSize();
+    static long recomputedLoraStep(LlamaConfig c, Precision p, long b, long t, int featureDim) {
+        long inputs = 4 * b * t * c.hiddenSize() * (c.numLayers() + 2L);
+        long layer = 2 * (4 * b * t * (14L * c.hiddenSize() + 4L * c.intermediateSize()) + mixerLayer(c, b, t, featureDim))
+                + widenedLayer(c, p);
+        long positions = Math.min(t, Math.max(1, (1L << 26) / (b * c.vocabSize())));
+        long head = 4 * 4 * b * positions * c.vocabSize() + (p == Precision.F16 ? 4L * c.vocabSize() * c.hiddenSize() : 0);
+        return inputs + Math.max(layer, head);
     }
 
     /** Peak of an attention-transfer step. */
