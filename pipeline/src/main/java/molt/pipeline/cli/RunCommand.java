@@ -52,7 +52,7 @@ public final class RunCommand implements Callable<Integer> {
         json.path("stages").fields().forEachRemaining(e -> {
             var r = e.getValue().path("result");
             System.out.printf("%-30s %-20s %10.1f %14s%n", e.getKey(), e.getValue().path("type").asText(),
-                    e.getValue().path("seconds").asDouble(), r.has("best_val_loss")
+                    e.getValue().path("seconds").asDouble(), r.path("best_val_loss").isNumber()
                             ? String.format("%.5f", r.path("best_val_loss").asDouble()) : "-");
             for (var l : r.path("per_layer_mse")) {
                 System.out.printf("  layer %-3d %-16s MSE %.6f%n", l.path("layer").asInt(), l.path("mixer").asText(),

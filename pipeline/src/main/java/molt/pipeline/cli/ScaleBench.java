@@ -122,8 +122,8 @@ final class ScaleBench implements Callable<Integer> {
                 checkpoint: {every_steps: 1000000}
                 student: {mixer: %s}
                 stages:
-                  - {name: transfer, type: attention_transfer, tokens: %d, val_every: 1000000, val_batches: 1}
-                  - {name: finetune, type: lora_finetune, tokens: %d, grad_accum: 1, val_every: 1000000, val_batches: 1}
+                  - {name: transfer, type: attention_transfer, tokens: %d, val_batches: 0, scheduler: constant}
+                  - {name: finetune, type: lora_finetune, tokens: %d, grad_accum: 1, val_batches: 0}
                 """.formatted(work.resolve("run"), teacher, threads, precision, seqLen, mixer, tokens, tokens));
         return yaml;
     }

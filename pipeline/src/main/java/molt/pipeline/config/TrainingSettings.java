@@ -22,8 +22,12 @@ public record TrainingSettings(long tokens, double lr, double weightDecay, doubl
         double wd = s.number("weight_decay", weightDecay, 0, 10, true);
         double clip = s.number("clip_norm", 1.0, 0, 1e6, true);
         int valEvery = (int) s.integer("val_every", 50, 1, Integer.MAX_VALUE);
-        int valBatches = (int) s.integer("val_batches", 4, 1, 1 << 20);
+        // 0: never validate (benchmarks); the final weights are then the last step's and plateau never reduces.
+        int valBatches = (int) s.integer("val_batches", 4, 0, 1 << 20);
         String sched = s.choice("scheduler", scheduler, Set.of("plateau", "constant", "cosine"));
+        if (valBatches == 0 && sched.equals("plateau")) {
+            throw s.error("val_batches", "0 turns validation off, which scheduler: plateau needs; use constant or cosine");
+        }
         int warmup = (int) s.integer("warmup_steps", 0, 0, Integer.MAX_VALUE);
         double minLrRatio = s.number("min_lr_ratio", 0.1, 0, 1, true);
         double factor = s.number("plateau_factor", 0.5, 0, 1, false);

@@ -138,6 +138,9 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
     @Override
     protected ObjectNode results() {
         ObjectNode r = super.results();
+        if (training.valBatches() == 0) {
+            return r; // validation off: no per-layer errors measured
+        }
         ArrayNode layers = r.putArray("per_layer_mse");
         double[] sums = new double[mixerLayers.length];
         var val = new molt.data.BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);

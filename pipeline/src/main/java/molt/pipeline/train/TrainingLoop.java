@@ -254,7 +254,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         }
         times.write(rec.putObject("phase_s"));
         double val = Double.NaN;
-        if (st.step % training.valEvery() == 0 || st.step == totalSteps) {
+        if (training.valBatches() > 0 && (st.step % training.valEvery() == 0 || st.step == totalSteps)) {
             val = validate(st, rec);
         }
         ctx.metrics().write(rec);
@@ -306,7 +306,8 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         }
         WeightsFile.load(studentWeights(), WeightsFile.read(fin));
         ObjectNode result = results();
-        result.put("steps", st.step).put("tokens", st.tokens).put("best_val_loss", st.rate.best())
+        result.put("steps", st.step).put("tokens", st.tokens)
+                .put("best_val_loss", Double.isFinite(st.rate.best()) ? st.rate.best() : null) // null: never validated
                 .put("last_loss", st.lastLoss).put("trainable_parameters", count(st.params))
                 .put("model_parameters", modelParameters());
         writeResult(result);

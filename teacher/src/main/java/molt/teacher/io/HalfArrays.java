@@ -43,6 +43,7 @@ public final class HalfArrays {
                 w.readHalf(name, r0 * cols, block, conversion);
                 direct.clear();
                 direct.asShortBuffer().put(block);
+                direct.limit(block.length * 2); // the block's bytes exactly (the last block may be shorter)
                 Shape blockShape = shape.length == 1 ? new Shape(cols) : new Shape(n, cols);
                 try (NDArray wrapped = m.create(direct, blockShape, DataType.FLOAT16)) {
                     if (shape.length == 1) {

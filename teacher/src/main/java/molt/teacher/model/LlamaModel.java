@@ -420,9 +420,13 @@ public final class LlamaModel implements LanguageModel {
             int to = Math.min(t, from + positions);
             try (NDManager own = step.newSubManager()) {
                 NDArray slice = h.get(own, new NDIndex(":, {}:{}, :", from, to)); // [B, to - from, H]
-                NDArray share = loss.share(own, head(own, slice), from, to);
-                total += share.getFloat();
-                gc.backward(share);
+                if (!widensHead()) {
+                    NDArray share = loss.share(own, head(own, slice), from, to);
+                    total += share.getFloat();
+                    gc.backward(share);
+                    continue;
+                }
+                total += blockedHead(own, slice, from, to, loss, gc);
             }
         }
         NDArray g = h.getGradient().duplicate(); // dLoss/dh_L [B, T, H]
@@ -446,6 +450,80 @@ public final class LlamaModel implements LanguageModel {
             }
         }
         return total;
+    }
+
+    /** True when the LM head is 16-bit and used widened (CPU): a whole widened head would cost 4 x V x H bytes. */
+    private boolean widensHead() {
+        NDArray w = lmHeadT != null ? lmHeadT : embed;
+        return frozen == Frozen.WIDEN && w.getDataType() != DataType.FLOAT32;
+    }
+
+    /** Vocabulary rows per block of a widened LM head: about 2^24 values (64 MiB as F32). */
+    private long headBlock() {
+        return Math.max(1, (1L << 24) / config.hiddenSize());
+    }
+
+    /** Columns v0..v1-1 of the LM head as an F32 [H, v1 - v0] matrix in {@code scope}, widened from 16 bits. */
+    private NDArray headColumns(NDManager scope, long v0, long v1) {
+        if (lmHeadT != null) {
+            return lmHeadT.get(scope, new NDIndex(":, {}:{}", v0, v1)).toType(DataType.FLOAT32, false); // [H, Vb]
+        }
+        return embed.get(scope, new NDIndex("{}:{}", v0, v1)).toType(DataType.FLOAT32, false).transpose(); // [H, Vb]
+    }
+
+    /**
+     * One slice of positions through the final norm, a 16-bit LM head and the loss, with the head's product and its
+     * gradient computed a block of vocabulary rows at a time (each block widened, used and freed), so no widened
+     * copy of the whole head exists: logits are computed without autograd, the loss's gradient dL/dlogits taken
+     * from them, dL/dnormed = sum over blocks of dL/dlogits[:, :, block] W_block, and that sent back through the norm
+     * to the final hidden state. Returns the slice's share of the loss.
+     */
+    private double blockedHead(NDManager scope, NDArray slice, int from, int to, SlicedLoss loss,
+                               ai.djl.training.GradientCollector gc) {
+        NDArray normed = LlamaBlocks.rmsNorm(slice, norm, config.rmsNormEps()); // [B, t, H], graph to h
+        NDArray fixed = normed.stopGradient();
+        long v = config.vocabSize();
+        NDList blocks = new NDList();
+        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        try {
+            for (long v0 = 0; v0 < v; v0 += headBlock()) {
+                try (NDManager block = scope.newSubManager()) {
+                    NDArray part = fixed.matMul(headColumns(block, v0, Math.min(v, v0 + headBlock()))); // [B, t, Vb]
+                    part.attach(scope);
+                    blocks.add(part);
+                }
+            }
+        } finally {
+            ai.djl.pytorch.jni.JniUtils.setGradMode(true);
+        }
+        NDArray logits = NDArrays.concat(blocks, -1); // [B, t, V]
+        blocks.forEach(NDArray::close);
+        logits.setRequiresGradient(true);
+        NDArray share = loss.share(scope, logits, from, to);
+        double value = share.getFloat();
+        gc.backward(share);
+        NDArray gradLogits = logits.getGradient(); // [B, t, V]
+        NDArray gradNormed = null;
+        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        try {
+            for (long v0 = 0; v0 < v; v0 += headBlock()) {
+                long v1 = Math.min(v, v0 + headBlock());
+                try (NDManager block = scope.newSubManager()) {
+                    NDArray g = gradLogits.get(block, new NDIndex(":, :, {}:{}", v0, v1)); // [B, t, Vb]
+                    NDArray part = g.matMul(headColumns(block, v0, v1).transpose()); // [B, t, H]
+                    NDArray sum = gradNormed == null ? part : gradNormed.add(part);
+                    sum.attach(scope);
+                    if (gradNormed != null) {
+                        gradNormed.close();
+                    }
+                    gradNormed = sum;
+                }
+            }
+        } finally {
+            ai.djl.pytorch.jni.JniUtils.setGradMode(true);
+        }
+        gc.backward(normed.mul(gradNormed).sum());
+        return value;
     }
 
     /** Full forward over a batch of equal-length sequences; results attached to {@code out}, the rest freed. */
