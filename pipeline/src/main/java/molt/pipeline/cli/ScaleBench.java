@@ -89,6 +89,10 @@ final class ScaleBench implements Callable<Integer> {
     @Option(names = "--mixer", defaultValue = "hedgehog_window", description = "Default: ${DEFAULT-VALUE}.")
     String mixer;
 
+    @Option(names = "--recompute", defaultValue = "auto", description = "LoRA's recompute: auto, true or false. "
+            + "Default: ${DEFAULT-VALUE}.")
+    String recompute;
+
     @Override
     public Integer call() throws Exception {
         if (steps < 1 || warmup < 0 || seqLen < 2) {
@@ -123,8 +127,9 @@ final class ScaleBench implements Callable<Integer> {
                 student: {mixer: %s}
                 stages:
                   - {name: transfer, type: attention_transfer, tokens: %d, val_batches: 0, scheduler: constant}
-                  - {name: finetune, type: lora_finetune, tokens: %d, grad_accum: 1, val_batches: 0}
-                """.formatted(work.resolve("run"), teacher, threads, precision, seqLen, mixer, tokens, tokens));
+                  - {name: finetune, type: lora_finetune, tokens: %d, grad_accum: 1, val_batches: 0, recompute: %s}
+                """.formatted(work.resolve("run"), teacher, threads, precision, seqLen, mixer, tokens, tokens,
+                recompute));
         return yaml;
     }
 
@@ -154,6 +159,11 @@ final class ScaleBench implements Callable<Integer> {
      * The tokenizer is molt's byte tokenizer: its ids are valid in any vocabulary and the matrix work is the model's.
      */
     static void write(LlamaConfig c, Path dir) throws IOException {
+        write(c, dir, SHARD_BYTES);
+    }
+
+    /** As {@link #write(LlamaConfig, Path)} with shards of at most {@code shardBytes}. */
+    static void write(LlamaConfig c, Path dir, long shardBytes) throws IOException {
         Files.createDirectories(dir);
         List<SafetensorsWriter.Tensor> tensors = new ArrayList<>();
         long total = 0;
@@ -169,7 +179,7 @@ final class ScaleBench implements Callable<Integer> {
         List<List<SafetensorsWriter.Tensor>> shards = new ArrayList<>();
         for (SafetensorsWriter.Tensor t : tensors) {
             if (shards.isEmpty() || shards.get(shards.size() - 1).stream()
-                    .mapToLong(SafetensorsWriter.Tensor::bytes).sum() + t.bytes() > SHARD_BYTES) {
+                    .mapToLong(SafetensorsWriter.Tensor::bytes).sum() + t.bytes() > shardBytes) {
                 shards.add(new ArrayList<>());
             }
             shards.get(shards.size() - 1).add(t);
@@ -265,8 +275,9 @@ final class ScaleBench implements Callable<Integer> {
         double atFlops = transferFlopsPerToken(c, seqLen);
         double loraFlops = loraFlopsPerToken(c, rc.lora().toConfig());
         MemoryEstimate est = MemoryEstimate.of(rc, c);
-        System.out.printf("model: %s (%,d parameters), %d-token sequences, batch 1, %s frozen weights, %d thread(s)%n",
-                model != null ? teacher : shape, LlamaWeights.parameterCount(c), seqLen, rc.precision(), rc.threads());
+        System.out.printf("model: %s (%,d parameters), %d-token sequences, batch 1, %s frozen weights, %d thread(s), "
+                + "LoRA recompute %s%n", model != null ? teacher : shape, LlamaWeights.parameterCount(c), seqLen,
+                rc.precision(), rc.threads(), recompute);
         System.out.printf("F32 GEMM (2048^3, same run, %d thread(s)): %.1f GFLOP/s%n", rc.threads(), gemm);
         System.out.println("FLOPs per token counted: transfer = layers x (2 x projection weights + 2 x heads x "
                 + "head_dim x T) [the teacher forward, causal attention at T^2/2; mixers not counted]; LoRA = "

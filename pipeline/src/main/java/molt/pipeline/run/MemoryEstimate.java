@@ -104,14 +104,16 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
 
     /**
      * LoRA with recomputation: the L + 1 layer inputs, one layer recomputed with its gradients and widened weights,
-     * and one slice of positions through the LM head (logits, log-softmax and their gradients; the widened head).
+     * and one slice of positions through the LM head (logits, log-softmax and their gradients; a 16-bit head is
+     * widened a block of 2^24 values at a time).
      */
     static long recomputedLoraStep(LlamaConfig c, Precision p, long b, long t, int featureDim) {
         long inputs = 4 * b * t * c.hiddenSize() * (c.numLayers() + 2L);
         long layer = 2 * (4 * b * t * (14L * c.hiddenSize() + 4L * c.intermediateSize()) + mixerLayer(c, b, t, featureDim))
                 + widenedLayer(c, p);
         long positions = Math.min(t, Math.max(1, (1L << 26) / (b * c.vocabSize())));
-        long head = 4 * 4 * b * positions * c.vocabSize() + (p == Precision.F16 ? 4L * c.vocabSize() * c.hiddenSize() : 0);
+        // logits, their gradient and the loss's arrays for one slice, and one widened block of the head's rows
+        long head = 4 * 4 * b * positions * c.vocabSize() + (p == Precision.F16 ? 4L << 24 : 0);
         return inputs + Math.max(layer, head);
     }
 

@@ -1,0 +1,60 @@
+package molt.pipeline.run;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import molt.pipeline.config.ConfigLoader;
+import molt.pipeline.config.RunConfig;
+import molt.teacher.LlamaConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * validate's memory estimate against the peaks `molt bench scale` measured (docs/BENCHMARKS.md, "Real-size
+ * teachers"): within 25% for every shape and stage measured. A change to what a step allocates must update the model
+ * (and the measurements) together.
+ */
+class MemoryEstimateTest {
+    private static final double GIB = 1L << 30;
+
+    /** A measured peak: shape, precision, stage, GiB. */
+    private record Measured(String shape, String precision, String stage, double gib) {
+    }
+
+    private static final List<Measured> MEASURED = List.of(
+            new Measured("smollm2-135m", "f16", "transfer", 1.40),
+            new Measured("smollm2-135m", "f16", "lora", 2.03),
+            new Measured("llama-3.2-1b", "f16", "transfer", 4.53),
+            new Measured("llama-3-8b", "f16", "transfer", 19.62),
+            new Measured("llama-3-8b", "f16", "lora", 21.38));
+
+    private static LlamaConfig shape(String name) throws Exception {
+        java.lang.reflect.Field f = Class.forName("molt.pipeline.cli.ScaleBench").getDeclaredField("SHAPES");
+        f.setAccessible(true);
+        String json = ((java.util.Map<?, ?>) f.get(null)).get(name).toString();
+        return LlamaConfig.fromJson((ObjectNode) new ObjectMapper().readTree(json), Path.of(name));
+    }
+
+    @Test
+    void theEstimateIsWithinAQuarterOfEveryMeasuredPeak(@TempDir Path dir) throws Exception {
+        for (Measured m : MEASURED) {
+            Path yaml = Files.writeString(dir.resolve(m.shape() + ".yaml"), """
+                    teacher: {path: /models/x}
+                    precision: %s
+                    data: {seq_len: 1024, batch_size: 1}
+                    stages:
+                      - {name: transfer, type: attention_transfer, tokens: 3072}
+                      - {name: finetune, type: lora_finetune, tokens: 3072, grad_accum: 1}
+                    """.formatted(m.precision()));
+            RunConfig cfg = ConfigLoader.load(yaml, List.of());
+            MemoryEstimate e = MemoryEstimate.of(cfg, shape(m.shape()));
+            double est = (m.stage().equals("transfer") ? e.transferBytes() : e.loraBytes()) / GIB;
+            double ratio = est / m.gib();
+            assertTrue(ratio > 0.75 && ratio < 1.25, m + ": estimate " + est + " GiB");
+        }
+    }
+}
