@@ -29,6 +29,7 @@ class MemoryEstimateTest {
             new Measured("smollm2-135m", "f16", "transfer", 1.40),
             new Measured("smollm2-135m", "f16", "lora", 2.03),
             new Measured("llama-3.2-1b", "f16", "transfer", 4.53),
+            new Measured("llama-3.2-1b", "f16", "lora", 5.12),
             new Measured("llama-3-8b", "f16", "transfer", 19.62),
             new Measured("llama-3-8b", "f16", "lora", 21.38));
 
