@@ -99,8 +99,10 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
                     attach(t, own);
                     NDArray out = student.mixerOutput(own, mixerLayers[j], t.hidden(), t.q(), t.k(), t.v()); // [B, T, Hq, D]
                     NDArray err = out.sub(t.attentionOutput()).square().mean();
-                    gc.backward(err.div(Scalars.of(mixerLayers.length)).mul(Scalars.of((float) stage.mseWeight()))
-                            .div(Scalars.of(microBatches)));
+                    if (err.hasGradient()) { // false for a parameter-free mixer (gla_liger): nothing to train there
+                        gc.backward(err.div(Scalars.of(mixerLayers.length)).mul(Scalars.of((float) stage.mseWeight()))
+                                .div(Scalars.of(microBatches)));
+                    }
                     NDArray value = err.stopGradient();
                     value.attach(step);
                     sum = sum == null ? value : sum.add(value);
