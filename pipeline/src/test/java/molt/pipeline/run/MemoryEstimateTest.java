@@ -28,6 +28,8 @@ class MemoryEstimateTest {
     private static final List<Measured> MEASURED = List.of(
             new Measured("smollm2-135m", "f16", "transfer", 1.40),
             new Measured("smollm2-135m", "f16", "lora", 2.03),
+            new Measured("smollm2-135m", "f32", "transfer", 1.73),
+            new Measured("smollm2-135m", "f32", "lora", 8.37),
             new Measured("llama-3.2-1b", "f16", "transfer", 4.53),
             new Measured("llama-3.2-1b", "f16", "lora", 5.12),
             new Measured("llama-3-8b", "f16", "transfer", 19.62),
