@@ -99,7 +99,7 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
                     attach(t, own);
                     NDArray out = student.mixerOutput(own, mixerLayers[j], t.hidden(), t.q(), t.k(), t.v()); // [B, T, Hq, D]
                     NDArray err = out.sub(t.attentionOutput()).square().mean();
-                    if (err.hasGradient()) { // false for a parameter-free mixer (gla_liger): nothing to train there
+                    if (!student.mixer(mixerLayers[j]).parameters().isEmpty()) { // gla_liger has nothing to train
                         gc.backward(err.div(Scalars.of(mixerLayers.length)).mul(Scalars.of((float) stage.mseWeight()))
                                 .div(Scalars.of(microBatches)));
                     }

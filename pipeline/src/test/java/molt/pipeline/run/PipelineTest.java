@@ -22,6 +22,13 @@ class PipelineTest {
         CliTestSupport.Run r = CliTestSupport.run("run", config.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("layer 0") && r.out().contains("MSE") && r.out().contains("student: "), r.out());
+        // Every training step of both stages moved the weights: a gradient reached them (grad_norm > 0).
+        java.util.List<com.fasterxml.jackson.databind.node.ObjectNode> steps = MetricsLog.records(dir.resolve("run/metrics.jsonl"));
+        assertTrue(steps.stream().anyMatch(n -> n.path("stage").asText().equals("transfer")), steps.toString());
+        for (com.fasterxml.jackson.databind.JsonNode n : steps) {
+            assertTrue(n.path("grad_norm").asDouble() > 0, n.toString());
+            assertTrue(n.path("peak_rss_mib").asLong() > 0 && n.path("phase_s").has("backward"), n.toString());
+        }
         Path run = dir.resolve("run");
         JsonNode report = JSON.readTree(run.resolve("report.json").toFile());
         Path student = Path.of(report.get("student").asText());
