@@ -458,9 +458,17 @@ public final class LlamaModel implements LanguageModel {
         return frozen == Frozen.WIDEN && w.getDataType() != DataType.FLOAT32;
     }
 
-    /** Vocabulary rows per block of a widened LM head: about 2^24 values (64 MiB as F32). */
+    /** Values per block of a widened LM head: 2^24 (64 MiB as F32); smaller in tests, to run several blocks. */
+    private long headBlockValues = 1L << 24;
+
+    /** Vocabulary rows per block of a widened LM head. */
     private long headBlock() {
-        return Math.max(1, (1L << 24) / config.hiddenSize());
+        return Math.max(1, headBlockValues / config.hiddenSize());
+    }
+
+    /** Sets the values per widened LM-head block (tests exercise several blocks on tiny models). */
+    void headBlockValues(long values) {
+        this.headBlockValues = values;
     }
 
     /** Columns v0..v1-1 of the LM head as an F32 [H, v1 - v0] matrix in {@code scope}, widened from 16 bits. */
