@@ -1,8 +1,6 @@
 package molt.pipeline.cli;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import molt.pipeline.config.ConfigLoader;
 import molt.pipeline.config.RunConfig;
@@ -12,7 +10,6 @@ import molt.pipeline.train.StageStopped;
 import molt.pipeline.train.TrainingDiverged;
 import molt.teacher.io.JsonFiles;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /** {@code molt run CONFIG}: runs (or resumes) a staged distillation. */
@@ -24,26 +21,8 @@ public final class RunCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The run config (YAML).")
     Path config;
 
-    @Option(names = "--set", description = "Override a config value: key.path=value (lists: stages[1].lr).")
-    List<String> sets = new ArrayList<>();
-
-    @Option(names = "--precision", description = "Frozen weights: f32, f16 or auto (the config's precision key).")
-    String precision;
-
-    @Option(names = "--threads", description = "PyTorch CPU threads: a number or auto (the config's threads key).")
-    String threads;
-
-    /** The --set overrides with --precision and --threads added. */
-    private List<String> overrides() {
-        List<String> all = new ArrayList<>(sets);
-        if (precision != null) {
-            all.add("precision=" + precision);
-        }
-        if (threads != null) {
-            all.add("threads=" + threads);
-        }
-        return all;
-    }
+    @picocli.CommandLine.Mixin
+    ConfigOverrides overrides = new ConfigOverrides();
 
     /** Stage times, final losses and attention transfer's per-layer MSE, then where the report and student are. */
     static void printSummary(Path report) throws java.io.IOException {
@@ -68,10 +47,9 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        RunConfig cfg = molt.pipeline.run.Runner.resolve(ConfigLoader.load(config, overrides()));
-        // Read by DJL when the engine starts, which has not happened yet in this process.
-        System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(cfg.threads()));
+        // Read by DJL when the engine starts (Runner.resolve starts it to set the intra-op thread count).
         System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+        RunConfig cfg = molt.pipeline.run.Runner.resolve(ConfigLoader.load(config, overrides.list()));
         try (StopSignal stop = StopSignal.install()) {
             // Caught inside the try: closing the signal lets a waiting SIGTERM hook end the JVM, so everything to
             // say must be said first.

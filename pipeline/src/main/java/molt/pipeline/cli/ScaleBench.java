@@ -241,19 +241,10 @@ final class ScaleBench implements Callable<Integer> {
         }
     }
 
-    /** Matrix FLOPs per token of one layer's projections (2 per weight). */
-    static double layerWeightFlops(LlamaConfig c) {
-        double w = 0;
-        for (Projection p : Projection.values()) {
-            w += (double) p.in(c) * p.out(c);
-        }
-        return 2 * w;
-    }
-
     /** Attention transfer: the teacher's forward (projections and causal attention) through every layer. */
     static double transferFlopsPerToken(LlamaConfig c, int t) {
         double attention = 2.0 * c.numHeads() * c.headDim() * t; // QK^T and PV over T/2 keys on average
-        return c.numLayers() * (layerWeightFlops(c) + attention);
+        return c.numLayers() * (2.0 * MemoryEstimate.layerWeights(c) + attention);
     }
 
     /**
@@ -266,7 +257,7 @@ final class ScaleBench implements Callable<Integer> {
         for (Projection p : l.projections()) {
             adapters += 2.0 * l.rank() * (p.in(c) + p.out(c));
         }
-        return 2 * (c.numLayers() * layerWeightFlops(c) + head) + 3 * c.numLayers() * adapters;
+        return 2 * (c.numLayers() * 2.0 * MemoryEstimate.layerWeights(c) + head) + 3 * c.numLayers() * adapters;
     }
 
     private void report(RunConfig rc, LlamaConfig c, Path teacher, Path metrics, double gemm) throws IOException {

@@ -3,8 +3,6 @@ package molt.pipeline.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import molt.pipeline.config.ConfigLoader;
 import molt.pipeline.config.RunConfig;
@@ -14,7 +12,6 @@ import molt.student.mixer.MixerRegistry;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /** {@code molt validate CONFIG}: checks a config without running it. */
@@ -25,30 +22,12 @@ public final class ValidateCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The run config (YAML).")
     Path config;
 
-    @Option(names = "--set", description = "Override a config value: key.path=value.")
-    List<String> sets = new ArrayList<>();
-
-    @Option(names = "--precision", description = "Frozen weights: f32, f16 or auto (the config's precision key).")
-    String precision;
-
-    @Option(names = "--threads", description = "PyTorch CPU threads: a number or auto (the config's threads key).")
-    String threads;
-
-    /** The --set overrides with --precision and --threads added. */
-    private List<String> overrides() {
-        List<String> all = new ArrayList<>(sets);
-        if (precision != null) {
-            all.add("precision=" + precision);
-        }
-        if (threads != null) {
-            all.add("threads=" + threads);
-        }
-        return all;
-    }
+    @picocli.CommandLine.Mixin
+    ConfigOverrides overrides = new ConfigOverrides();
 
     @Override
     public Integer call() throws Exception {
-        RunConfig loaded = ConfigLoader.load(config, overrides());
+        RunConfig loaded = ConfigLoader.load(config, overrides.list());
         RunConfig cfg = loaded.resolveAuto(molt.pipeline.run.Preflight.teacher(loaded)); // what run would choose
         LlamaConfig c = molt.pipeline.run.Preflight.check(cfg);
         ObjectMapper yaml = new ObjectMapper(new YAMLFactory());

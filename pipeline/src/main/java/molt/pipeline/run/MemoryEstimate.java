@@ -24,8 +24,7 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
     static final long BASE = 700L << 20;
 
     public static MemoryEstimate of(RunConfig cfg, LlamaConfig c) {
-        Precision p = cfg.precision().equals("auto") ? Precision.auto(molt.teacher.LlamaWeights.parameterCount(c))
-                : cfg.frozenPrecision();
+        Precision p = Precision.resolve(cfg.precision(), molt.teacher.LlamaWeights.parameterCount(c));
         StudentPlan plan = cfg.student().plan(c.numLayers());
         long mixers = 0;
         int mixerLayers = 0;
@@ -58,7 +57,8 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
         return p.bytes() * matrices + 4 * rest;
     }
 
-    static long layerWeights(LlamaConfig c) {
+    /** Weights of one layer's projections (q, k, v, o, gate, up, down). */
+    public static long layerWeights(LlamaConfig c) {
         long w = 0;
         for (Projection pr : Projection.values()) {
             w += (long) pr.in(c) * pr.out(c);

@@ -75,10 +75,11 @@ public final class Runner {
      * (a config that names its threads gets them even when the engine started before).
      */
     public static RunConfig resolve(RunConfig cfg) {
-        RunConfig r = cfg.resolveAuto(Preflight.teacher(cfg));
+        molt.teacher.LlamaConfig teacher = Preflight.teacher(cfg);
+        RunConfig r = cfg.resolveAuto(teacher);
         if (cfg.threads() == RunConfig.AUTO_THREADS || !cfg.precision().equals(r.precision())) {
             LOG.info("auto settings for a {}-parameter teacher: threads {}, precision {}",
-                    molt.teacher.LlamaWeights.parameterCount(Preflight.teacher(cfg)), r.threads(), r.precision());
+                    molt.teacher.LlamaWeights.parameterCount(teacher), r.threads(), r.precision());
         }
         molt.teacher.Threads.set(r.threads());
         return r;

@@ -64,17 +64,6 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
         return mixerLayers.length > 0;
     }
 
-    @Override
-    protected NDArray loss(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
-                           Map<Integer, Taps.Layer> taps) {
-        NDArray[] errs = layerErrors(step, taps);
-        NDArray sum = errs[0];
-        for (int j = 1; j < errs.length; j++) {
-            sum = sum.add(errs[j]);
-        }
-        return sum.div(Scalars.of(errs.length)).mul(Scalars.of((float) stage.mseWeight()));
-    }
-
     /** Attention transfer backpropagates layer by layer ({@link #lossAndBackward}). */
     @Override
     protected boolean ownsBackward() {
@@ -82,11 +71,11 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
     }
 
     /**
-     * The loss of {@link #loss}, with each layer's term backpropagated as soon as it is computed: no gradient crosses
-     * layers, so each mixer's parameters get exactly the gradient of the whole loss (the same float operations,
-     * mse_weight / layers applied to the layer's MSE), while only one layer's mixer graph is alive at a time. The
-     * returned loss is summed from the terms' values in the order {@link #loss} adds them. Each layer's taps are
-     * freed once its term is done.
+     * mse_weight x the mean over mixer layers of each layer's MSE, with each layer's term backpropagated as soon as
+     * it is computed: no gradient crosses layers, so each mixer's parameters get exactly the gradient of the whole
+     * loss (mse_weight / layers applied to the layer's MSE, the float operations one backward over the sum would do),
+     * while only one layer's mixer graph is alive at a time. The returned loss sums the terms' values (sum / layers x
+     * mse_weight). Each layer's taps are freed once its term is done.
      */
     @Override
     protected double lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,

@@ -60,9 +60,11 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
 
     /**
      * The training loss of one micro-batch [B][T+1] (called under the gradient collector; arrays in {@code step}),
-     * with the micro-step index for seeded dropout.
+     * with the micro-step index for seeded dropout. A stage that {@link #ownsBackward} always need not have one.
      */
-    protected abstract NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared);
+    protected NDArray loss(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " computes its loss in lossAndBackward");
+    }
 
     /** Validation loss of one batch (no gradients). */
     protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
