@@ -115,9 +115,16 @@ public final class StudentModel implements LanguageModel {
     public Map<String, NDArray> mixerParameters() {
         Map<String, NDArray> out = new LinkedHashMap<>();
         for (int i = 0; i < cores.size(); i++) {
-            for (Map.Entry<String, NDArray> e : cores.get(i).parameters().entrySet()) {
-                out.put("model.layers." + i + ".self_attn.mixer." + e.getKey(), e.getValue());
-            }
+            out.putAll(mixerParameters(i));
+        }
+        return out;
+    }
+
+    /** Layer {@code layer}'s mixer parameters, named as in {@link #mixerParameters()} (none for a softmax layer). */
+    public Map<String, NDArray> mixerParameters(int layer) {
+        Map<String, NDArray> out = new LinkedHashMap<>();
+        for (Map.Entry<String, NDArray> e : cores.get(layer).parameters().entrySet()) {
+            out.put("model.layers." + layer + ".self_attn.mixer." + e.getKey(), e.getValue());
         }
         return out;
     }
@@ -226,7 +233,7 @@ public final class StudentModel implements LanguageModel {
 
     /** The layers whose attention a mixer replaces, in order. */
     public int[] mixerLayers() {
-        return java.util.stream.IntStream.range(0, cores.size()).filter(i -> !plan.keepsSoftmax(i)).toArray();
+        return plan.mixerLayers();
     }
 
     @Override

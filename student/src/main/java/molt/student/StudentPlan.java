@@ -56,6 +56,11 @@ public record StudentPlan(List<String> layers) {
         return layers.get(layer);
     }
 
+    /** The layers whose attention a mixer replaces, in order. */
+    public int[] mixerLayers() {
+        return java.util.stream.IntStream.range(0, size()).filter(i -> !keepsSoftmax(i)).toArray();
+    }
+
     public boolean keepsSoftmax(int layer) {
         return layers.get(layer).equals(MixerRegistry.SOFTMAX);
     }

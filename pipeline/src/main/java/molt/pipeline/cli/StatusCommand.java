@@ -68,11 +68,12 @@ public final class StatusCommand implements Callable<Integer> {
         return st;
     }
 
-    /** The last metrics line of each stage. */
+    /** The last metrics line of each stage (for a stage trained in layer groups, its latest group's). */
     private ObjectNode latestMetrics() throws IOException {
         ObjectNode latest = JSON.createObjectNode();
         for (ObjectNode n : MetricsLog.records(runDir.resolve("metrics.jsonl"))) {
-            latest.set(n.path("stage").asText(), n);
+            String id = n.path("stage").asText();
+            latest.set(id.replaceFirst("/layers-\\d+-\\d+$", ""), n);
         }
         return latest;
     }

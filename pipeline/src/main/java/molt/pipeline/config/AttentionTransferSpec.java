@@ -7,10 +7,13 @@ import molt.pipeline.train.StageRunner;
 /**
  * An {@code attention_transfer} stage (LoLCATs stage 1): the mixers learn to match the teacher's attention output,
  * with loss {@code mse_weight} x MSE ({@code attention_ce_weight} must stay 0: the chunked mixers never form the
- * attention matrix it needs).
+ * attention matrix it needs). {@code layer_groups: 0} (the default) trains every mixer layer together, with one
+ * schedule, one clipping norm and one validation loss; {@code layer_groups: N} (1 or more) splits the mixer layers
+ * into N consecutive groups trained one after another, each layer with its own schedule, clipping, validation and
+ * best weights, so that the result does not depend on N.
  */
 public record AttentionTransferSpec(String name, TrainingSettings training, double mseWeight,
-                                    double attentionCeWeight) implements StudentTrainingSpec {
+                                    double attentionCeWeight, int layerGroups) implements StudentTrainingSpec {
     public static final String TYPE = "attention_transfer";
 
     static AttentionTransferSpec bind(String name, Binder s) {
@@ -21,13 +24,14 @@ public record AttentionTransferSpec(String name, TrainingSettings training, doub
             // The chunked mixers never form the T x T attention matrix this loss needs.
             throw s.error("attention_ce_weight", "cross-entropy on attention weights is not supported yet; use 0");
         }
-        return new AttentionTransferSpec(name, training, mse, attCe);
+        int groups = (int) s.integer("layer_groups", 0, 0, 1 << 16);
+        return new AttentionTransferSpec(name, training, mse, attCe, groups);
     }
 
     @Override
     public void toJson(ObjectNode n) {
         training.toJson(n);
-        n.put("mse_weight", mseWeight).put("attention_ce_weight", attentionCeWeight);
+        n.put("mse_weight", mseWeight).put("attention_ce_weight", attentionCeWeight).put("layer_groups", layerGroups);
     }
 
     @Override

@@ -44,8 +44,23 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
                 .anyMatch(s -> s.recompute().equals("true") || (s.recompute().equals("auto") && p == Precision.F16));
         int featureDim = cfg.student().settings().featureDim();
         return new MemoryEstimate(BASE, frozen(c, p), 16 * mixers, 16 * lora,
-                transferStep(c, p, b, t, mixerLayers, featureDim),
+                transferStep(c, p, b, t, tappedLayers(cfg, mixerLayers), featureDim),
                 recompute ? recomputedLoraStep(c, p, b, t, featureDim) : loraStep(c, p, b, t, featureDim));
+    }
+
+    /**
+     * The most mixer layers whose taps one attention-transfer step holds: all of them, or the largest layer group's
+     * ({@code layer_groups: N} trains ceil(layers / N) at a time).
+     */
+    static int tappedLayers(RunConfig cfg, int mixerLayers) {
+        int most = 0;
+        for (var st : cfg.stages()) {
+            if (st instanceof molt.pipeline.config.AttentionTransferSpec a) {
+                int groups = Math.min(Math.max(1, a.layerGroups()), Math.max(1, mixerLayers));
+                most = Math.max(most, (mixerLayers + groups - 1) / groups);
+            }
+        }
+        return most == 0 ? mixerLayers : most;
     }
 
     /** Frozen weights: matrices at the precision's width, norms and biases F32, a tied F32 head's transposed copy. */
@@ -84,9 +99,9 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
     }
 
     /**
-     * Attention transfer: the teacher's taps for every mixer layer (hidden, q, k, v, attention output), one layer of
-     * the teacher's forward at a time (with its widened weights), and one mixer layer's forward and backward (each
-     * layer's term is backpropagated before the next is computed).
+     * Attention transfer: the teacher's taps for every mixer layer it trains at once (hidden, q, k, v, attention
+     * output), one layer of the teacher's forward at a time (with its widened weights), and one mixer layer's forward
+     * and backward (each layer's term is backpropagated before the next is computed).
      */
     static long transferStep(LlamaConfig c, Precision p, long b, long t, int mixerLayers, int featureDim) {
         long hq = c.numHeads();

@@ -4,6 +4,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import molt.data.DocumentSource;
 import molt.data.Sources;
+import molt.pipeline.config.AttentionTransferSpec;
 import molt.pipeline.config.EvaluateSpec;
 import molt.pipeline.config.RunConfig;
 import molt.pipeline.config.StageSpec;
@@ -39,6 +40,14 @@ public final class Preflight {
                     + "max_position_embeddings " + c.maxPositionEmbeddings());
         }
         for (StageSpec s : cfg.stages()) {
+            if (s instanceof AttentionTransferSpec a && a.layerGroups() > 0) {
+                checkLayerGroups(a, cfg.student().plan(c.numLayers()), "the student");
+                for (RunConfig.Variant v : cfg.variants()) {
+                    if (!v.skip().contains(s.name())) {
+                        checkLayerGroups(a, v.student().plan(c.numLayers()), "variant '" + v.name() + "'");
+                    }
+                }
+            }
             if (s instanceof EvaluateSpec e) {
                 try {
                     e.settings().checkFits(c);
@@ -52,6 +61,15 @@ public final class Preflight {
             src.identity();
         }
         return c;
+    }
+
+    /** An attention-transfer stage cannot have more layer groups than the student has mixer layers to split. */
+    private static void checkLayerGroups(AttentionTransferSpec a, molt.student.StudentPlan plan, String who) {
+        int layers = plan.mixerLayers().length;
+        if (layers > 0 && a.layerGroups() > layers) {
+            throw new InputException("stage '" + a.name() + "': layer_groups " + a.layerGroups() + " exceeds the "
+                    + layers + " mixer layers of " + who + "; use at most " + layers);
+        }
     }
 
     /** The teacher's architecture; a teacher on disk must be a model directory whose tokenizer molt can use. */

@@ -122,8 +122,10 @@ public final class Runner {
     private static void truncateMetrics(Run run) throws IOException {
         for (Job job : run.jobs()) {
             if (job.stage() instanceof TrainingSpec && !run.state().done(job.id())) {
-                long step = TrainingLoop.resumeStep(job.dir(run.dir()), run.cfg().checkpoint().keepLast());
-                MetricsLog.truncateAfter(run.dir().resolve("metrics.jsonl"), job.id(), step);
+                for (var part : TrainingLoop.resumeSteps(job.dir(run.dir()), job.id(),
+                        run.cfg().checkpoint().keepLast()).entrySet()) {
+                    MetricsLog.truncateAfter(run.dir().resolve("metrics.jsonl"), part.getKey(), part.getValue());
+                }
             }
         }
     }

@@ -75,7 +75,23 @@ public final class AdamW {
 
     /** One update with learning rate {@code lr}; gradients scaled by {@code gradScale} first (clipping). */
     public void update(Map<String, NDArray> params, double lr, double gradScale) {
+        advance();
+        apply(params, lr, gradScale);
+    }
+
+    /**
+     * Starts an optimizer step (the count behind the bias corrections); {@link #apply} then updates each group of
+     * parameters that trains with its own learning rate and clipping.
+     */
+    public void advance() {
         step++;
+    }
+
+    /**
+     * The current step's update of {@code params} with learning rate {@code lr}, gradients scaled by
+     * {@code gradScale} first; each parameter is updated from its own gradient and moments only.
+     */
+    public void apply(Map<String, NDArray> params, double lr, double gradScale) {
         double c1 = 1 - Math.pow(beta1, step);
         double c2 = 1 - Math.pow(beta2, step);
         for (Map.Entry<String, NDArray> e : params.entrySet()) {

@@ -5,9 +5,13 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import molt.pipeline.config.AttentionTransferSpec;
+import molt.student.StudentModel;
 import molt.teacher.model.Taps;
 import molt.teacher.nd.Scalars;
 
@@ -16,20 +20,76 @@ import molt.teacher.nd.Scalars;
  * output (per head, before o_proj) matches the teacher's attention output on the teacher's own q, k, v: the loss
  * is mse_weight x MSE averaged over the mixer layers. Layers see the teacher's inputs, so no gradient crosses
  * layers. The final per-layer MSE on validation data shows which layers are hard to linearize.
+ *
+ * <p>Two modes. Together ({@code layer_groups: 0}): every mixer layer in one loop, one schedule, one clipping norm,
+ * one validation loss. Per layer (a group of {@link LayerGroupTransfer}): the loop trains only the given layers, each
+ * as a {@link Lane} of its own with loss mse_weight x its MSE, its own schedule, clipping, validation and best
+ * weights; the teacher runs only up to the group's last layer.
  */
 public final class AttentionTransferStage extends StudentStage<AttentionTransferSpec, Map<Integer, Taps.Layer>> {
     private final int[] mixerLayers;
+    private final boolean perLayer;
 
     public AttentionTransferStage(StageContext ctx, Device device) {
         super(ctx, AttentionTransferSpec.class, device, false);
         this.mixerLayers = student.mixerLayers();
+        this.perLayer = false;
+        student.setMixersTrainable(true);
+        student.setLoraTrainable(false);
+    }
+
+    /** The per-layer mode on {@code layers} of a {@code student} the caller owns, in {@code ctx}'s directory. */
+    AttentionTransferStage(StageContext ctx, StudentModel student, int[] layers) {
+        super(ctx, AttentionTransferSpec.class, student, false);
+        this.mixerLayers = layers.clone();
+        this.perLayer = true;
         student.setMixersTrainable(true);
         student.setLoraTrainable(false);
     }
 
     @Override
     protected Map<String, NDArray> trainable() {
-        return student.mixerParameters();
+        return perLayer ? groupParameters() : student.mixerParameters();
+    }
+
+    /** This group's mixer parameters, layer by layer. */
+    private Map<String, NDArray> groupParameters() {
+        Map<String, NDArray> m = new LinkedHashMap<>();
+        for (int i : mixerLayers) {
+            m.putAll(student.mixerParameters(i));
+        }
+        return m;
+    }
+
+    /** Per layer: the group's layers (those with parameters), each a lane; together: one lane. */
+    @Override
+    protected List<Lane> lanes() {
+        if (!perLayer) {
+            return super.lanes();
+        }
+        List<Lane> lanes = new ArrayList<>();
+        for (int i : mixerLayers) {
+            if (!student.mixerParameters(i).isEmpty()) { // gla_liger has nothing to train
+                lanes.add(new Lane(laneName(i), student.mixerParameters(i)));
+            }
+        }
+        return lanes;
+    }
+
+    @Override
+    protected boolean trainsInLanes() {
+        return perLayer;
+    }
+
+    /** A layer's lane name: {@code layer_<i>}. */
+    static String laneName(int layer) {
+        return "layer_" + layer;
+    }
+
+    /** Per layer, a checkpoint and the final weights hold the group's layers only. */
+    @Override
+    protected Map<String, NDArray> studentWeights() {
+        return perLayer ? groupParameters() : super.studentWeights();
     }
 
     /** Inputs [B][T] of a packed batch [B][T+1]. */
@@ -78,8 +138,52 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
      * mse_weight). Each layer's taps are freed once its term is done.
      */
     @Override
-    protected double lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
-                                     Map<Integer, Taps.Layer> taps, int microBatches) {
+    protected double[] lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                                       Map<Integer, Taps.Layer> taps, int microBatches) {
+        return perLayer ? perLayerLossAndBackward(step, taps, microBatches)
+                : new double[] {lossAndBackward(step, taps, microBatches)};
+    }
+
+    /**
+     * Per layer: each lane's loss mse_weight x its layer's MSE (divided by {@code microBatches}), backpropagated
+     * on its own; the losses in lane order.
+     */
+    private double[] perLayerLossAndBackward(NDManager step, Map<Integer, Taps.Layer> taps, int microBatches) {
+        List<Lane> lanes = lanes();
+        double[] losses = new double[lanes.size()];
+        try (ai.djl.training.GradientCollector gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+            for (int j = 0; j < lanes.size(); j++) {
+                int layer = laneLayer(lanes.get(j));
+                try (NDManager own = step.newSubManager()) {
+                    Taps.Layer t = taps.remove(layer);
+                    attach(t, own);
+                    NDArray out = student.mixerOutput(own, layer, t.hidden(), t.q(), t.k(), t.v()); // [B, T, Hq, D]
+                    NDArray loss = out.sub(t.attentionOutput()).square().mean()
+                            .mul(Scalars.of((float) stage.mseWeight())).div(Scalars.of(microBatches));
+                    gc.backward(loss);
+                    losses[j] = loss.getFloat();
+                }
+            }
+        }
+        taps.values().forEach(AttentionTransferStage::close); // layers without parameters: nothing to train
+        return losses;
+    }
+
+    /** The layer a lane trains. */
+    private static int laneLayer(Lane lane) {
+        return Integer.parseInt(lane.name().substring("layer_".length()));
+    }
+
+    private static void close(Taps.Layer t) {
+        for (NDArray a : new NDArray[] {t.hidden(), t.q(), t.k(), t.v(), t.attentionOutput()}) {
+            if (a != null) {
+                a.close();
+            }
+        }
+    }
+
+    /** Together: the mean over mixer layers, each layer's term backpropagated as soon as it is computed. */
+    private double lossAndBackward(NDManager step, Map<Integer, Taps.Layer> taps, int microBatches) {
         NDArray sum = null;
         try (ai.djl.training.GradientCollector gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
             for (int j = 0; j < mixerLayers.length; j++) {
@@ -126,6 +230,22 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
         return s / errs.length * stage.mseWeight();
     }
 
+    /** Per layer: each lane's mse_weight x its layer's MSE; together: the one loss. */
+    @Override
+    protected double[] validationLosses(NDManager step, molt.data.BatchReader.Batch batch) {
+        if (!perLayer) {
+            return super.validationLosses(step, batch);
+        }
+        NDArray[] errs = layerErrors(step, teacherTaps(step, batch.rows()));
+        List<Lane> lanes = lanes();
+        double[] out = new double[lanes.size()];
+        for (int j = 0; j < out.length; j++) {
+            int at = java.util.Arrays.binarySearch(mixerLayers, laneLayer(lanes.get(j)));
+            out[j] = errs[at].getFloat() * stage.mseWeight();
+        }
+        return out;
+    }
+
     @Override
     protected ObjectNode results() {
         ObjectNode r = super.results();
@@ -150,8 +270,15 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
         return r;
     }
 
-    /** Runs the stage, or, when every layer keeps softmax attention, leaves empty final weights. */
+    /**
+     * Runs the stage (in layer groups when the spec asks for them), or, when every layer keeps softmax attention,
+     * leaves empty final weights.
+     */
     public static void runOrSkip(StageContext ctx, Device device) throws java.io.IOException {
+        if (ctx.stage(AttentionTransferSpec.class).layerGroups() > 0) {
+            LayerGroupTransfer.run(ctx, device);
+            return;
+        }
         AttentionTransferStage s = new AttentionTransferStage(ctx, device);
         try {
             if (s.hasMixers()) {

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import molt.data.BatchReader;
 import molt.teacher.InputException;
@@ -26,16 +27,55 @@ final class LoopState {
     final Map<String, NDArray> params;
     final AdamW opt;
     final BatchReader reader;
-    final LearningRate rate;
+    /** The parameter groups that train independently, and each one's schedule (one per lane, same order). */
+    final List<TrainingLoop.Lane> lanes;
+    final LearningRate[] rates;
+    /** Named lanes ({@link TrainingLoop#trainsInLanes}) rather than the stage's one implicit lane. */
+    final boolean inLanes;
     long step;
     long tokens;
     double lastLoss = Double.NaN;
+    /** The last step's loss per lane (NaN before a step of this process). */
+    double[] lastLosses;
 
-    LoopState(Map<String, NDArray> params, AdamW opt, BatchReader reader, LearningRate rate) {
-        this.params = params;
+    LoopState(List<TrainingLoop.Lane> lanes, boolean inLanes, AdamW opt, BatchReader reader, LearningRate[] rates) {
+        this.inLanes = inLanes;
+        Map<String, NDArray> all = new LinkedHashMap<>();
+        lanes.forEach(l -> all.putAll(l.params()));
+        this.params = all;
+        this.lanes = lanes;
         this.opt = opt;
         this.reader = reader;
-        this.rate = rate;
+        this.rates = rates;
+        this.lastLosses = new double[rates.length];
+        java.util.Arrays.fill(lastLosses, Double.NaN);
+    }
+
+    /** Writes the schedules: the implicit lane's at the top level of state.json (as always), named ones by name. */
+    private void saveRates(ObjectNode s) {
+        if (!inLanes) {
+            rates[0].save(s);
+            return;
+        }
+        ObjectNode byLane = s.putObject("lanes");
+        for (int i = 0; i < rates.length; i++) {
+            rates[i].save(byLane.putObject(lanes.get(i).name()));
+        }
+    }
+
+    private void restoreRates(Path stateFile, Path dir, ObjectNode s) {
+        if (!inLanes) {
+            rates[0].restore(s);
+            return;
+        }
+        for (int i = 0; i < rates.length; i++) {
+            var lane = s.path("lanes").path(lanes.get(i).name());
+            if (!lane.isObject()) {
+                throw new InputException(stateFile, "damaged checkpoint state: no schedule for '" + lanes.get(i).name()
+                        + "' under 'lanes'; delete " + dir + " to resume from the checkpoint before it");
+            }
+            rates[i].restore(lane);
+        }
     }
 
     /** Writes the state, with {@code weights} (the student's) and the run's {@code header}, into {@code dir}. */
@@ -45,7 +85,7 @@ final class LoopState {
         WeightsFile.write(dir.resolve("state.safetensors"), all, Map.of());
         ObjectNode s = JSON.createObjectNode();
         s.put("step", step).put("tokens", tokens).put("adam_step", opt.step());
-        rate.save(s);
+        saveRates(s);
         BatchReader.Position p = reader.position();
         s.putObject("data_position").put("epoch", p.epoch()).put("shard", p.shard()).put("row", p.row());
         s.set("run", header);
@@ -97,7 +137,7 @@ final class LoopState {
         Map<String, float[]> values = WeightsFile.read(dir.resolve("state.safetensors"));
         WeightsFile.load(weights, values);
         opt.restore(values, params, s.get("adam_step").asLong());
-        rate.restore(s);
+        restoreRates(stateFile, dir, s);
         var p = s.get("data_position");
         reader.seek(new BatchReader.Position(p.get("epoch").asLong(), p.get("shard").asInt(), p.get("row").asInt()));
         step = s.get("step").asLong();

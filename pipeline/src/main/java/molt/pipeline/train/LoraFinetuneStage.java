@@ -195,15 +195,15 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
     static final int LOGIT_BLOCK = 1 << 26;
 
     @Override
-    protected double lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
-                                     TeacherTargets prepared, int microBatches) {
+    protected double[] lossAndBackward(NDManager step, molt.data.BatchReader.Batch batch, long stepIndex,
+                                       TeacherTargets prepared, int microBatches) {
         long[][] inputs = AttentionTransferStage.inputs(batch.rows());
         student.setTraining(true, 0);
         int positions = (int) Math.max(1, LOGIT_BLOCK / ((long) inputs.length * student.config().vocabSize()));
         try (ai.djl.training.GradientCollector gc = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
-            return student.recomputedStep(step, inputs, ctx.config().seed() * 1_000_003L + stepIndex, positions,
-                    (scope, logits, from, to) -> loss(scope, logits, batch, prepared, new int[] {from, to})
-                            .div(Scalars.of(microBatches)), gc);
+            return new double[] {student.recomputedStep(step, inputs, ctx.config().seed() * 1_000_003L + stepIndex,
+                    positions, (scope, logits, from, to) -> loss(scope, logits, batch, prepared, new int[] {from, to})
+                            .div(Scalars.of(microBatches)), gc)};
         }
     }
 

@@ -29,6 +29,12 @@ public record StageContext(RunConfig config, StageSpec stage, Path runDir, Path 
                 List.of());
     }
 
+    /** The same stage working in {@code dir} under {@code id} (a part of it, such as one layer group). */
+    public StageContext inDirectory(Path dir, String partId) {
+        return new StageContext(config, stage, runDir, dir, data, metrics, stop, previousWeights, header, teacherDir,
+                partId, students);
+    }
+
     /** The stage's spec as the type its implementation runs. */
     public <S extends StageSpec> S stage(Class<S> type) {
         return type.cast(stage);

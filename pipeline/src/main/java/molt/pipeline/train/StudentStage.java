@@ -15,11 +15,18 @@ import molt.student.StudentModel;
 abstract class StudentStage<S extends StudentTrainingSpec, P> extends TrainingLoop<S, P> implements AutoCloseable {
     protected final StudentModel student;
     private final NDManager manager;
+    private final boolean ownsStudent;
 
     StudentStage(StageContext ctx, Class<S> type, Device device, boolean withLora) {
+        this(ctx, type, StudentFactory.build(ctx, device, withLora), true);
+    }
+
+    /** A stage over {@code student}, which it closes only when it {@code owns} it. */
+    StudentStage(StageContext ctx, Class<S> type, StudentModel student, boolean owns) {
         super(ctx, type);
-        this.student = StudentFactory.build(ctx, device, withLora);
-        this.manager = NDManager.newBaseManager(device);
+        this.student = student;
+        this.manager = NDManager.newBaseManager(student.device());
+        this.ownsStudent = owns;
     }
 
     @Override
@@ -46,6 +53,8 @@ abstract class StudentStage<S extends StudentTrainingSpec, P> extends TrainingLo
     @Override
     public void close() {
         manager.close();
-        student.close();
+        if (ownsStudent) {
+            student.close();
+        }
     }
 }

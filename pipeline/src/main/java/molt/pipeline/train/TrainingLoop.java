@@ -47,6 +47,28 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     /** The parameters this stage trains, by name (they require gradients). */
     protected abstract Map<String, NDArray> trainable();
 
+    /**
+     * A group of trained parameters with its own learning-rate schedule, gradient clipping, validation loss and best
+     * weights: several lanes in one loop train exactly as each would alone (the optimizer's step count, the data
+     * and the batches are shared; nothing computed from one lane reaches another).
+     */
+    public record Lane(String name, Map<String, NDArray> params) {
+    }
+
+    /** The stage's lanes, in the order of {@link #lossAndBackward}'s losses: by default one, of everything trained. */
+    protected java.util.List<Lane> lanes() {
+        return java.util.List.of(new Lane("all", trainable()));
+    }
+
+    /**
+     * True when the stage trains named {@link #lanes} (even a single one): each then keeps its schedule under its name
+     * in checkpoints, its best weights in a file of its own, its results in result.json's {@code lanes}, and its
+     * loss, norm and rate in each metrics line's {@code lanes}.
+     */
+    protected boolean trainsInLanes() {
+        return false;
+    }
+
     /** Everything that defines the student after this stage (saved as the stage's final weights). */
     protected abstract Map<String, NDArray> studentWeights();
 
@@ -69,6 +91,11 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     /** Validation loss of one batch (no gradients). */
     protected abstract double validationLoss(NDManager step, BatchReader.Batch batch);
 
+    /** Validation loss of one batch per {@link #lanes lane} (no gradients); by default the one lane's. */
+    protected double[] validationLosses(NDManager step, BatchReader.Batch batch) {
+        return new double[] {validationLoss(step, batch)};
+    }
+
     /**
      * True when the stage computes a micro-batch's loss and gradients itself ({@link #lossAndBackward}), to free
      * what backward has used before the whole loss is known; otherwise one backward runs on {@link #loss}.
@@ -78,11 +105,12 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     }
 
     /**
-     * Loss and gradients of one micro-batch, its loss divided by {@code microBatches}, with the stage's own collector
-     * and backward passes; returns that loss. Only stages whose {@link #ownsBackward} is true implement it.
+     * Loss and gradients of one micro-batch, each lane's loss divided by {@code microBatches}, with the stage's own
+     * collector and backward passes; returns those losses, one per {@link #lanes lane}. Only stages whose
+     * {@link #ownsBackward} is true implement it.
      */
-    protected double lossAndBackward(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared,
-                                     int microBatches) {
+    protected double[] lossAndBackward(NDManager step, BatchReader.Batch batch, long stepIndex, P prepared,
+                                       int microBatches) {
         throw new UnsupportedOperationException(getClass().getSimpleName() + " runs one backward on its loss");
     }
 
@@ -146,6 +174,19 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 .orElse(0L);
     }
 
+    /**
+     * Where each part of a stage ({@code id}) resumes: the stage's own latest checkpoint step, and that of each layer
+     * group it has started ({@link LayerGroupTransfer}), by metrics id.
+     */
+    public static Map<String, Long> resumeSteps(Path stageDir, String id, int keepLast) throws IOException {
+        Map<String, Long> out = new java.util.LinkedHashMap<>();
+        out.put(id, resumeStep(stageDir, keepLast));
+        for (Path group : LayerGroupTransfer.startedGroups(stageDir)) {
+            out.put(LayerGroupTransfer.partId(id, group), resumeStep(group, keepLast));
+        }
+        return out;
+    }
+
     /** The steps a token budget buys: those that read the corpus (each {@code tokensPerStep}), plus the extra ones. */
     private record Budget(long tokensPerStep, long corpusSteps, long extraSteps) {
         long total() {
@@ -164,12 +205,12 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         long corpusSteps = Math.max(1, (training.tokens() + tokensPerStep - 1) / tokensPerStep);
         Budget budget = new Budget(tokensPerStep, corpusSteps, extraSteps(corpusSteps));
         CheckpointStore store = new CheckpointStore(ctx.stageDir().resolve("checkpoints"), cfg.checkpoint().keepLast());
-        Map<String, NDArray> params = trainable();
-        if (count(params) == 0) {
+        java.util.List<Lane> lanes = lanes();
+        if (lanes.stream().mapToLong(l -> count(l.params())).sum() == 0) {
             nothingToTrain();
             return;
         }
-        LoopState st = resume(store, params, budget);
+        LoopState st = resume(store, lanes, budget);
         Start start = new Start(System.nanoTime(), st.step, st.tokens);
         while (st.step < budget.total()) {
             if (ctx.stop().requested()) {
@@ -196,12 +237,17 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     }
 
     /** The loop's state: fresh, or restored from the stage's latest checkpoint. */
-    private LoopState resume(CheckpointStore store, Map<String, NDArray> params, Budget budget) throws IOException {
+    private LoopState resume(CheckpointStore store, java.util.List<Lane> lanes, Budget budget) throws IOException {
         RunConfig cfg = ctx.config();
         AdamW opt = new AdamW(manager(), training.weightDecay());
         BatchReader reader = new BatchReader(ctx.data(), "train", cfg.data().batchSize(),
                 cfg.data().seed() + stage.name().hashCode());
-        LoopState st = new LoopState(params, opt, reader, new LearningRate(training, budget.total(), ctx.id()));
+        LearningRate[] rates = new LearningRate[lanes.size()];
+        for (int i = 0; i < rates.length; i++) {
+            rates[i] = new LearningRate(training, budget.total(), trainsInLanes() ? ctx.id() + " " + lanes.get(i).name()
+                    : ctx.id());
+        }
+        LoopState st = new LoopState(lanes, trainsInLanes(), opt, reader, rates);
         var latest = store.latest();
         if (latest.isPresent()) {
             st.restore(latest.get().path(), studentWeights(), budget.tokensPerStep());
@@ -209,7 +255,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         } else {
             LOG.info("{}: {} steps of {} tokens{} ({} trainable parameters)", ctx.id(), budget.corpusSteps(),
                     budget.tokensPerStep(), budget.extraSteps() > 0 ? " and " + budget.extraSteps()
-                            + " extra steps not read from the corpus" : "", count(params));
+                            + " extra steps not read from the corpus" : "", count(st.params));
         }
         return st;
     }
@@ -231,30 +277,49 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 stepTokens += row.length - 1;
             }
         }
-        double loss = accumulate(batches, st.step, times);
+        double[] losses = accumulate(batches, st.step, times);
+        double loss = mean(losses);
         long tOpt = System.nanoTime();
-        double norm = st.opt.gradNorm(st.params);
+        double[] norms = new double[st.lanes.size()];
+        double squares = 0;
+        for (int i = 0; i < norms.length; i++) {
+            norms[i] = st.opt.gradNorm(st.lanes.get(i).params());
+            squares += norms[i] * norms[i];
+        }
+        double norm = norms.length == 1 ? norms[0] : Math.sqrt(squares); // the global norm over every lane
         if (!Double.isFinite(loss)) {
             throw new TrainingDiverged(ctx.id(), st.step + 1, loss);
         }
         if (!Double.isFinite(norm)) {
             throw new TrainingDiverged(ctx.id(), st.step + 1, loss, st.opt.nonFinite(st.params));
         }
-        double scale = training.clipNorm() > 0 && norm > training.clipNorm() ? training.clipNorm() / norm : 1.0;
-        st.opt.update(st.params, st.rate.forStep(st.step), scale);
+        st.opt.advance();
+        for (int i = 0; i < norms.length; i++) { // each lane clipped by its own norm, at its own rate
+            double scale = training.clipNorm() > 0 && norms[i] > training.clipNorm() ? training.clipNorm() / norms[i]
+                    : 1.0;
+            st.opt.apply(st.lanes.get(i).params(), st.rates[i].forStep(st.step), scale);
+        }
         times.optimizer = System.nanoTime() - tOpt;
         st.step++;
         st.tokens += stepTokens;
         st.lastLoss = loss;
+        st.lastLosses = losses;
         double sec = (System.nanoTime() - t0) / 1e9;
         ObjectNode rec = MetricsLog.record().put("stage", ctx.id()).put("step", st.step)
-                .put("tokens", st.tokens).put("loss", loss).put("lr", st.rate.current())
+                .put("tokens", st.tokens).put("loss", loss).put("lr", st.rates[0].current())
                 .put("grad_norm", norm).put("tokens_per_s", stepTokens / sec)
                 .put("ndarrays", liveArrays()).put("rss_mib", molt.pipeline.run.ProcessMemory.rssMib());
         if (peak) {
             rec.put("peak_rss_mib", molt.pipeline.run.ProcessMemory.peakMib()); // this step's peak, before validation
         }
         times.write(rec.putObject("phase_s"));
+        if (st.inLanes) {
+            ObjectNode byLane = rec.putObject("lanes");
+            for (int i = 0; i < norms.length; i++) {
+                byLane.putObject(st.lanes.get(i).name()).put("loss", losses[i]).put("grad_norm", norms[i])
+                        .put("lr", st.rates[i].current());
+            }
+        }
         double val = Double.NaN;
         if (training.valBatches() > 0 && (st.step % training.valEvery() == 0 || st.step == totalSteps)) {
             val = validate(st, rec);
@@ -277,15 +342,41 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         return batches;
     }
 
-    /** Validates into the step's metrics line, keeping the weights when they are the best so far; the loss. */
+    /**
+     * Validates into the step's metrics line, keeping each lane's weights when they are its best so far; the loss
+     * (the mean over lanes).
+     */
     private double validate(LoopState st, ObjectNode rec) throws IOException {
-        double val = meanValidationLoss();
+        double[] vals = meanValidationLosses();
+        double val = mean(vals);
         rec.put("val_loss", val);
         validationExtras(rec);
-        if (st.rate.validated(val)) {
-            WeightsFile.write(bestFile(), studentWeights(), Map.of("step", String.valueOf(st.step)));
+        Map<String, String> meta = Map.of("step", String.valueOf(st.step));
+        for (int i = 0; i < vals.length; i++) {
+            if (st.inLanes) {
+                ((ObjectNode) rec.get("lanes").get(st.lanes.get(i).name())).put("val_loss", vals[i]);
+            }
+            if (st.rates[i].validated(vals[i])) {
+                if (!st.inLanes) {
+                    WeightsFile.write(bestFile(), studentWeights(), meta);
+                } else {
+                    WeightsFile.write(laneBestFile(st.lanes.get(i)), st.lanes.get(i).params(), meta);
+                }
+            }
         }
         return val;
+    }
+
+    /** The mean of a step's per-lane values (the value itself for one lane). */
+    private static double mean(double[] values) {
+        if (values.length == 1) {
+            return values[0];
+        }
+        double sum = 0;
+        for (double v : values) {
+            sum += v;
+        }
+        return sum / values.length;
     }
 
     private void logProgress(LoopState st, long totalSteps, Start start) {
@@ -301,22 +392,47 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     /** Keeps the best validated weights as the stage's final ones (as LoLCATs does) and writes result.json. */
     private void finish(LoopState st) throws IOException {
         Path fin = StageContext.finalWeights(ctx.stageDir());
-        if (Files.isRegularFile(bestFile())) {
+        if (st.inLanes) {
+            for (Lane lane : st.lanes) { // each lane's best weights (its last ones when it never validated)
+                if (Files.isRegularFile(laneBestFile(lane))) {
+                    WeightsFile.load(lane.params(), WeightsFile.read(laneBestFile(lane)));
+                }
+            }
+            WeightsFile.write(fin, studentWeights(), Map.of());
+        } else if (Files.isRegularFile(bestFile())) {
             AtomicFiles.writeBytes(fin, Files.readAllBytes(bestFile()));
         } else {
             WeightsFile.write(fin, studentWeights(), Map.of());
         }
         WeightsFile.load(studentWeights(), WeightsFile.read(fin));
         ObjectNode result = results();
+        double[] bests = new double[st.rates.length];
+        for (int i = 0; i < bests.length; i++) {
+            bests[i] = st.rates[i].best();
+        }
+        double best = mean(bests);
         result.put("steps", st.step).put("tokens", st.tokens)
-                .put("best_val_loss", Double.isFinite(st.rate.best()) ? st.rate.best() : null) // null: never validated
+                .put("best_val_loss", Double.isFinite(best) ? best : null) // null: never validated
                 .put("last_loss", st.lastLoss).put("trainable_parameters", count(st.params))
                 .put("model_parameters", modelParameters());
+        if (st.inLanes) {
+            var byLane = result.putArray("lanes");
+            for (int i = 0; i < bests.length; i++) {
+                byLane.addObject().put("lane", st.lanes.get(i).name())
+                        .put("best_val_loss", Double.isFinite(bests[i]) ? bests[i] : null)
+                        .put("last_loss", st.lastLosses[i]).put("last_lr", st.rates[i].current());
+            }
+        }
         writeResult(result);
     }
 
     private Path bestFile() {
         return ctx.stageDir().resolve("best.safetensors");
+    }
+
+    /** A lane's best weights, when a stage trains several lanes. */
+    private Path laneBestFile(Lane lane) {
+        return ctx.stageDir().resolve("best-" + lane.name() + ".safetensors");
     }
 
     private void writeResult(ObjectNode result) throws IOException {
@@ -338,9 +454,9 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         }
     }
 
-    /** Forward and backward of one optimizer step's micro-batches (gradients accumulate); the summed loss. */
-    private double accumulate(java.util.List<BatchReader.Batch> batches, long step, StepTimes times) {
-        double loss = 0;
+    /** Forward and backward of one optimizer step's micro-batches (gradients accumulate); the summed loss per lane. */
+    private double[] accumulate(java.util.List<BatchReader.Batch> batches, long step, StepTimes times) {
+        double[] loss = null;
         for (int a = 0; a < batches.size(); a++) {
             BatchReader.Batch b = batches.get(a);
             try (NDManager s = manager().newSubManager()) {
@@ -349,14 +465,23 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 long t1 = System.nanoTime();
                 times.prepare += t1 - t0;
                 if (ownsBackward()) {
-                    loss += lossAndBackward(s, b, step * accumulation() + a, prepared, batches.size());
+                    double[] l = lossAndBackward(s, b, step * accumulation() + a, prepared, batches.size());
+                    if (loss == null) {
+                        loss = new double[l.length];
+                    }
+                    for (int i = 0; i < l.length; i++) {
+                        loss[i] += l[i];
+                    }
                     times.backward += System.nanoTime() - t1; // forward (and any recomputation) and backward together
                     continue;
+                }
+                if (loss == null) {
+                    loss = new double[1];
                 }
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     // The mean over the step's micro-batches (one for a step of extraBatch).
                     NDArray l = loss(s, b, step * accumulation() + a, prepared).div(Scalars.of(batches.size()));
-                    loss += l.getFloat();
+                    loss[0] += l.getFloat();
                     long t2 = System.nanoTime();
                     times.forward += t2 - t1;
                     gc.backward(l);
@@ -367,16 +492,25 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         return loss;
     }
 
-    /** The mean validation loss over val_batches batches. */
-    private double meanValidationLoss() {
+    /** The mean validation loss per lane over val_batches batches. */
+    private double[] meanValidationLosses() {
         BatchReader val = new BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
-        double sum = 0;
+        double[] sum = null;
         for (int i = 0; i < training.valBatches(); i++) {
             try (NDManager s = manager().newSubManager()) {
-                sum += validationLoss(s, val.nextBatch());
+                double[] l = validationLosses(s, val.nextBatch());
+                if (sum == null) {
+                    sum = new double[l.length];
+                }
+                for (int j = 0; j < l.length; j++) {
+                    sum[j] += l[j];
+                }
             }
         }
-        return sum / training.valBatches();
+        for (int j = 0; j < sum.length; j++) {
+            sum[j] /= training.valBatches();
+        }
+        return sum;
     }
 
     /** Writes a checkpoint; {@code val} is its validation loss when validated at this step (the store keeps the best). */

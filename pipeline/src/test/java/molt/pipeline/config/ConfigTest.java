@@ -166,6 +166,7 @@ class ConfigTest {
         com.fasterxml.jackson.databind.node.ObjectNode old = now.toJson().deepCopy();
         old.remove("precision");
         old.withArray("stages").forEach(st -> ((com.fasterxml.jackson.databind.node.ObjectNode) st).remove("recompute"));
+        old.withArray("stages").forEach(st -> ((com.fasterxml.jackson.databind.node.ObjectNode) st).remove("layer_groups"));
         assertEquals(List.of(), ResolvedConfig.differences(ResolvedConfig.withLegacyDefaults(old), now.toJson()));
         RunConfig f16 = ConfigLoader.load(f, List.of("precision=f16"));
         assertEquals(List.of("precision"), ResolvedConfig.differences(ResolvedConfig.withLegacyDefaults(old),
@@ -180,12 +181,13 @@ class ConfigTest {
     /**
      * The resolved JSON is hashed into the teacher cache's key and compared on resume: these hashes were computed
      * before stage settings became one record per type (StageSpec), and must never change by accident. They changed
-     * on purpose once since: the resolved form gained {@code precision}, LoRA stages {@code recompute} (and {@code threads} may be {@code auto}).
+     * on purpose once since: the resolved form gained {@code precision}, LoRA stages {@code recompute} (and {@code threads} may be {@code auto});
+     * then attention-transfer stages {@code layer_groups}.
      */
     @Test
     void theResolvedJsonStaysByteIdentical(@TempDir Path dir) throws Exception {
         RunConfig quickstart = ConfigLoader.load(Path.of("..", "configs", "quickstart.yaml"), List.of());
-        assertEquals("423566a4b5f1166cfbdb29babd4c1024da6649b87b5551f970c389d49be0d653", sha256(quickstart));
+        assertEquals("7ed39f050aac4c76ff89b831882d0114e8e7700290ea7c4301689b3b3cfd01a9", sha256(quickstart));
         // The teacher cache key also hashes TeacherPretrainStage.FORMAT, the DJL and libtorch versions and the
         // thread count (it was teacher-22469ee2369b3bb5 when it hashed the settings alone).
         assertEquals(Path.of("runs/.teachers/teacher-06962b0899ee98bb"),
@@ -230,6 +232,7 @@ class ConfigTest {
                   - name: transfer
                     type: attention_transfer
                     tokens: 128
+                    layer_groups: 2
                   - name: ft
                     type: lora_finetune
                     tokens: 128
@@ -241,7 +244,7 @@ class ConfigTest {
                   - name: evaluate
                     type: evaluate
                 """);
-        assertEquals("baa6e9eabff0e8d2356b60fe2fe4d8d1e40633cc249cff38249ad28b9a74898e",
+        assertEquals("104ef50f3a847b617f00bbbfd1ea791c2ed4542622df38edf09e75629c49597f",
                 sha256(ConfigLoader.load(all, List.of())));
     }
 

@@ -60,4 +60,25 @@ class MemoryEstimateTest {
             assertTrue(ratio > 0.75 && ratio < 1.25, m + ": estimate " + est + " GiB");
         }
     }
+
+    /** Layer groups hold the taps of one group at a time: 8 of the 8B shape's 32 layers with 4 groups. */
+    @Test
+    void layerGroupsHoldOnlyOneGroupsTaps(@TempDir Path dir) throws Exception {
+        LlamaConfig c = shape("llama-3-8b");
+        long[] bytes = new long[2];
+        int[] groups = {0, 4};
+        for (int i = 0; i < 2; i++) {
+            Path yaml = Files.writeString(dir.resolve("g" + groups[i] + ".yaml"), """
+                    teacher: {path: /models/x}
+                    precision: f16
+                    data: {seq_len: 1024, batch_size: 1}
+                    stages:
+                      - {name: transfer, type: attention_transfer, tokens: 3072, layer_groups: %d}
+                    """.formatted(groups[i]));
+            bytes[i] = MemoryEstimate.of(ConfigLoader.load(yaml, List.of()), c).transferBytes();
+        }
+        // hidden, q, attention output [T, 4096] and k, v [T, 1024], F32, per tapped layer
+        long perLayer = 4L * 1024 * (4096 + 2 * 4096 + 2 * 1024);
+        org.junit.jupiter.api.Assertions.assertEquals((32 - 8) * perLayer, bytes[0] - bytes[1]);
+    }
 }
