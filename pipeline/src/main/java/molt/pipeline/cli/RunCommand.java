@@ -34,10 +34,14 @@ public final class RunCommand implements Callable<Integer> {
                     e.getValue().path("seconds").asDouble(), r.path("best_val_loss").isNumber()
                             ? String.format("%.5f", r.path("best_val_loss").asDouble()) : "-");
             for (var l : r.path("per_layer_mse")) {
-                System.out.printf("  layer %-3d %-16s MSE %.6f%n", l.path("layer").asInt(), l.path("mixer").asText(),
-                        l.path("mse").asDouble());
+                System.out.printf("  layer %-3d %-16s MSE %.6f%s%n", l.path("layer").asInt(), l.path("mixer").asText(),
+                        l.path("mse").asDouble(), l.path("relative_mse").isNumber()
+                                ? String.format("  relative %.4f", l.path("relative_mse").asDouble()) : "");
             }
         });
+        json.path("plans").fields().forEachRemaining(p -> System.out.println("softmax_layers auto (" + p.getKey()
+                + "): softmax kept in layers " + p.getValue().path("softmax_layers") + ", the largest relative errors of "
+                + p.getValue().path("measured_by").asText()));
         System.out.println("teacher: " + json.path("teacher").asText());
         System.out.println("student: " + json.path("student").asText());
         json.path("variants").fields().forEachRemaining(v ->

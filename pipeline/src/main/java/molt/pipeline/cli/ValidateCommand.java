@@ -46,7 +46,9 @@ public final class ValidateCommand implements Callable<Integer> {
         }
         long t = (long) cfg.data().batchSize() * cfg.data().seqLen();
         molt.pipeline.run.MemoryEstimate est = molt.pipeline.run.MemoryEstimate.of(cfg, c);
-        System.out.printf("# plan: %s%n", String.join(", ", plan.layers()));
+        System.out.printf("# plan: %s%s%n", String.join(", ", plan.layers()), cfg.student().autoSoftmax()
+                ? String.format(" (softmax_layers auto: after attention transfer, the %d layer(s) with the largest "
+                + "relative error keep softmax)", cfg.student().softmaxCount(plan.mixerLayers().length)) : "");
         System.out.printf("# parameters: teacher %,d; attention transfer trains %,d (%.4f%%); LoRA trains %,d (%.4f%%)%n",
                 teacher, mixers, 100.0 * mixers / teacher, lora, 100.0 * lora / teacher);
         for (var v : cfg.variants()) {

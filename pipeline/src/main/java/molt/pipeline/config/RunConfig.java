@@ -84,9 +84,17 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     /**
      * The student's plan and mixer settings. {@code origin} is where the section was written ({@code file:line:
      * student}), so a plan that does not fit the teacher, known only once its config is read, names the config.
+     * {@code softmaxBudget} is null unless {@code softmax_layers: auto}: then the layers that keep softmax attention
+     * are chosen after the chain's first attention transfer ({@link molt.pipeline.run.HybridPlan}), and until then
+     * the plan linearizes every layer not named in {@code layers}.
      */
     public record Student(String mixer, List<Integer> softmaxLayers, Map<Integer, String> layers, MixerSettings settings,
-                          String origin) {
+                          String origin, Double softmaxBudget) {
+        public Student(String mixer, List<Integer> softmaxLayers, Map<Integer, String> layers, MixerSettings settings,
+                       String origin) {
+            this(mixer, softmaxLayers, layers, settings, origin, null);
+        }
+
         public StudentPlan plan(int numLayers) {
             try {
                 return StudentPlan.of(numLayers, mixer, new HashSet<>(softmaxLayers), layers);
@@ -94,6 +102,31 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                 throw new InputException(origin + ": " + e.getMessage());
             }
         }
+
+        /** True for {@code softmax_layers: auto}. */
+        public boolean autoSoftmax() {
+            return softmaxBudget != null;
+        }
+
+        /**
+         * How many of {@code mixerLayers} keep softmax under {@code softmax_budget}: a count (>= 1), or a fraction
+         * (below 1) of the mixer layers, rounded, at least one.
+         */
+        public int softmaxCount(int mixerLayers) {
+            return softmaxBudget >= 1 ? (int) Math.round(softmaxBudget)
+                    : (int) Math.max(1, Math.round(softmaxBudget * mixerLayers));
+        }
+
+        /** This student with {@code chosen} layers keeping softmax attention (the choice of {@code auto} made). */
+        public Student withSoftmaxLayers(List<Integer> chosen) {
+            return new Student(mixer, List.copyOf(chosen), layers, settings, origin, null);
+        }
+    }
+
+    /** This config with another student (a chain's student once softmax_layers: auto has chosen). */
+    public RunConfig withStudent(Student s) {
+        return new RunConfig(name, outputDir, seed, device, threads, precision, checkpoint, teacher, teacherCache, data,
+                s, lora, stages, variants);
     }
 
     /** LoRA for the fine-tuning stage. */
@@ -285,11 +318,26 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         Set<String> choices = new java.util.TreeSet<>(mixers);
         choices.add(MixerRegistry.SOFTMAX); // every layer keeps softmax: the teacher itself (with LoRA, a control)
         String mixer = s.choice("mixer", "hedgehog_window", choices);
-        List<Integer> softmax = s.ints("softmax_layers");
+        boolean auto = s.has("softmax_layers") && s.raw().get("softmax_layers").isTextual();
+        if (auto && !s.str("softmax_layers", "").equals("auto")) {
+            throw s.error("softmax_layers", "expected a list of layer indices or auto, found '"
+                    + s.raw().get("softmax_layers").asText() + "'");
+        }
+        List<Integer> softmax = auto ? List.of() : s.ints("softmax_layers");
         for (int i : softmax) {
             if (i < 0) {
                 throw s.error("softmax_layers", "expected layer indices >= 0, found " + i);
             }
+        }
+        Double budget = null;
+        if (auto) {
+            budget = s.number("softmax_budget", 1, 0, 1 << 20, false);
+            if (budget >= 1 && budget != Math.rint(budget)) {
+                throw s.error("softmax_budget", "expected a layer count (an integer >= 1) or a fraction below 1, found "
+                        + budget);
+            }
+        } else if (s.has("softmax_budget")) {
+            throw s.error("softmax_budget", "applies only with softmax_layers: auto");
         }
         Map<Integer, String> layers = new LinkedHashMap<>();
         Binder l = s.object("layers");
@@ -317,7 +365,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             throw s.error("chunk_size", "must be >= window (" + settings.window() + "), found " + settings.chunkSize());
         }
         s.finish();
-        return new Student(mixer, softmax, layers, settings, s.location());
+        return new Student(mixer, softmax, layers, settings, s.location(), budget);
     }
 
     /** The canonical resolved form: every setting, defaults included, in schema order. */
@@ -358,8 +406,12 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
 
     private static void student(ObjectNode st, Student student) {
         st.put("mixer", student.mixer());
-        ArrayNode sl = st.putArray("softmax_layers");
-        student.softmaxLayers().forEach(sl::add);
+        if (student.autoSoftmax()) {
+            st.put("softmax_layers", "auto").put("softmax_budget", student.softmaxBudget());
+        } else {
+            ArrayNode sl = st.putArray("softmax_layers");
+            student.softmaxLayers().forEach(sl::add);
+        }
         ObjectNode layers = st.putObject("layers");
         student.layers().forEach((k, v) -> layers.put(String.valueOf(k), v));
         MixerSettings ms = student.settings();

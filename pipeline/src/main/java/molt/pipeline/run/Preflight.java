@@ -2,6 +2,7 @@ package molt.pipeline.run;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import molt.data.DocumentSource;
 import molt.data.Sources;
 import molt.pipeline.config.AttentionTransferSpec;
@@ -39,6 +40,10 @@ public final class Preflight {
             throw new InputException("data.seq_len " + cfg.data().seqLen() + " exceeds the teacher's "
                     + "max_position_embeddings " + c.maxPositionEmbeddings());
         }
+        checkAutoSoftmax(cfg.student(), cfg.stages(), List.of(), c, "the student");
+        for (RunConfig.Variant v : cfg.variants()) {
+            checkAutoSoftmax(v.student(), cfg.stages(), v.skip(), c, "variant '" + v.name() + "'");
+        }
         for (StageSpec s : cfg.stages()) {
             if (s instanceof AttentionTransferSpec a && a.layerGroups() > 0) {
                 checkLayerGroups(a, cfg.student().plan(c.numLayers()), "the student");
@@ -61,6 +66,33 @@ public final class Preflight {
             src.identity();
         }
         return c;
+    }
+
+    /**
+     * softmax_layers: auto chooses from the chain's first attention transfer's per-layer validation errors: the chain
+     * needs one, with validation, and a budget that leaves a layer to linearize.
+     */
+    private static void checkAutoSoftmax(RunConfig.Student st, List<StageSpec> stages, List<String> skip,
+                                         LlamaConfig c, String who) {
+        int mixers = st.plan(c.numLayers()).mixerLayers().length;
+        if (!st.autoSoftmax() || mixers == 0) {
+            return;
+        }
+        AttentionTransferSpec first = stages.stream().filter(AttentionTransferSpec.class::isInstance)
+                .map(AttentionTransferSpec.class::cast).filter(a -> !skip.contains(a.name())).findFirst().orElse(null);
+        if (first == null) {
+            throw new InputException(st.origin() + ": softmax_layers: auto chooses from attention transfer's per-layer "
+                    + "errors, but " + who + " has no attention_transfer stage; list the layers instead");
+        }
+        if (first.training().valBatches() == 0) {
+            throw new InputException("stage '" + first.name() + "': softmax_layers: auto needs its per-layer "
+                    + "validation errors; set val_batches > 0");
+        }
+        if (st.softmaxCount(mixers) >= mixers) {
+            throw new InputException(st.origin() + ": softmax_budget " + st.softmaxBudget() + " keeps "
+                    + st.softmaxCount(mixers) + " of the " + mixers + " mixer layers of " + who
+                    + ": nothing would be linearized");
+        }
     }
 
     /** An attention-transfer stage cannot have more layer groups than the student has mixer layers to split. */

@@ -1,5 +1,6 @@
 package molt.pipeline.run;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
@@ -7,7 +8,10 @@ import java.nio.file.Path;
 import molt.teacher.io.AtomicFiles;
 import molt.teacher.io.JsonFiles;
 
-/** {@code run.json}: each stage's status (pending, running, stopped, failed, done) and duration. */
+/**
+ * {@code run.json}: each stage's status (pending, running, stopped, failed, done) and duration, and under
+ * {@code plans} each chain's choice of softmax layers when its student asks for {@code softmax_layers: auto}.
+ */
 public final class RunState {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final Path file;
@@ -51,6 +55,23 @@ public final class RunState {
         s.put("status", "done");
         s.put("seconds", s.path("seconds").asDouble(0) + seconds);
         save();
+    }
+
+    /** The choice {@code softmax_layers: auto} made for a student chain, or null when none was made yet. */
+    HybridPlan.Choice plan(String chain) {
+        JsonNode n = root.path("plans").path(chain);
+        return n.isObject() ? HybridPlan.Choice.fromJson(n) : null;
+    }
+
+    /** Records a chain's choice (made once; resumed runs read it back). */
+    void setPlan(String chain, HybridPlan.Choice choice) throws IOException {
+        root.withObject("/plans").set(chain, choice.toJson());
+        save();
+    }
+
+    /** Every chain's choice, as stored. */
+    ObjectNode plans() {
+        return root.path("plans").isObject() ? (ObjectNode) root.get("plans") : JSON.createObjectNode();
     }
 
     /** A stage's entry; ids may hold '/' (variant/stage), so this is a property, not a JSON pointer. */

@@ -13,6 +13,7 @@ import java.util.Map;
 import molt.data.DocumentSource;
 import molt.data.PreparedDataset;
 import molt.data.Sources;
+import molt.pipeline.config.AttentionTransferSpec;
 import molt.pipeline.config.ExportSpec;
 import molt.pipeline.config.RunConfig;
 import molt.pipeline.config.StageSpec;
@@ -137,17 +138,24 @@ public final class Runner {
     private static Map<String, Path> runJobs(Run run) throws IOException {
         Map<String, Path> previous = new LinkedHashMap<>();
         Map<String, Path> students = new LinkedHashMap<>();
+        Map<String, RunConfig> chosen = new LinkedHashMap<>(); // a chain's config once softmax_layers: auto chose
         try (MetricsLog metrics = new MetricsLog(run.dir().resolve("metrics.jsonl"))) {
             for (Job job : run.jobs()) {
                 StageSpec stage = job.stage();
                 Path stageDir = job.dir(run.dir());
+                RunConfig config = chosen.getOrDefault(job.chain(), job.config());
                 if (run.state().done(job.id())) {
                     LOG.info("stage {} ({}) is done: skipped", job.id(), stage.type());
                 } else {
-                    StageContext ctx = new StageContext(job.config(), stage, run.dir(), stageDir, run.data(), metrics,
+                    StageContext ctx = new StageContext(config, stage, run.dir(), stageDir, run.data(), metrics,
                             run.stop(), previous.get(job.chain()), run.header(), run.teacherDir(), job.id(),
                             evaluationTargets(run, students));
                     runJob(run, job, ctx);
+                }
+                if (stage instanceof AttentionTransferSpec && config.student().autoSoftmax()
+                        && !chosen.containsKey(job.chain())) {
+                    chosen.put(job.chain(), config.withStudent(config.student().withSoftmaxLayers(
+                            choosePlan(run, job, stageDir).softmaxLayers())));
                 }
                 if (stage.trains()) {
                     previous.put(job.chain(), StageContext.finalWeights(stageDir));
@@ -157,6 +165,26 @@ public final class Runner {
             }
         }
         return students;
+    }
+
+    /**
+     * The softmax layers of a chain whose student has {@code softmax_layers: auto}: the choice stored in run.json, or,
+     * the first time, the one its attention transfer's per-layer errors make (then stored).
+     */
+    private static HybridPlan.Choice choosePlan(Run run, Job job, Path stageDir) throws IOException {
+        HybridPlan.Choice stored = run.state().plan(job.chain());
+        if (stored != null) {
+            LOG.info("{}: softmax attention kept in layers {} (chosen by {}, stored in run.json)", job.chain(),
+                    stored.softmaxLayers(), stored.measuredBy());
+            return stored;
+        }
+        Path result = stageDir.resolve("result.json");
+        HybridPlan.Choice c = HybridPlan.choose(job.config().student(), JsonFiles.readObject(result), job.id(), result);
+        run.state().setPlan(job.chain(), c);
+        LOG.info("{}: softmax attention kept in layers {}: the {} largest relative attention-transfer errors of {}",
+                job.chain(), c.softmaxLayers(), c.softmaxLayers().size() - job.config().student().softmaxLayers().size(),
+                c.scores());
+        return c;
     }
 
     /** Runs one job's stage, recording its state (running, then done, stopped or failed) and seconds. */
@@ -185,6 +213,9 @@ public final class Runner {
             Path vs = students.get(v.name());
             variants.putObject(v.name()).put("description", v.description())
                     .put("student", vs == null ? null : vs.toAbsolutePath().normalize().toString());
+        }
+        if (!run.state().plans().isEmpty()) {
+            report.set("plans", run.state().plans().deepCopy()); // softmax_layers: auto, per chain
         }
         ObjectNode stages = report.putObject("stages");
         for (Job job : run.jobs()) {

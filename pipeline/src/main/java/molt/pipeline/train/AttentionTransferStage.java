@@ -254,18 +254,26 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
         }
         ArrayNode layers = r.putArray("per_layer_mse");
         double[] sums = new double[mixerLayers.length];
+        double[] powers = new double[mixerLayers.length];
         var val = new molt.data.BatchReader(ctx.data(), "val", ctx.config().data().batchSize(), 0);
         for (int b = 0; b < training.valBatches(); b++) {
             try (NDManager s = manager().newSubManager()) {
-                NDArray[] errs = layerErrors(s, teacherTaps(s, val.next()));
+                Map<Integer, Taps.Layer> taps = teacherTaps(s, val.next());
+                for (int j = 0; j < mixerLayers.length; j++) {
+                    powers[j] += taps.get(mixerLayers[j]).attentionOutput().square().mean().getFloat()
+                            / training.valBatches();
+                }
+                NDArray[] errs = layerErrors(s, taps);
                 for (int j = 0; j < errs.length; j++) {
                     sums[j] += errs[j].getFloat() / training.valBatches();
                 }
             }
         }
         for (int j = 0; j < mixerLayers.length; j++) {
+            // relative_mse: the error against the size of what the layer must reproduce (comparable across layers)
             layers.addObject().put("layer", mixerLayers[j]).put("mixer", student.plan().mixer(mixerLayers[j]))
-                    .put("mse", sums[j]);
+                    .put("mse", sums[j]).put("teacher_mean_square", powers[j])
+                    .put("relative_mse", powers[j] > 0 ? sums[j] / powers[j] : 0.0);
         }
         return r;
     }

@@ -42,6 +42,7 @@ public final class TinyCheckpoints {
     private int shards = 1;
     private long seed = 1;
     private double scale = 0.08;
+    private final Map<String, Double> tensorScales = new java.util.HashMap<>();
 
     public static TinyCheckpoints builder() {
         return new TinyCheckpoints();
@@ -64,6 +65,8 @@ public final class TinyCheckpoints {
     public TinyCheckpoints seed(long v) { seed = v; return this; }
     public TinyCheckpoints maxPositions(int v) { maxPositions = v; return this; }
     public TinyCheckpoints scale(double v) { scale = v; return this; }
+    /** Multiplies one tensor's random values by {@code factor} (e.g. to make one layer's attention sharper). */
+    public TinyCheckpoints scaleTensor(String name, double factor) { tensorScales.put(name, factor); return this; }
 
     public TinyCheckpoints llama3Scaling(double factor, double low, double high, int originalMax) {
         ropeScaling = JSON.createObjectNode().put("rope_type", "llama3").put("factor", factor)
@@ -123,6 +126,10 @@ public final class TinyCheckpoints {
             boolean isNorm = e.getKey().endsWith("norm.weight");
             for (int i = 0; i < v.length; i++) {
                 v[i] = isNorm ? (float) (1 + 0.1 * r.nextGaussian()) : (float) (scale * r.nextGaussian());
+            }
+            double f = tensorScales.getOrDefault(e.getKey(), 1.0);
+            for (int i = 0; f != 1.0 && i < v.length; i++) {
+                v[i] = (float) (v[i] * f);
             }
             w.put(e.getKey(), v);
         }
