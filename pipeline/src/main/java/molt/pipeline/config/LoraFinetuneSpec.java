@@ -10,10 +10,13 @@ import molt.pipeline.train.StageRunner;
  * {@code kl_weight} x KL to the teacher (at {@code temperature}, online, or over the teacher's top-{@code top_k}
  * from a cache), {@code grad_accum} micro-batches per optimizer step. {@code recompute} ({@code auto}, {@code true}
  * or {@code false}) keeps only each layer's input and recomputes the layer during backward; {@code auto} does so
- * when the frozen weights are 16-bit.
+ * when the frozen weights are 16-bit. {@code train_mixers: true} also trains the mixers' parameters end to end, as
+ * Mamba-in-the-Llama does, at {@code mixer_lr} ({@code auto}: each mixer's measured default,
+ * {@link MixerLearningRates}; {@code mixerLr} is then null).
  */
 public record LoraFinetuneSpec(String name, TrainingSettings training, int gradAccum, double ceWeight,
-                               double klWeight, double temperature, String klSource, int topK, String recompute)
+                               double klWeight, double temperature, String klSource, int topK, String recompute,
+                               boolean trainMixers, Double mixerLr)
         implements StudentTrainingSpec {
     public static final String TYPE = "lora_finetune";
 
@@ -33,7 +36,18 @@ public record LoraFinetuneSpec(String name, TrainingSettings training, int gradA
                     "the top-k cache holds temperature-1 log-probabilities; use 1 with kl_source: cache");
         }
         String recompute = s.choice("recompute", "auto", Set.of("auto", "true", "false"));
-        return new LoraFinetuneSpec(name, training, accum, ce, kl, temp, klSource, topK, recompute);
+        boolean trainMixers = s.bool("train_mixers", false);
+        Double mixerLr = null;
+        if (s.has("mixer_lr") && !"auto".equals(s.raw().get("mixer_lr").asText())) {
+            mixerLr = s.number("mixer_lr", 1e-3, 0, 10, false);
+        } else {
+            s.str("mixer_lr", "auto");
+        }
+        if (mixerLr != null && !trainMixers) {
+            throw s.error("mixer_lr", "applies only with train_mixers: true");
+        }
+        return new LoraFinetuneSpec(name, training, accum, ce, kl, temp, klSource, topK, recompute, trainMixers,
+                mixerLr);
     }
 
     @Override
@@ -41,7 +55,12 @@ public record LoraFinetuneSpec(String name, TrainingSettings training, int gradA
         training.toJson(n);
         n.put("grad_accum", gradAccum).put("ce_weight", ceWeight).put("kl_weight", klWeight)
                 .put("temperature", temperature).put("kl_source", klSource).put("top_k", topK)
-                .put("recompute", recompute);
+                .put("recompute", recompute).put("train_mixers", trainMixers);
+        if (mixerLr == null) {
+            n.put("mixer_lr", "auto");
+        } else {
+            n.put("mixer_lr", mixerLr);
+        }
     }
 
     @Override

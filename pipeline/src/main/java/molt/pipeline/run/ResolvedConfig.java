@@ -80,7 +80,8 @@ public final class ResolvedConfig {
 
     /**
      * A config resolved before keys were added, with the values its run had: F32 weights, LoRA stages that
-     * never recomputed ({@code auto} does not for F32), and attention transfer of all layers together.
+     * never recomputed ({@code auto} does not for F32) nor trained mixers, and attention transfer of all layers
+     * together.
      */
     public static JsonNode withLegacyDefaults(JsonNode stored) {
         if (!stored.isObject()) {
@@ -93,6 +94,9 @@ public final class ResolvedConfig {
         for (JsonNode stage : c.path("stages")) {
             if (stage.path("type").asText().equals("lora_finetune") && !stage.has("recompute")) {
                 ((ObjectNode) stage).put("recompute", "auto");
+            }
+            if (stage.path("type").asText().equals("lora_finetune") && !stage.has("train_mixers")) {
+                ((ObjectNode) stage).put("train_mixers", false).put("mixer_lr", "auto"); // LoRA alone, as before
             }
             if (stage.path("type").asText().equals("attention_transfer") && !stage.has("layer_groups")) {
                 ((ObjectNode) stage).put("layer_groups", 0); // every layer together, as before the key existed

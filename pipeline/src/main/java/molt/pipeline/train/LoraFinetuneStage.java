@@ -11,7 +11,8 @@ import molt.teacher.model.Taps;
 import molt.teacher.nd.Scalars;
 
 /**
- * LoLCATs stage 2: mixers frozen, LoRA adapters on the configured projections train on next-token cross-entropy,
+ * LoLCATs stage 2: mixers frozen (or, with train_mixers, trained too at their own rate, as Mamba-in-the-Llama trains
+ * its SSM layers end to end), LoRA adapters on the configured projections train on next-token cross-entropy,
  * optionally plus KL(teacher || student) on temperature-softened distributions (the teacher runs online, before
  * the gradient collector opens). Dropout in the adapters is seeded per micro-step so resumed runs repeat exactly.
  */
@@ -21,8 +22,12 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
 
     public LoraFinetuneStage(StageContext ctx, Device device) throws java.io.IOException {
         super(ctx, LoraFinetuneSpec.class, device, true);
-        student.setMixersTrainable(false);
+        student.setMixersTrainable(stage.trainMixers());
         student.setLoraTrainable(true);
+        if (stage.trainMixers()) {
+            org.apache.logging.log4j.LogManager.getLogger(getClass()).info("{}: mixers train too, at {}",
+                    ctx.id(), mixerRates());
+        }
         if (stage.klWeight() > 0 && stage.klSource().equals("cache")) {
             java.nio.file.Path first = ctx.data().shards("train").get(0);
             if (!java.nio.file.Files.isRegularFile(molt.data.TeacherTargets.fileFor(first))) {
@@ -49,7 +54,41 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
 
     @Override
     protected Map<String, NDArray> trainable() {
-        return student.loraParameters();
+        if (!stage.trainMixers()) {
+            return student.loraParameters();
+        }
+        Map<String, NDArray> all = new java.util.LinkedHashMap<>(student.loraParameters());
+        all.putAll(student.mixerParameters());
+        return all;
+    }
+
+    /** A mixer parameter's name starts with this prefix and its layer index ({@code model.layers.<i>.self_attn.mixer.}). */
+    private static final java.util.regex.Pattern MIXER_PARAMETER =
+            java.util.regex.Pattern.compile("model\\.layers\\.(\\d+)\\.self_attn\\.mixer\\..*");
+
+    /** With train_mixers, a mixer parameter trains at its layer's mixer rate: mixer_lr, or the mixer's default. */
+    @Override
+    protected double learningRateFactor(String parameter) {
+        java.util.regex.Matcher m = MIXER_PARAMETER.matcher(parameter);
+        if (!stage.trainMixers() || !m.matches()) {
+            return 1.0;
+        }
+        return mixerRate(Integer.parseInt(m.group(1))) / training.lr();
+    }
+
+    /** The learning rate of layer {@code layer}'s mixer. */
+    private double mixerRate(int layer) {
+        return stage.mixerLr() != null ? stage.mixerLr()
+                : molt.pipeline.config.MixerLearningRates.of(student.plan().mixer(layer));
+    }
+
+    /** Each mixer's rate, for the log. */
+    private Map<String, Double> mixerRates() {
+        Map<String, Double> r = new java.util.TreeMap<>();
+        for (int i : student.mixerLayers()) {
+            r.put(student.plan().mixer(i), mixerRate(i));
+        }
+        return r;
     }
 
     /** Next-token targets [B, T, 1] of a packed batch [B][T+1]. */

@@ -297,7 +297,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         for (int i = 0; i < norms.length; i++) { // each lane clipped by its own norm, at its own rate
             double scale = training.clipNorm() > 0 && norms[i] > training.clipNorm() ? training.clipNorm() / norms[i]
                     : 1.0;
-            st.opt.apply(st.lanes.get(i).params(), st.rates[i].forStep(st.step), scale);
+            apply(st, st.lanes.get(i), st.rates[i].forStep(st.step), scale);
         }
         times.optimizer = System.nanoTime() - tOpt;
         st.step++;
@@ -365,6 +365,22 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
             }
         }
         return val;
+    }
+
+    /**
+     * A parameter's learning rate as a multiple of its lane's (1 unless the stage trains some parameters at another
+     * rate, e.g. mixers beside LoRA adapters); the schedule scales both alike.
+     */
+    protected double learningRateFactor(String parameter) {
+        return 1.0;
+    }
+
+    /** The optimizer step of one lane at rate {@code lr}, each group of parameters at its factor of it. */
+    private void apply(LoopState st, Lane lane, double lr, double scale) {
+        Map<Double, Map<String, NDArray>> byFactor = new java.util.LinkedHashMap<>();
+        lane.params().forEach((n, p) -> byFactor.computeIfAbsent(learningRateFactor(n),
+                f -> new java.util.LinkedHashMap<>()).put(n, p));
+        byFactor.forEach((f, params) -> st.opt.apply(params, f == 1.0 ? lr : lr * f, scale));
     }
 
     /** The mean of a step's per-lane values (the value itself for one lane). */

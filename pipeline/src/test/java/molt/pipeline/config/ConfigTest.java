@@ -167,6 +167,8 @@ class ConfigTest {
         old.remove("precision");
         old.withArray("stages").forEach(st -> ((com.fasterxml.jackson.databind.node.ObjectNode) st).remove("recompute"));
         old.withArray("stages").forEach(st -> ((com.fasterxml.jackson.databind.node.ObjectNode) st).remove("layer_groups"));
+        old.withArray("stages").forEach(st -> ((com.fasterxml.jackson.databind.node.ObjectNode) st)
+                .remove(List.of("train_mixers", "mixer_lr")));
         assertEquals(List.of(), ResolvedConfig.differences(ResolvedConfig.withLegacyDefaults(old), now.toJson()));
         RunConfig f16 = ConfigLoader.load(f, List.of("precision=f16"));
         assertEquals(List.of("precision"), ResolvedConfig.differences(ResolvedConfig.withLegacyDefaults(old),
@@ -182,12 +184,12 @@ class ConfigTest {
      * The resolved JSON is hashed into the teacher cache's key and compared on resume: these hashes were computed
      * before stage settings became one record per type (StageSpec), and must never change by accident. They changed
      * on purpose once since: the resolved form gained {@code precision}, LoRA stages {@code recompute} (and {@code threads} may be {@code auto});
-     * then attention-transfer stages {@code layer_groups}.
+     * then attention-transfer stages {@code layer_groups}, and LoRA stages {@code train_mixers} and {@code mixer_lr}.
      */
     @Test
     void theResolvedJsonStaysByteIdentical(@TempDir Path dir) throws Exception {
         RunConfig quickstart = ConfigLoader.load(Path.of("..", "configs", "quickstart.yaml"), List.of());
-        assertEquals("7ed39f050aac4c76ff89b831882d0114e8e7700290ea7c4301689b3b3cfd01a9", sha256(quickstart));
+        assertEquals("ef26fac706830fe84cf04559665ea15e3bb9358ad5f3d3815e6559944d8005f1", sha256(quickstart));
         // The teacher cache key also hashes TeacherPretrainStage.FORMAT, the DJL and libtorch versions and the
         // thread count (it was teacher-22469ee2369b3bb5 when it hashed the settings alone).
         assertEquals(Path.of("runs/.teachers/teacher-06962b0899ee98bb"),
@@ -238,13 +240,15 @@ class ConfigTest {
                     tokens: 128
                     kl_weight: 1
                     ce_weight: 0
+                    train_mixers: true
+                    mixer_lr: 0.002
                   - name: export
                     type: export
                     dtype: BF16
                   - name: evaluate
                     type: evaluate
                 """);
-        assertEquals("104ef50f3a847b617f00bbbfd1ea791c2ed4542622df38edf09e75629c49597f",
+        assertEquals("48bdeb3bd6229764a9d560c031c0cc13dfab761504f7bf99b069f5562fd2ed05",
                 sha256(ConfigLoader.load(all, List.of())));
     }
 
