@@ -1,0 +1,95 @@
+package molt.student.mixer;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import molt.student.core.SlidingWindow;
+import molt.student.core.WindowedState;
+import molt.teacher.model.AttentionInput;
+import molt.teacher.model.AttentionState;
+
+/**
+ * A mixer beside a sliding softmax window (the form LoLCATs found carries local copying), for the SSM and delta-rule
+ * families: out = (1 - g_h) x inner(q, k, v) + g_h x window(q, k, v), where window is softmax attention over the w
+ * most recent tokens with its own normalizer ({@link SlidingWindow}) and g_h = sigmoid(f_h), f_h a learned per-head
+ * scalar started at window_factor_init (-2.197: g = 0.1, as hedgehog_window's window weight starts). The inner mixer
+ * sees every token (its state is the whole prefix); training and decoding use the same window, and the decoding
+ * state is the inner state plus w keys and values ({@link WindowedState}). Without an inner mixer
+ * ({@code window_only}) it is the window alone: the baseline a windowed student has to beat.
+ *
+ * <p>Shapes: q, k, v [B, H, T, D] (keys and values GQA-expanded); out [B, H, T, D]; f [H].
+ */
+public final class WindowedMixer extends BaseMixer {
+    /** The window alone: no linear or state-space part, no parameters. */
+    public static final String WINDOW_ONLY = "window_only";
+
+    private final Mixer inner;
+    private final NDArray factor;
+
+    private WindowedMixer(String name, NDManager m, int heads, Mixer inner, MixerSettings settings) {
+        super(name, m, settings, shapes(inner == null ? Map.of() : inner.parameters(), heads, inner != null),
+                d -> new WindowedState(d, inner == null ? null : inner.newState()));
+        requireChunkAtLeastWindow();
+        this.inner = inner;
+        if (inner != null) {
+            inner.parameters().forEach(this::param); // the inner mixer's parameters, under their own names
+        }
+        this.factor = inner == null ? null : constant("window_factor", m, (float) settings.windowFactorInit());
+    }
+
+    /** {@code name}: {@code inner} beside the window. */
+    static WindowedMixer around(String name, NDManager m, int heads, Mixer inner, MixerSettings settings) {
+        return new WindowedMixer(name, m, heads, inner, settings);
+    }
+
+    /** The window alone. */
+    static WindowedMixer windowOnly(NDManager m, int heads, MixerSettings settings) {
+        return new WindowedMixer(WINDOW_ONLY, m, heads, null, settings);
+    }
+
+    /** The inner mixer's parameter shapes, then the window factor f [H] when there is an inner mixer. */
+    static Map<String, Shape> shapes(Map<String, ?> inner, int heads, boolean withFactor) {
+        Map<String, Shape> p = new LinkedHashMap<>();
+        inner.forEach((k, v) -> p.put(k, v instanceof Shape s ? s : ((NDArray) v).getShape()));
+        if (withFactor) {
+            p.put("window_factor", new Shape(heads));
+        }
+        return p;
+    }
+
+    /** sigmoid(f) as [1, H, 1, 1], owned by {@code owner}'s manager. */
+    private NDArray gate(NDArray owner) {
+        NDArray g = factor.getNDArrayInternal().sigmoid(); // [H], in the parameter's manager until attached
+        g.attach(owner.getManager());
+        return g.reshape(1, factor.getShape().get(0), 1, 1); // [1, H, 1, 1]
+    }
+
+    /** (1 - g) a + g w, as a + g (w - a). */
+    private NDArray mix(NDArray a, NDArray w, NDArray owner) {
+        return a.add(w.sub(a).mul(gate(owner)));
+    }
+
+    @Override
+    public Output forward(NDManager scope, AttentionInput in, boolean withState) {
+        NDArray window = SlidingWindow.softmax(scope, in.q(), in.k(), in.v(), settings.chunkSize(), settings.window());
+        Output o = inner == null ? null : inner.forward(scope, in, withState);
+        NDArray out = inner == null ? window : mix(o.out(), window, in.q());
+        WindowedState st = null;
+        if (withState) {
+            st = new WindowedState(scope.getDevice(), o == null ? null : o.state());
+            st.window().fill(in.k(), in.v(), settings.window());
+        }
+        return new Output(out, st);
+    }
+
+    @Override
+    public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
+        WindowedState st = (WindowedState) state;
+        NDArray a = inner == null ? null : inner.step(scope, st.inner(), in);
+        st.window().push(scope, in.k(), in.v(), settings.window(), null);
+        NDArray window = SlidingWindow.softmaxStep(scope, in.q(), st.window()); // [B, H, 1, D]
+        return inner == null ? window : mix(a, window, in.q());
+    }
+}
