@@ -3,6 +3,7 @@ package molt.student.core;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -39,5 +40,16 @@ public final class HedgehogFeatureMap {
         NDArray pos = proj.softmax(-1);
         NDArray neg = proj.neg().softmax(-1);
         return pos.concat(neg, -1).maximum(Scalars.of(CLAMP)); // [B, H, T, 2F]
+    }
+
+    /**
+     * {@link #apply} for the recurrent forms (no backward runs through it): the same ops, with W [H, D, F] broadcast
+     * over the batch by the product itself and the projection negated in place once its softmax is taken.
+     */
+    public static NDArray step(NDArray x, NDArray w) {
+        NDArray proj = Ops.matMul(x, w); // [B, H, T, F]
+        NDArray pos = Ops.softmax(proj, -1);
+        NDArray neg = Ops.softmax(proj.negi(), -1);
+        return Ops.concat(pos, neg, -1).maximum(Scalars.of(CLAMP)); // [B, H, T, 2F]
     }
 }

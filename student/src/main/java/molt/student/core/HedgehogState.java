@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 
 /**
  * Decoding state of the Hedgehog mixers: the linear state S [B, H, 2F, D] = sum phi(k) v^T and normalizer
@@ -33,9 +34,11 @@ public final class HedgehogState extends OwnedState {
         return st;
     }
 
-    /** Zeros for S and z before the first token: S [B, H, f2, D], z [B, H, f2, 1] for one token q [B, H, 1, D]. */
-    void start(NDManager scope, NDArray q, long f2) {
+    /** Zeros for S and z before the first token: S [B, H, F2, D], z [B, H, F2, 1] for one token q [B, H, 1, D] and its
+     * features fq [B, H, 1, F2]. */
+    void start(NDManager scope, NDArray q, NDArray fq) {
         if (s == null) {
+            long f2 = fq.getShape().get(3);
             long b = q.getShape().get(0);
             long h = q.getShape().get(1);
             long d = q.getShape().get(3);
@@ -46,9 +49,14 @@ public final class HedgehogState extends OwnedState {
 
     /** Adds one token to the linear term: S += phi(k) v^T, z += phi(k); phi(k)^T [B, H, 2F, 1], v [B, H, 1, D]. */
     void add(NDArray kT, NDArray v) {
-        NDArray ds = kT.matMul(v); // [B, H, 2F, D]
-        s = swap(s, s == null ? ds.duplicate() : s.add(ds));
-        z = swap(z, z == null ? kT.duplicate() : z.add(kT));
+        NDArray ds = Ops.matMul(kT, v); // [B, H, 2F, D]
+        if (s == null) {
+            s = own(ds.duplicate());
+            z = own(kT.duplicate());
+            return;
+        }
+        s.addi(ds); // in place: the state's arrays are read only after the step's update
+        z.addi(kT);
     }
 
     /** S [B, H, 2F, D], or null before the first token. */

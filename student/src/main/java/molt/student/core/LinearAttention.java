@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 
 /**
  * Normalized linear attention over positive features (the Hedgehog mixers' linear term, LoLCATs):
@@ -69,8 +70,18 @@ public final class LinearAttention {
     /** One token: adds phi(k) v^T to the state, then reads it with phi(q); fq, fk [B, H, 1, F2], v [B, H, 1, D]. */
     public static NDArray step(HedgehogState st, NDArray fq, NDArray fk, NDArray v) {
         st.add(fk.transpose(0, 1, 3, 2), v); // phi(k)^T [B, H, F2, 1]
-        NDArray num = fq.matMul(st.linearState()); // [B, H, 1, D]
-        NDArray den = fq.matMul(st.normalizer()); // [B, H, 1, 1]
-        return num.div(den);
+        NDArray num = Ops.matMul(fq, st.linearState()); // [B, H, 1, D]
+        NDArray den = Ops.matMul(fq, st.normalizer()); // [B, H, 1, 1]
+        return num.divi(den);
+    }
+
+    /**
+     * {@link #read} for the recurrent forms (no backward runs through it): the same ops in the same order, sums taken
+     * in place into the products.
+     */
+    static NDArray readStep(NDArray a, NDArray values, NDArray fq, NDArray s, NDArray z) {
+        NDArray num = Ops.matMul(a, values).addi(Ops.matMul(fq, s)); // [B, H, n, D]
+        NDArray den = a.sum(new int[] {-1}, true).addi(Ops.matMul(fq, z)); // [B, H, n, 1]
+        return num.divi(den);
     }
 }

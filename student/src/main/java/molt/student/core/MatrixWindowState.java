@@ -19,7 +19,7 @@ public final class MatrixWindowState extends MatrixState {
     public static MatrixWindowState after(NDManager scope, NDArray s, NDArray k, NDArray v, int w) {
         MatrixWindowState st = new MatrixWindowState(scope.getDevice());
         st.hold(s);
-        st.window.fill(k, v, w);
+        st.window.fill(scope, k, v, w);
         return st;
     }
 

@@ -69,6 +69,6 @@ public final class SlidingWindow {
     /** The recurrent form for one query q [B, H, 1, D] against the buffered window: [B, H, 1, D]. */
     public static NDArray softmaxStep(NDManager scope, NDArray q, WindowBuffer window) {
         NDArray probs = window.scores(scope, q).softmax(-1); // [B, H, 1, n]
-        return probs.matMul(window.values());
+        return probs.matMul(window.values(scope));
     }
 }

@@ -2,39 +2,69 @@ package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
 import java.util.function.BiConsumer;
+import molt.teacher.nd.Ops;
 
 /**
- * The sliding window's part of a decoding state: the keys and values [B, H, n, D] of the n <= w most recent tokens,
- * held in the owning state's manager. Each token appends its key and value; once more than w are held the oldest
- * leaves (and a hybrid mixer may fold it into its linear state first). Its size stops growing once n = w.
+ * The sliding window's part of a decoding state: the keys and values of the n <= w most recent tokens, held in the
+ * owning state's manager. Each token appends its key and value; once more than w are held the oldest leaves (and a
+ * hybrid mixer may fold it into its linear state first). Its size stops growing once n = w.
+ *
+ * <p>The tokens live in buffers of 2w slots, [B, H, 2w, D], oldest first in slots [start, start + n): a token is
+ * written in place into the slot after the newest (one native call per array) and the window is read as a view
+ * of its n slots, so no step copies the window. When the newest token would pass the last slot, the w - 1 tokens
+ * that stay are first copied to slots [0, w - 1) (one copy per array every w tokens; source and destination never
+ * overlap). The window stays in token order, so every sum over it runs in the order a concatenated window would.
  */
 public final class WindowBuffer {
     private final OwnedState owner;
     private NDArray keys;
     private NDArray values;
+    /** The buffers' shape [B, H, 2w, D]. */
+    private long[] shape;
+    private long start;
+    private long n;
 
     WindowBuffer(OwnedState owner) {
         this.owner = owner;
     }
 
-    /** The keys [B, H, n, D] of the window, or null before any token. */
-    public NDArray keys() {
-        return keys;
+    /** Tokens held (n). */
+    public long size() {
+        return n;
     }
 
-    /** The values [B, H, n, D] of the window, or null before any token. */
-    public NDArray values() {
-        return values;
+    /** The keys [B, H, n, D] of the window, a view in {@code scope}, valid until the next push; null before any token. */
+    public NDArray keys(NDManager scope) {
+        return keys == null ? null : Ops.slice(scope, keys, 2, start, start + n);
+    }
+
+    /** The values [B, H, n, D] of the window, a view in {@code scope}, valid until the next push; null before any token. */
+    public NDArray values(NDManager scope) {
+        return values == null ? null : Ops.slice(scope, values, 2, start, start + n);
+    }
+
+    /** Empty buffers of 2w slots for tokens shaped like k [B, H, t, D]. */
+    private void allocate(NDManager scope, NDArray k, int window) {
+        Shape s = k.getShape();
+        shape = new long[] {s.get(0), s.get(1), 2L * window, s.get(3)};
+        keys = owner.own(scope.zeros(new Shape(shape), k.getDataType()));
+        values = owner.own(scope.zeros(new Shape(shape), k.getDataType()));
+        start = 0;
+        n = 0;
     }
 
     /** Holds copies of the last {@code window} keys and values of a prefill k, v [B, H, T, D]. */
-    public void fill(NDArray k, NDArray v, int window) {
+    public void fill(NDManager scope, NDArray k, NDArray v, int window) {
         long t = k.getShape().get(2);
         long w0 = Math.max(0, t - window);
-        keys = owner.own(k.get(":, :, " + w0 + ":" + t).duplicate()); // [B, H, min(T, w), D]
-        values = owner.own(v.get(":, :, " + w0 + ":" + t).duplicate());
+        allocate(scope, k, window);
+        NDArray kw = Ops.slice(scope, k, 2, w0, t); // [B, H, min(T, w), D]
+        NDArray vw = Ops.slice(scope, v, 2, w0, t);
+        n = t - w0;
+        Ops.put(keys, shape, 2, 0, n, kw);
+        Ops.put(values, shape, 2, 0, n, vw);
     }
 
     /**
@@ -44,35 +74,34 @@ public final class WindowBuffer {
      */
     public void push(NDManager scope, NDArray k, NDArray v, int window, BiConsumer<NDArray, NDArray> leaving) {
         if (keys == null) {
-            keys = owner.own(k.duplicate());
-            values = owner.own(v.duplicate());
-            return;
+            allocate(scope, k, window);
         }
-        long n = keys.getShape().get(2);
-        if (n < window) {
-            keys = owner.swap(keys, keys.concat(k, 2));
-            values = owner.swap(values, values.concat(v, 2));
-            return;
+        if (n == window) {
+            if (leaving != null) {
+                leaving.accept(Ops.slice(scope, keys, 2, start, start + 1), Ops.slice(scope, values, 2, start, start + 1));
+            }
+            start++;
+            n--;
         }
-        // Full: the oldest token leaves (the hybrid folds it first), then the rest and the new token are joined in
-        // one op per array: the same rows in the same order as appending and then dropping the first.
-        if (leaving != null) {
-            NDIndex first = new NDIndex().addAllDim(2).addSliceDim(0, 1);
-            leaving.accept(keys.get(scope, first), values.get(scope, first));
+        if (start + n == shape[2]) {
+            // The w - 1 staying tokens (slots [w + 1, 2w)) move to [0, w - 1): disjoint, so one copy each.
+            Ops.put(keys, shape, 2, 0, n, Ops.slice(scope, keys, 2, start, start + n));
+            Ops.put(values, shape, 2, 0, n, Ops.slice(scope, values, 2, start, start + n));
+            start = 0;
         }
-        NDIndex rest = new NDIndex().addAllDim(2).addSliceDim(1, n);
-        keys = owner.swap(keys, keys.get(scope, rest).concat(k, 2));
-        values = owner.swap(values, values.get(scope, rest).concat(v, 2));
+        Ops.put(keys, shape, 2, start + n, start + n + 1, k);
+        Ops.put(values, shape, 2, start + n, start + n + 1, v);
+        n++;
     }
 
     /** Scores q.k / sqrt(D) [B, H, 1, n] of one query q [B, H, 1, D] against the held keys, in {@code scope}. */
     public NDArray scores(NDManager scope, NDArray q) {
-        NDArray keysT = keys.transpose(0, 1, 3, 2); // [B, H, D, n]
-        keysT.attach(scope); // a view of state-owned keys: keep it out of the state's manager
-        return q.matMul(keysT).mul(molt.teacher.nd.Scalars.of(SlidingWindow.scale(q)));
+        NDArray keysT = keys(scope).transpose(0, 1, 3, 2); // [B, H, D, n], a view in scope
+        return Ops.matMul(q, keysT).muli(molt.teacher.nd.Scalars.of(SlidingWindow.scale(q)));
     }
 
+    /** Bytes of the keys and values held (the n tokens of the window, not the buffers' spare slots). */
     long bytes() {
-        return OwnedState.bytesOf(keys, values);
+        return keys == null ? 0 : 2 * shape[0] * shape[1] * n * shape[3] * keys.getDataType().getNumOfBytes();
     }
 }

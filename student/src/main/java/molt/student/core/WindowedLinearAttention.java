@@ -88,11 +88,11 @@ public final class WindowedLinearAttention {
      */
     public static NDArray step(NDManager scope, HedgehogState st, AttentionInput in, NDArray fq,
                                UnaryOperator<NDArray> phiK, NDArray gate, int window) {
-        st.start(scope, in.q(), fq.getShape().get(3));
+        st.start(scope, in.q(), fq);
         st.window().push(scope, in.k(), in.v(), window,
             (oldK, oldV) -> st.add(phiK.apply(oldK).transpose(0, 1, 3, 2), oldV)); // phi(k)^T [B, H, F2, 1]
         NDArray scores = st.window().scores(scope, in.q()); // [B, H, 1, n]
-        NDArray e = scores.sub(scores.max(new int[] {-1}, true)).exp().mul(gate); // [B, H, 1, n]
-        return LinearAttention.read(e, st.window().values(), fq, st.linearState(), st.normalizer());
+        NDArray e = scores.subi(scores.max(new int[] {-1}, true)).exp().muli(gate); // [B, H, 1, n]
+        return LinearAttention.readStep(e, st.window().values(scope), fq, st.linearState(), st.normalizer());
     }
 }

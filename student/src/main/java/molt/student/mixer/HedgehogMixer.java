@@ -51,8 +51,8 @@ public final class HedgehogMixer extends BaseMixer {
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
-        NDArray fq = HedgehogFeatureMap.apply(in.q(), wq); // [B, H, 1, 2F]
-        NDArray fk = HedgehogFeatureMap.apply(in.k(), wk); // [B, H, 1, 2F]
+        NDArray fq = HedgehogFeatureMap.step(in.q(), wq); // [B, H, 1, 2F]
+        NDArray fk = HedgehogFeatureMap.step(in.k(), wk); // [B, H, 1, 2F]
         return LinearAttention.step((HedgehogState) state, fq, fk, in.v());
     }
 }

@@ -57,7 +57,7 @@ public final class HedgehogWindowMixer extends BaseMixer {
         HedgehogState st = null;
         if (withState) {
             st = HedgehogState.after(scope, r.get(1), r.get(2)); // S, z of the tokens before the last window
-            st.window().fill(in.k(), in.v(), settings.window());
+            st.window().fill(scope, in.k(), in.v(), settings.window());
         }
         return new Output(r.get(0), st);
     }
@@ -65,8 +65,8 @@ public final class HedgehogWindowMixer extends BaseMixer {
 
     @Override
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
-        NDArray fq = HedgehogFeatureMap.apply(in.q(), wq); // [B, H, 1, 2F]
-        return WindowedLinearAttention.step(scope, (HedgehogState) state, in, fq, k -> HedgehogFeatureMap.apply(k, wk),
+        NDArray fq = HedgehogFeatureMap.step(in.q(), wq); // [B, H, 1, 2F]
+        return WindowedLinearAttention.step(scope, (HedgehogState) state, in, fq, k -> HedgehogFeatureMap.step(k, wk),
                 gate(in.q()), settings.window());
     }
 }

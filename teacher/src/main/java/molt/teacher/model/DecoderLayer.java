@@ -49,31 +49,52 @@ public final class DecoderLayer {
     }
 
     /**
+     * What every layer of one pass shares: the batch B, the tokens T and RoPE's tables cos and sin [T, D] for the
+     * pass's positions, made once per pass (not per layer).
+     */
+    public record Positions(long batch, long time, NDArray cos, NDArray sin) {
+        /** For tokens [B, T] at positions start.., the tables created in {@code scope}. */
+        static Positions of(NDManager scope, Rope rope, int batch, int time, long start) {
+            return new Positions(batch, time, rope.cos(scope, start, time), rope.sin(scope, start, time));
+        }
+    }
+
+    /**
      * The whole layer on h [B, T, H] at positions pass.start().. -> [B, T, H], created in {@code scope} (or the
      * inputs' manager). Returns h unchanged after the core when the pass needs nothing past this layer's attention.
      */
     public NDArray forward(NDManager scope, NDArray h, AttentionCore core, LayerPass pass) {
-        NDArray xn = LlamaBlocks.rmsNorm(h, inputNorm, config.rmsNormEps());
-        AttentionInput in = input(scope, xn, pass.projector(), pass.start());
+        Shape s = h.getShape();
+        return forward(scope, h, core, pass,
+                Positions.of(scope, rope, Math.toIntExact(s.get(0)), Math.toIntExact(s.get(1)), pass.start()));
+    }
+
+    /** {@link #forward} with the pass's shared {@link Positions}. */
+    public NDArray forward(NDManager scope, NDArray h, AttentionCore core, LayerPass pass, Positions at) {
+        boolean inPlace = pass.inPlace();
+        NDArray xn = LlamaBlocks.rmsNorm(h, inputNorm, config.rmsNormEps(), inPlace);
+        AttentionInput in = input(scope, xn, pass.projector(), at, inPlace);
         NDArray heads = pass.attend(scope, index, core, in); // [B, Hq, T, D]
-        NDArray perHead = heads.transpose(0, 2, 1, 3); // [B, T, Hq, D]
+        NDArray perHead = at.time() == 1
+                ? heads.reshape(at.batch(), 1, config.numHeads(), config.headDim()) // [B, 1, Hq, D]: the transpose's layout
+                : heads.transpose(0, 2, 1, 3); // [B, T, Hq, D]
         pass.record(index, h, in, core, perHead);
         if (!pass.needsOutput(index)) {
             return h;
         }
-        return tail(scope, h, perHead, pass.projector());
+        return tail(scope, h, perHead, pass.projector(), at, inPlace);
     }
 
-    /** Normed input xn [B, T, H] to the core's input at positions start..: q, k after RoPE, GQA left to the core. */
-    private AttentionInput input(NDManager scope, NDArray xn, Projector p, long start) {
-        NDArray q = LlamaBlocks.splitHeads(project(scope, p, Projection.Q, xn), config.numHeads()); // [B, Hq, T, D]
-        NDArray k = LlamaBlocks.splitHeads(project(scope, p, Projection.K, xn), config.numKvHeads()); // [B, Hkv, T, D]
-        NDArray v = LlamaBlocks.splitHeads(project(scope, p, Projection.V, xn), config.numKvHeads()); // [B, Hkv, T, D]
-        int t = Math.toIntExact(q.getShape().get(2));
-        NDArray cos = rope.cos(scope, start, t);
-        NDArray sin = rope.sin(scope, start, t);
-        return AttentionInput.grouped(xn, Rope.apply(q, cos, sin), Rope.apply(k, cos, sin), v, q, k,
-                config.kvGroups());
+    /** Normed input xn [B, T, H] to the core's input at the pass's positions: q, k after RoPE, GQA left to the core. */
+    private AttentionInput input(NDManager scope, NDArray xn, Projector p, Positions at, boolean inPlace) {
+        long b = at.batch();
+        long t = at.time();
+        long d = config.headDim();
+        NDArray q = LlamaBlocks.splitHeads(project(scope, p, Projection.Q, xn), b, t, config.numHeads(), d); // [B, Hq, T, D]
+        NDArray k = LlamaBlocks.splitHeads(project(scope, p, Projection.K, xn), b, t, config.numKvHeads(), d); // [B, Hkv, T, D]
+        NDArray v = LlamaBlocks.splitHeads(project(scope, p, Projection.V, xn), b, t, config.numKvHeads(), d); // [B, Hkv, T, D]
+        return AttentionInput.grouped(xn, Rope.apply(q, at.cos(), at.sin(), d, inPlace),
+                Rope.apply(k, at.cos(), at.sin(), d, inPlace), v, q, k, config.kvGroups());
     }
 
     /**
@@ -90,20 +111,26 @@ public final class DecoderLayer {
                 config.kvGroups());
     }
 
-    /** The rest of the layer after the core: o_proj, residual, post-norm, MLP, residual. */
-    private NDArray tail(NDManager scope, NDArray h, NDArray perHead, Projector p) {
-        Shape s = perHead.getShape();
-        NDArray merged = perHead.reshape(s.get(0), s.get(1), s.get(2) * s.get(3)); // [B, T, Hq*D]
-        NDArray x = h.add(project(scope, p, Projection.O, merged));
-        NDArray xn = LlamaBlocks.rmsNorm(x, postNorm, config.rmsNormEps());
-        return x.add(mlp(scope, xn, p));
+    /**
+     * The rest of the layer after the core: o_proj, residual, post-norm, MLP, residual. With {@code inPlace} the
+     * residual sums go into the projections' outputs (o + h is h + o bit for bit) and the MLP's products into its
+     * sigmoid.
+     */
+    private NDArray tail(NDManager scope, NDArray h, NDArray perHead, Projector p, Positions at, boolean inPlace) {
+        NDArray merged = perHead.reshape(at.batch(), at.time(), (long) config.numHeads() * config.headDim()); // [B, T, Hq*D]
+        NDArray o = project(scope, p, Projection.O, merged);
+        NDArray x = inPlace ? o.addi(h) : h.add(o);
+        NDArray xn = LlamaBlocks.rmsNorm(x, postNorm, config.rmsNormEps(), inPlace);
+        NDArray m = mlp(scope, xn, p, inPlace);
+        return inPlace ? m.addi(x) : x.add(m);
     }
 
     /** The SwiGLU MLP: down(silu(gate(x)) * up(x)). */
-    private NDArray mlp(NDManager scope, NDArray x, Projector p) {
+    private NDArray mlp(NDManager scope, NDArray x, Projector p, boolean inPlace) {
         NDArray gate = project(scope, p, Projection.GATE, x);
         NDArray up = project(scope, p, Projection.UP, x);
-        NDArray act = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
+        NDArray act = inPlace ? gate.getNDArrayInternal().sigmoid().muli(gate).muli(up) // (sig * gate) * up
+                : gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
         return project(scope, p, Projection.DOWN, act);
     }
 

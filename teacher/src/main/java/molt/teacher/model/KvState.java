@@ -3,8 +3,8 @@ package molt.teacher.model;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 
 /**
  * Softmax attention's decoding state for one layer: the keys (after RoPE) and values of every token seen,
@@ -22,6 +22,8 @@ public final class KvState implements AttentionState {
     private final NDManager manager;
     private NDArray keys;
     private NDArray values;
+    /** The buffers' shape [B, Hkv, capacity, D]. */
+    private long[] shape;
     private long length;
 
     KvState(Device device) {
@@ -38,30 +40,29 @@ public final class KvState implements AttentionState {
      * (valid until the next append).
      */
     NDArray[] append(NDManager scope, NDArray k, NDArray v) {
-        long t = k.getShape().get(2);
+        Shape ks = k.getShape();
+        long t = ks.get(2);
         long need = length + t;
-        if (keys == null || need > keys.getShape().get(2)) {
-            long capacity = keys == null ? need : Math.max(need, keys.getShape().get(2) * 5 / 4);
+        if (keys == null || need > shape[2]) {
+            long capacity = keys == null ? need : Math.max(need, shape[2] * 5 / 4);
             capacity = (capacity + GROWTH - 1) / GROWTH * GROWTH;
-            keys = grow(keys, k, capacity);
-            values = grow(values, v, capacity);
+            long[] grown = {ks.get(0), ks.get(1), capacity, ks.get(3)};
+            keys = grow(keys, k, grown);
+            values = grow(values, v, grown);
+            shape = grown;
         }
-        NDIndex rows = new NDIndex().addAllDim(2).addSliceDim(length, need);
-        keys.set(rows, k);
-        values.set(rows, v);
+        Ops.put(keys, shape, 2, length, need, k); // one native call each (an NDIndex set takes six)
+        Ops.put(values, shape, 2, length, need, v);
         length = need;
-        NDIndex held = new NDIndex().addAllDim(2).addSliceDim(0, length);
-        return new NDArray[] {keys.get(scope, held), values.get(scope, held)};
+        return new NDArray[] {Ops.slice(scope, keys, 2, 0, length), Ops.slice(scope, values, 2, 0, length)};
     }
 
-    /** A buffer of {@code capacity} tokens shaped like {@code like}, holding the cached rows of {@code old}. */
-    private NDArray grow(NDArray old, NDArray like, long capacity) {
-        Shape s = like.getShape();
-        NDArray fresh = manager.zeros(new Shape(s.get(0), s.get(1), capacity, s.get(3)), like.getDataType());
+    /** A buffer of shape {@code grown} (room for more tokens) with {@code like}'s type, holding {@code old}'s rows. */
+    private NDArray grow(NDArray old, NDArray like, long[] grown) {
+        NDArray fresh = manager.zeros(new Shape(grown), like.getDataType());
         if (old != null) {
-            NDIndex rows = new NDIndex().addAllDim(2).addSliceDim(0, length);
-            try (NDArray held = old.get(rows)) {
-                fresh.set(rows, held);
+            try (NDArray held = Ops.slice(manager, old, 2, 0, length)) {
+                Ops.put(fresh, grown, 2, 0, length, held);
             }
             old.close();
         }
@@ -74,8 +75,7 @@ public final class KvState implements AttentionState {
         if (keys == null) {
             return 0;
         }
-        Shape s = keys.getShape();
-        return 2 * s.get(0) * s.get(1) * length * s.get(3) * keys.getDataType().getNumOfBytes();
+        return 2 * shape[0] * shape[1] * length * shape[3] * keys.getDataType().getNumOfBytes();
     }
 
     @Override

@@ -42,6 +42,14 @@ public interface LayerPass {
         return false;
     }
 
+    /**
+     * True when no backward runs through the pass and autograd records nothing (decoding runs with grad mode off):
+     * a layer may then update its own temporaries in place (the same values, fewer arrays).
+     */
+    default boolean inPlace() {
+        return false;
+    }
+
     /** A parallel pass from position 0: every core's parallel form, nothing recorded; keeps every intermediate. */
     static LayerPass parallel(Projector projector) {
         return new LayerPass() {

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -20,7 +21,18 @@ public final class LlamaBlocks {
 
     /** RMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w over the last axis. */
     public static NDArray rmsNorm(NDArray x, NDArray w, double eps) {
+        return rmsNorm(x, w, eps, false);
+    }
+
+    /**
+     * RMSNorm; with {@code inPlace} (no backward runs through it) the epsilon and the weight are applied in place to
+     * the norm's own temporaries: the same ops in the same order, two arrays fewer.
+     */
+    public static NDArray rmsNorm(NDArray x, NDArray w, double eps, boolean inPlace) {
         NDArray variance = x.square().mean(new int[] {-1}, true);
+        if (inPlace) {
+            return x.div(variance.addi(Scalars.of((float) eps)).sqrt()).muli(w);
+        }
         return x.div(variance.add(Scalars.of((float) eps)).sqrt()).mul(w); // a cached scalar: no new array per call
     }
 
@@ -31,15 +43,22 @@ public final class LlamaBlocks {
     public static NDArray linear(NDArray x, NDArray wT, NDArray b) {
         NDArray y = wT.getDataType() == DataType.FLOAT16
                 ? x.toType(DataType.FLOAT16, false).matMul(wT).toType(DataType.FLOAT32, false)
-                : x.matMul(wT);
+                : Ops.matMul(x, wT); // x.matMul(wT) without DJL's shape queries
         return b == null ? y : y.add(b);
     }
 
     /** [B, T, heads * D] -> [B, heads, T, D]. */
     public static NDArray splitHeads(NDArray x, int heads) {
         Shape s = x.getShape();
-        long d = s.get(2) / heads;
-        return x.reshape(s.get(0), s.get(1), heads, d) // [B, T, heads, D]
+        return splitHeads(x, s.get(0), s.get(1), heads, s.get(2) / heads);
+    }
+
+    /** [B, T, heads * D] -> [B, heads, T, D] for a known shape; for one token (T = 1) a single reshape. */
+    public static NDArray splitHeads(NDArray x, long b, long t, int heads, long d) {
+        if (t == 1) {
+            return x.reshape(b, heads, 1, d); // [B, heads, 1, D]: for one token the same layout as the transpose
+        }
+        return x.reshape(b, t, heads, d) // [B, T, heads, D]
                 .transpose(0, 2, 1, 3); // [B, heads, T, D]
     }
 
@@ -67,8 +86,8 @@ public final class LlamaBlocks {
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(Scalars.of((float) scale)); // [B, Hq, Tq, Tk]
         if (tk - 1 <= offset) {
             // No key lies after the first query (a decoding step): the mask would add 0 everywhere.
-            NDArray probs = scores.softmax(-1);
-            NDArray out = probs.matMul(v); // [B, Hq, Tq, D]
+            NDArray probs = Ops.softmax(scores, -1);
+            NDArray out = Ops.matMul(probs, v); // [B, Hq, Tq, D]
             return withWeights ? new NDList(out, probs) : new NDList(out);
         }
         NDArray qPos = scope.arange(offset, offset + tq, 1, DataType.INT64).reshape(tq, 1); // [Tq, 1]

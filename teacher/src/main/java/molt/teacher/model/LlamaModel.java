@@ -317,6 +317,15 @@ public final class LlamaModel implements LanguageModel {
                 flat[i * t + j] = id;
             }
         }
+        if (flat.length == 1) {
+            // One token: its row as a view of the table (one native call; an index array and gather take ten).
+            // Nothing writes into a layer's input in place, so the view never changes the table.
+            NDArray row = embed.get(scope, flat[0]); // [H]
+            if (embed.getDataType() != DataType.FLOAT32) {
+                row = row.toType(DataType.FLOAT32, false);
+            }
+            return row.reshape(1, 1, config.hiddenSize()); // [B = 1, T = 1, H]
+        }
         NDArray ids = NativeArrays.longs(scope, flat, new Shape(flat.length));
         NDArray rows = embed.get(scope, new NDIndex("{}", ids)); // [B*T, H]
         if (rows.getDataType() != DataType.FLOAT32) {
@@ -327,7 +336,12 @@ public final class LlamaModel implements LanguageModel {
 
     /** Final RMSNorm and LM head: [B, T, H] -> logits [B, T, V]; a 16-bit head is made usable in {@code scope}. */
     private NDArray head(NDManager scope, NDArray h) {
-        NDArray normed = LlamaBlocks.rmsNorm(h, norm, config.rmsNormEps());
+        return head(scope, h, false);
+    }
+
+    /** {@link #head}; with {@code inPlace} the norm works in place (see {@link LayerPass#inPlace}). */
+    private NDArray head(NDManager scope, NDArray h, boolean inPlace) {
+        NDArray normed = LlamaBlocks.rmsNorm(h, norm, config.rmsNormEps(), inPlace);
         NDArray headT = lmHeadT != null ? frozen.use(scope, lmHeadT)
                 : frozen.use(scope, embed).transpose(); // [H, V], a view of the tied [V, H] embedding
         return LlamaBlocks.linear(normed, headT, null);
@@ -350,12 +364,16 @@ public final class LlamaModel implements LanguageModel {
                     + "max_position_embeddings " + config.maxPositionEmbeddings() + " (config.json)");
         }
         NDArray h = embed(scope, tokens);
+        DecoderLayer.Positions at = DecoderLayer.Positions.of(scope, rope, tokens.length, tokens[0].length,
+                pass.start()); // RoPE's tables once for every layer
+        // One token's layers are small: they run in the pass's scope (a scope per layer costs more than it frees).
+        boolean ownScopes = !pass.keepsIntermediates() && tokens[0].length > 1;
         int last = pass.lastLayer(layers.size());
         for (int i = 0; i <= last; i++) {
-            h = pass.keepsIntermediates() ? layers.get(i).forward(scope, h, cores.get(i), pass)
-                    : layerInOwnScope(scope, layers.get(i), h, cores.get(i), pass);
+            h = ownScopes ? layerInOwnScope(scope, layers.get(i), h, cores.get(i), pass, at)
+                    : layers.get(i).forward(scope, h, cores.get(i), pass, at);
         }
-        return last == layers.size() - 1 && pass.needsOutput(last) ? head(scope, h) : null;
+        return last == layers.size() - 1 && pass.needsOutput(last) ? head(scope, h, pass.inPlace()) : null;
     }
 
     /**
@@ -363,10 +381,10 @@ public final class LlamaModel implements LanguageModel {
      * needs no backward holds one layer's arrays at a time (what it records is copied out by the pass).
      */
     private static NDArray layerInOwnScope(NDManager scope, DecoderLayer layer, NDArray h, AttentionCore core,
-                                           LayerPass pass) {
+                                           LayerPass pass, DecoderLayer.Positions at) {
         try (NDManager own = scope.newSubManager()) {
             h.attach(own); // results follow their first operand: the layer's arrays now land in its own scope
-            NDArray next = layer.forward(own, h, core, pass);
+            NDArray next = layer.forward(own, h, core, pass, at);
             next.attach(scope);
             return next;
         }
@@ -589,11 +607,21 @@ public final class LlamaModel implements LanguageModel {
             rows.forEach(NDArray::close);
             return all;
         }
+        // Decoding never runs backward: with grad mode off, ops on trainable mixer parameters (and everything
+        // downstream of them) record no autograd graph. The values are the same either way.
+        boolean grad = ai.djl.pytorch.jni.JniUtils.isGradMode();
+        if (grad) {
+            ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        }
         try (NDManager scope = out.newSubManager(device)) {
             NDArray logits = run(scope, tokens, cores, new DecodePass(projector, st));
             st.advance(t);
             logits.attach(out);
             return logits;
+        } finally {
+            if (grad) {
+                ai.djl.pytorch.jni.JniUtils.setGradMode(true);
+            }
         }
     }
 

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import molt.teacher.LlamaConfig;
 import molt.teacher.nd.NativeArrays;
+import molt.teacher.nd.Ops;
 
 /**
  * Rotary position embeddings in the rotate-half layout of transformers' Llama: for head dim D, frequencies
@@ -100,9 +101,16 @@ public final class Rope {
      * change its rounding), one op fewer. The result belongs to x's manager.
      */
     public static NDArray apply(NDArray x, NDArray cos, NDArray sin) {
-        long d = x.getShape().get(3);
-        NDList halves = x.split(new long[] {d / 2}, 3); // views x1, x2
-        NDArray swapped = halves.get(1).concat(halves.get(0), 3); // [B, H, T, D]: (x2, x1)
-        return x.mul(cos).add(swapped.mul(sin));
+        return apply(x, cos, sin, x.getShape().get(3), false);
+    }
+
+    /**
+     * {@link #apply} for head dim {@code d}; with {@code inPlace} (no backward runs through it) the sine's product
+     * and the sum go into the step's own temporaries: the same ops, two arrays fewer.
+     */
+    public static NDArray apply(NDArray x, NDArray cos, NDArray sin, long d, boolean inPlace) {
+        NDList halves = Ops.split(x, new long[] {d / 2, d - d / 2}, 3); // views x1, x2
+        NDArray swapped = Ops.concat(halves.get(1), halves.get(0), 3); // [B, H, T, D]: (x2, x1)
+        return inPlace ? x.mul(cos).addi(swapped.muli(sin)) : x.mul(cos).add(swapped.mul(sin));
     }
 }
