@@ -79,7 +79,7 @@ public final class WindowedMixer extends BaseMixer {
         WindowedState st = null;
         if (withState) {
             st = new WindowedState(scope.getDevice(), o == null ? null : o.state());
-            st.window().fill(in.k(), in.v(), settings.window());
+            st.window().fill(scope, in.k(), in.v(), settings.window());
         }
         return new Output(out, st);
     }
