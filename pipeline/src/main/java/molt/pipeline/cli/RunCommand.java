@@ -24,6 +24,10 @@ public final class RunCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ConfigOverrides overrides = new ConfigOverrides();
 
+    @picocli.CommandLine.Option(names = "--no-progress",
+            description = "Plain log lines only, even on a terminal (a live progress line is drawn otherwise).")
+    boolean noProgress;
+
     /** Stage times, final losses and attention transfer's per-layer MSE, then where the report and student are. */
     static void printSummary(Path report) throws java.io.IOException {
         var json = JsonFiles.readObject(report);
@@ -54,11 +58,19 @@ public final class RunCommand implements Callable<Integer> {
         // Read by DJL when the engine starts (Runner.resolve starts it to set the intra-op thread count).
         System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
         RunConfig cfg = molt.pipeline.run.Runner.resolve(ConfigLoader.load(config, overrides.list()));
+        if (!noProgress && molt.pipeline.run.Progress.stderrIsTerminal()) {
+            molt.pipeline.run.Progress.start();
+        }
         try (StopSignal stop = StopSignal.install()) {
             // Caught inside the try: closing the signal lets a waiting SIGTERM hook end the JVM, so everything to
             // say must be said first.
             try {
-                Path dir = Runner.run(cfg, stop);
+                Path dir;
+                try {
+                    dir = Runner.run(cfg, stop);
+                } finally {
+                    molt.pipeline.run.Progress.stop();
+                }
                 printSummary(dir.resolve("report.json"));
                 return 0;
             } catch (StageStopped e) {

@@ -396,8 +396,10 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
     }
 
     private void logProgress(LoopState st, long totalSteps, Start start) {
+        double elapsed = (System.nanoTime() - start.nanos()) / 1e9;
+        molt.pipeline.run.Progress.step(ctx.id(), st.step, totalSteps, st.lastLoss,
+                (st.tokens - start.tokens()) / elapsed, elapsed / (st.step - start.step()) * (totalSteps - st.step));
         if (st.step % training.logEvery() == 0 || st.step == totalSteps || st.step == 1) {
-            double elapsed = (System.nanoTime() - start.nanos()) / 1e9;
             double perStep = elapsed / (st.step - start.step());
             LOG.info("{} step {}/{} loss {} {} tokens/s ETA {}s", ctx.id(), st.step, totalSteps,
                     String.format("%.5f", st.lastLoss), String.format("%.0f", (st.tokens - start.tokens()) / elapsed),
