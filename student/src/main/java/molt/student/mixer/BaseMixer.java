@@ -94,6 +94,13 @@ abstract class BaseMixer implements Mixer {
         return a;
     }
 
+    /** sigmoid of a per-head parameter f [H], as [1, H, 1, 1] owned by {@code owner}'s manager (a window's weight). */
+    static NDArray headGate(NDArray f, NDArray owner) {
+        NDArray g = f.getNDArrayInternal().sigmoid(); // [H], in the parameter's manager until attached
+        g.attach(owner.getManager());
+        return g.reshape(1, f.getShape().get(0), 1, 1); // [1, H, 1, 1]
+    }
+
     /** For windowed mixers: every query's window must fit in its own and the previous chunk. */
     final void requireChunkAtLeastWindow() {
         if (settings.chunkSize() < settings.window()) {

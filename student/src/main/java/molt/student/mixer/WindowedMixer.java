@@ -61,9 +61,7 @@ public final class WindowedMixer extends BaseMixer {
 
     /** sigmoid(f) as [1, H, 1, 1], owned by {@code owner}'s manager. */
     private NDArray gate(NDArray owner) {
-        NDArray g = factor.getNDArrayInternal().sigmoid(); // [H], in the parameter's manager until attached
-        g.attach(owner.getManager());
-        return g.reshape(1, factor.getShape().get(0), 1, 1); // [1, H, 1, 1]
+        return headGate(factor, owner);
     }
 
     /** (1 - g) a + g w, as a + g (w - a). */
