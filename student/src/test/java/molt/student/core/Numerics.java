@@ -86,6 +86,11 @@ public final class Numerics {
         assertClose(got, fd, tol, what + " vs finite differences");
     }
 
+    /** Euclidean norm of {@code x}. */
+    public static double norm(double[] x) {
+        return Math.sqrt(dot(x, x));
+    }
+
     /** Puts one token's outputs y [BH, 1, W] at time {@code i} of {@code all} [BH, T, W]. */
     public static void putStep(float[] y, float[] all, int t, int i, int width) {
         for (int bh = 0; bh < y.length / width; bh++) {
