@@ -35,6 +35,7 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        molt.teacher.nd.NativeMemory.configure(); // before the engine allocates: resident memory follows what is live
         System.exit(execute(args));
     }
 
