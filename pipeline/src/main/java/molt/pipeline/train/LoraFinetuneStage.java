@@ -86,7 +86,9 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
     private Map<String, Double> mixerRates() {
         Map<String, Double> r = new java.util.TreeMap<>();
         for (int i : student.mixerLayers()) {
-            r.put(student.plan().mixer(i), mixerRate(i));
+            if (!student.mixerParameters(i).isEmpty()) { // gla_liger, window_only: nothing to train
+                r.put(student.plan().mixer(i), mixerRate(i));
+            }
         }
         return r;
     }
