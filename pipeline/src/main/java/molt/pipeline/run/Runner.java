@@ -229,6 +229,7 @@ public final class Runner {
         }
         AtomicFiles.writeString(run.dir().resolve("report.json"),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsString(report));
+        molt.pipeline.report.RunReport.write(run.dir());
     }
 
     /** The chain name of the run's own student. */
