@@ -19,6 +19,7 @@ import picocli.CommandLine.Option;
             molt.pipeline.cli.RunCommand.class,
             molt.pipeline.cli.StatusCommand.class,
             molt.pipeline.cli.ReportCommand.class,
+            molt.pipeline.cli.ServeCommand.class,
             molt.pipeline.cli.ValidateCommand.class,
             molt.pipeline.cli.EvalCommand.class,
             molt.pipeline.cli.DataCommand.class,

@@ -17,7 +17,9 @@ public final class MixerLearningRates {
             "mamba2", 1e-3,
             "mamba2_window", 1e-2,
             "gated_deltanet", 1e-3,
-            "gated_deltanet_window", 1e-2);
+            "gated_deltanet_window", 1e-2,
+            "gla", 1e-2,
+            "retention", 1e-2);
 
     private MixerLearningRates() {
     }

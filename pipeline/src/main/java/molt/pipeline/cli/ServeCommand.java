@@ -1,0 +1,61 @@
+package molt.pipeline.cli;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import molt.pipeline.serve.CompletionServer;
+import molt.teacher.model.LanguageModel;
+import molt.teacher.tokenizer.Tokenizers;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code molt serve}: a teacher or exported student behind OpenAI's completions API (lm-evaluation-harness). */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Serve a model over HTTP with OpenAI's /v1/completions (lm-evaluation-harness's "
+                + "local-completions), /v1/models and /health.")
+public final class ServeCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "Model directory (teacher or exported student).")
+    Path model;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind. Default: ${DEFAULT-VALUE} "
+            + "(this machine only).")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8000", description = "Port (0: any free one). Default: ${DEFAULT-VALUE}.")
+    int port;
+
+    @Option(names = "--mode", defaultValue = "parallel", description = "How prompts are scored: parallel (one "
+            + "forward) or recurrent (token by token, the decoding form). Default: ${DEFAULT-VALUE}.")
+    String mode;
+
+    @Option(names = "--queue", defaultValue = "64", description = "Requests that may wait while one runs; more get "
+            + "503. Default: ${DEFAULT-VALUE}.")
+    int queue;
+
+    @Option(names = "--max-body", defaultValue = "8388608", description = "Largest request body in bytes; larger "
+            + "gets 413. Default: ${DEFAULT-VALUE}.")
+    long maxBody;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto. Default: ${DEFAULT-VALUE}.")
+    String device;
+
+    @Option(names = "--precision", defaultValue = "f32", description = "Frozen weights: f32, f16 or auto. "
+            + "Default: ${DEFAULT-VALUE}.")
+    String precision;
+
+    @Override
+    public Integer call() throws Exception {
+        Models.checkMode(mode);
+        if (queue < 1) {
+            throw new molt.teacher.InputException("--queue: expected at least 1, found " + queue);
+        }
+        try (LanguageModel m = Models.load(model, device, precision);
+             CompletionServer server = new CompletionServer(m, Tokenizers.load(model),
+                     model.getFileName().toString(), mode.equals("recurrent"), queue, maxBody)) {
+            int bound = server.start(host, port);
+            System.out.println("serving " + model + " on http://" + host + ":" + bound + "/v1 (" + mode + " scoring)");
+            new CountDownLatch(1).await(); // until the process is stopped
+        }
+        return 0;
+    }
+}
