@@ -19,7 +19,8 @@ public final class MixerLearningRates {
             "gated_deltanet", 1e-3,
             "gated_deltanet_window", 1e-2,
             "gla", 1e-2,
-            "retention", 1e-2);
+            "retention", 1e-2,
+            "hedgehog", 1e-2);
 
     private MixerLearningRates() {
     }
@@ -27,7 +28,7 @@ public final class MixerLearningRates {
     /** The measured rate of {@code mixer} (mixers without parameters never ask). */
     public static double of(String mixer) {
         Double r = MEASURED.get(mixer);
-        if (r == null) {
+        if (r == null) { // a mixer registered after the sweep
             throw new molt.teacher.InputException("mixer_lr: auto has no measured rate for mixer '" + mixer
                     + "'; set mixer_lr");
         }
