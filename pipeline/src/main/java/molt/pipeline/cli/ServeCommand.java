@@ -5,7 +5,6 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import molt.pipeline.serve.CompletionServer;
 import molt.teacher.model.LanguageModel;
-import molt.teacher.tokenizer.Tokenizers;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -50,8 +49,8 @@ public final class ServeCommand implements Callable<Integer> {
             throw new molt.teacher.InputException("--queue: expected at least 1, found " + queue);
         }
         try (LanguageModel m = Models.load(model, device, precision);
-             CompletionServer server = new CompletionServer(m, Tokenizers.load(model),
-                     model.getFileName().toString(), mode.equals("recurrent"), queue, maxBody)) {
+             CompletionServer server = CompletionServer.of(m, model, model.getFileName().toString(),
+                     mode.equals("recurrent"), queue, maxBody)) {
             int bound = server.start(host, port);
             System.out.println("serving " + model + " on http://" + host + ":" + bound + "/v1 (" + mode + " scoring)");
             new CountDownLatch(1).await(); // until the process is stopped

@@ -21,8 +21,9 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * An OpenAI-compatible HTTP server over one model (Javalin on Jetty): {@code GET /health}, {@code GET /v1/models} and
- * {@code POST /v1/completions} (also as server-sent events with {@code stream: true}). Requests run one at a time on
+ * An OpenAI-compatible HTTP server over one model (Javalin on Jetty): {@code GET /health}, {@code GET /v1/models},
+ * {@code POST /v1/completions} and, when the tokenizer has a chat template, {@code POST /v1/chat/completions} (both
+ * also as server-sent events with {@code stream: true}). Requests run one at a time on
  * one worker (the model is not thread-safe); up to {@code queue} more wait, and beyond that a request gets 503. A
  * malformed request gets 400 and a body above {@code maxBody} bytes 413, each with a JSON error, and the server
  * goes on serving.
@@ -37,11 +38,15 @@ public final class CompletionServer implements AutoCloseable {
     private final String modelId;
     private final int vocab;
     private final long maxBody;
+    private final ChatTemplate chat;
+    private final molt.teacher.tokenizer.TextTokenizer tokenizer;
 
     /** Serves {@code model} under the id {@code modelId}; call {@link #start}. */
     public CompletionServer(LanguageModel model, TextTokenizer tokenizer, String modelId, boolean recurrent, int queue,
-                            long maxBody) {
+                            long maxBody, ChatTemplate chat) {
         this.completions = new Completions(model, tokenizer, recurrent);
+        this.chat = chat;
+        this.tokenizer = tokenizer;
         this.modelId = modelId;
         this.vocab = model.config().vocabSize();
         this.maxBody = maxBody;
@@ -56,7 +61,17 @@ public final class CompletionServer implements AutoCloseable {
             list.putArray("data").addObject().put("id", modelId).put("object", "model").put("owned_by", "molt");
             ctx.contentType("application/json").result(JSON.writeValueAsString(list));
         });
-        app.post("/v1/completions", this::completions);
+        app.post("/v1/completions", ctx -> completions(ctx, false));
+        app.post("/v1/chat/completions", ctx -> completions(ctx, true));
+    }
+
+    /**
+     * Serves {@code model}, with /v1/chat/completions when the tokenizer in {@code tokenizerDir} has a chat template.
+     */
+    public static CompletionServer of(LanguageModel model, java.nio.file.Path tokenizerDir, String modelId,
+                                      boolean recurrent, int queue, long maxBody) throws IOException {
+        return new CompletionServer(model, molt.teacher.tokenizer.Tokenizers.load(tokenizerDir), modelId, recurrent,
+                queue, maxBody, ChatTemplate.load(tokenizerDir));
     }
 
     /** Listens on {@code host:port} (port 0: any free port); returns the port. */
@@ -65,7 +80,11 @@ public final class CompletionServer implements AutoCloseable {
         return app.port();
     }
 
-    private void completions(Context ctx) throws Exception {
+    private void completions(Context ctx, boolean isChat) throws Exception {
+        if (isChat && chat == null) {
+            error(ctx, 404, "this model's tokenizer has no chat template: use /v1/completions");
+            return;
+        }
         String len = ctx.header("Content-Length");
         if (len != null && len.matches("\\d+") && Long.parseLong(len) > maxBody) {
             error(ctx, 413, "the request body (" + len + " bytes) exceeds the limit of " + maxBody + " bytes");
@@ -74,7 +93,7 @@ public final class CompletionServer implements AutoCloseable {
         CompletionRequest r;
         try {
             JsonNode body = JSON.readTree(ctx.bodyAsBytes());
-            r = CompletionRequest.parse(body, vocab);
+            r = CompletionRequest.parse(isChat ? chatPrompt(body) : body, vocab);
         } catch (IOException e) {
             error(ctx, 400, "the body is not JSON: " + e.getMessage().lines().findFirst().orElse(""));
             return;
@@ -84,7 +103,7 @@ public final class CompletionServer implements AutoCloseable {
         }
         Future<ObjectNode> f;
         try {
-            f = worker.submit(() -> run(r, r.stream() ? ctx : null));
+            f = worker.submit(() -> run(r, r.stream() ? ctx : null, isChat));
         } catch (RejectedExecutionException e) {
             error(ctx, 503, "the server is busy: " + worker.getQueue().size() + " requests are waiting; retry later");
             return;
@@ -108,30 +127,57 @@ public final class CompletionServer implements AutoCloseable {
         }
     }
 
+    /**
+     * A chat request as a completion request: the messages rendered through the chat template and tokenized as
+     * they are (the template writes the special tokens), the other fields kept.
+     */
+    private JsonNode chatPrompt(JsonNode body) {
+        if (body == null || !body.isObject() || !body.path("messages").isArray() || body.path("messages").isEmpty()) {
+            throw new CompletionRequest.Invalid("messages: required, a non-empty list of {role, content}");
+        }
+        for (JsonNode m : body.path("messages")) {
+            if (!m.path("role").isTextual() || !m.path("content").isTextual()) {
+                throw new CompletionRequest.Invalid("messages: expected {role, content} strings, found " + m);
+            }
+        }
+        ObjectNode b = ((ObjectNode) body).deepCopy();
+        b.remove("messages");
+        b.remove("logprobs"); // chat's log-probabilities have another layout; not offered
+        ArrayNode ids = b.putArray("prompt");
+        for (long id : tokenizer.encode(chat.render(body.path("messages")), false)) {
+            ids.add(id);
+        }
+        return b;
+    }
+
     /** The whole request, on the worker; when {@code stream} is set, events go out as they are decoded. */
-    private ObjectNode run(CompletionRequest r, Context stream) throws IOException {
+    private ObjectNode run(CompletionRequest r, Context stream, boolean isChat) throws IOException {
         OutputStream sse = null;
         if (stream != null) {
             stream.res().setContentType("text/event-stream");
             stream.res().setHeader("Cache-Control", "no-cache");
             sse = stream.res().getOutputStream();
         }
-        ObjectNode out = JSON.createObjectNode().put("id", "cmpl-" + Long.toHexString(System.nanoTime()))
-                .put("object", "text_completion").put("created", System.currentTimeMillis() / 1000)
-                .put("model", modelId);
+        ObjectNode out = JSON.createObjectNode().put("id", (isChat ? "chatcmpl-" : "cmpl-")
+                + Long.toHexString(System.nanoTime())).put("object", isChat ? "chat.completion" : "text_completion")
+                .put("created", System.currentTimeMillis() / 1000).put("model", modelId);
         ArrayNode choices = out.putArray("choices");
         long promptTokens = 0;
         long completionTokens = 0;
         for (int i = 0; i < r.prompts().size(); i++) {
             final int index = i;
             final OutputStream events = sse;
-            Completions.Sink sink = events == null ? null : delta -> event(events, out, index, delta, null);
+            Completions.Sink sink = events == null ? null : delta -> event(events, out, index, delta, null, isChat);
             ObjectNode c = completions.choice(r, r.prompts().get(i), i, sink);
             promptTokens += c.remove("prompt_tokens").asLong();
             completionTokens += c.remove("completion_tokens").asLong();
+            if (isChat) {
+                c.remove("logprobs");
+                c.putObject("message").put("role", "assistant").put("content", c.remove("text").asText());
+            }
             choices.add(c);
             if (events != null) {
-                event(events, out, index, "", c.path("finish_reason").asText());
+                event(events, out, index, "", c.path("finish_reason").asText(), isChat);
             }
         }
         out.putObject("usage").put("prompt_tokens", promptTokens).put("completion_tokens", completionTokens)
@@ -144,11 +190,17 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     /** One server-sent event: a chunk of choice {@code index}'s text (and its finish reason at the end). */
-    private static void event(OutputStream sse, ObjectNode head, int index, String delta, String finish)
-            throws IOException {
-        ObjectNode e = JSON.createObjectNode().put("id", head.get("id").asText()).put("object", "text_completion")
+    private static void event(OutputStream sse, ObjectNode head, int index, String delta, String finish,
+                              boolean isChat) throws IOException {
+        ObjectNode e = JSON.createObjectNode().put("id", head.get("id").asText())
+                .put("object", isChat ? "chat.completion.chunk" : "text_completion")
                 .put("created", head.get("created").asLong()).put("model", head.get("model").asText());
-        ObjectNode c = e.putArray("choices").addObject().put("index", index).put("text", delta);
+        ObjectNode c = e.putArray("choices").addObject().put("index", index);
+        if (isChat) {
+            c.putObject("delta").put("content", delta);
+        } else {
+            c.put("text", delta);
+        }
         if (finish == null) {
             c.putNull("finish_reason");
         } else {

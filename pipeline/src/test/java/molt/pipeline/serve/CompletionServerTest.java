@@ -92,7 +92,7 @@ class CompletionServerTest {
             double[][] lp = reference(mode);
             try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
                  CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student",
-                         mode.equals("recurrent"), 4, 1 << 20)) {
+                         mode.equals("recurrent"), 4, 1 << 20, null)) {
                 int port = s.start("127.0.0.1", 0);
                 String ids = JSON.writeValueAsString(TOKENS);
                 // loglikelihood / loglikelihood_rolling: one request per batch of token lists
@@ -125,7 +125,7 @@ class CompletionServerTest {
     @Test
     void generateUntilStopsAtAStopStringAndRepeatsWithASeed() throws Exception {
         try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
-             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 4, 1 << 20)) {
+             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 4, 1 << 20, null)) {
             int port = s.start("127.0.0.1", 0);
             String ids = JSON.writeValueAsString(TOKENS);
             JsonNode greedy = post(port, "{\"prompt\": [" + ids + "], \"model\": \"student\", \"max_tokens\": 12, "
@@ -147,9 +147,54 @@ class CompletionServerTest {
     }
 
     @Test
+    void chatCompletionsRenderTheTokenizersChatTemplate() throws Exception {
+        Path t = java.nio.file.Files.createDirectories(dir.resolve("chat"));
+        java.nio.file.Files.writeString(t.resolve("tokenizer_config.json"), JSON.writeValueAsString(JSON.createObjectNode()
+                .put("bos_token", "[").put("eos_token", "]").put("chat_template",
+                        "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'tool' %}"
+                        + "{{ raise_exception('no tools') }}{% endif %}<{{ m['role'] }}>{{ m['content'] }}\n"
+                        + "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")));
+        ChatTemplate template = ChatTemplate.load(t);
+        JsonNode messages = JSON.readTree("[{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                + "{\"role\": \"user\", \"content\": \"The committee\"}]");
+        assertEquals("[<system>Be brief.\n<user>The committee\n<assistant>", template.render(messages));
+        try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
+             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 4, 1 << 20,
+                     template)) {
+            int port = s.start("127.0.0.1", 0);
+            HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                    + "/v1/chat/completions")).POST(HttpRequest.BodyPublishers.ofString("{\"messages\": " + messages
+                    + ", \"max_tokens\": 6, \"temperature\": 0}")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r.body());
+            JsonNode chat = JSON.readTree(r.body());
+            assertEquals("chat.completion", chat.path("object").asText());
+            assertEquals("assistant", chat.path("choices").get(0).path("message").path("role").asText());
+            long[] ids = Tokenizers.load(student).encode(template.render(messages), false);
+            JsonNode plain = post(port, "{\"prompt\": [" + JSON.writeValueAsString(ids) + "], \"max_tokens\": 6, "
+                    + "\"temperature\": 0}", 200);
+            assertEquals(plain.path("choices").get(0).path("text").asText(),
+                    chat.path("choices").get(0).path("message").path("content").asText());
+            HttpResponse<String> refused = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                    + "/v1/chat/completions")).POST(HttpRequest.BodyPublishers.ofString(
+                    "{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(400, refused.statusCode(), refused.body());
+            assertTrue(refused.body().contains("no tools"), refused.body());
+        }
+        try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
+             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 4, 1 << 20,
+                     null)) {
+            int port = s.start("127.0.0.1", 0);
+            assertEquals(404, HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                    + "/v1/chat/completions")).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode());
+        }
+    }
+
+    @Test
     void badRequestsGetJsonErrorsAndTheServerGoesOn() throws Exception {
         try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
-             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 1, 4096)) {
+             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 1, 4096, null)) {
             int port = s.start("127.0.0.1", 0);
             assertTrue(post(port, "{not json", 400).path("error").path("message").asText().contains("not JSON"));
             assertTrue(post(port, "{\"prompt\": [[999999]]}", 400).path("error").path("message").asText()
