@@ -27,10 +27,12 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * molt serve through a real HTTP client, with the request bodies lm-evaluation-harness's local-completions model
- * builds (LocalCompletionsAPI._create_payload, v0.4: loglikelihood and loglikelihood_rolling send the tokens with
- * echo, max_tokens 1, logprobs 1, temperature 0 and seed 1234; generate_until sends the context, max_tokens,
- * temperature 0, its stop strings and the seed). The log-probabilities must match molt logits for the same tokens
- * in the same mode (parallel and recurrent) within 1e-5.
+ * builds, transcribed from lm_eval/models/openai_completions.py (LocalCompletionsAPI._create_payload) at commit
+ * 4e7e0d47f33bc71070c1d38394bafbb52b117163: loglikelihood and loglikelihood_rolling send {model, prompt (token
+ * lists), temperature 0, max_tokens 1, logprobs 1, seed 1234, echo true} and read token_logprobs[ctxlen:-1] and
+ * top_logprobs (parse_logprobs); generate_until sends {prompt, model, max_tokens, temperature 0, stop, seed} and
+ * reads each choice's text. The log-probabilities must match molt logits for the same tokens in the same mode
+ * (parallel and recurrent) within 1e-5.
  */
 class CompletionServerTest {
     private static final ObjectMapper JSON = new ObjectMapper();
