@@ -49,8 +49,12 @@ public final class ValidateCommand implements Callable<Integer> {
         System.out.printf("# plan: %s%s%n", String.join(", ", plan.layers()), cfg.student().autoSoftmax()
                 ? String.format(" (softmax_layers auto: after attention transfer, the %d layer(s) with the largest "
                 + "relative error keep softmax)", cfg.student().softmaxCount(plan.mixerLayers().length)) : "");
-        System.out.printf("# parameters: teacher %,d; attention transfer trains %,d (%.4f%%); LoRA trains %,d (%.4f%%)%n",
-                teacher, mixers, 100.0 * mixers / teacher, lora, 100.0 * lora / teacher);
+        boolean trainMixers = cfg.stages().stream().anyMatch(st -> st instanceof molt.pipeline.config.LoraFinetuneSpec f
+                && f.trainMixers());
+        long second = lora + (trainMixers ? mixers : 0);
+        System.out.printf("# parameters: teacher %,d; attention transfer trains %,d (%.4f%%); LoRA trains %,d (%.4f%%)%s%n",
+                teacher, mixers, 100.0 * mixers / teacher, second, 100.0 * second / teacher,
+                trainMixers ? " (adapters and mixers: train_mixers)" : "");
         for (var v : cfg.variants()) {
             System.out.printf("# variant %s: plan %s; LoRA rank %d%s%n", v.name(),
                     String.join(", ", v.student().plan(c.numLayers()).layers()), v.lora().rank(),
