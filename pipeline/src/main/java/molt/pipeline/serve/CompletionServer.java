@@ -103,7 +103,7 @@ public final class CompletionServer implements AutoCloseable {
         }
         Future<ObjectNode> f;
         try {
-            f = worker.submit(() -> run(r, r.stream() ? ctx : null, isChat));
+            f = worker.submit(() -> run(r, ctx, isChat));
         } catch (RejectedExecutionException e) {
             error(ctx, 503, "the server is busy: " + worker.getQueue().size() + " requests are waiting; retry later");
             return;
@@ -122,7 +122,7 @@ public final class CompletionServer implements AutoCloseable {
             }
             return;
         }
-        if (!r.stream()) {
+        if (out != null) { // nothing sent yet: the whole answer now
             ctx.contentType("application/json").result(JSON.writeValueAsString(out));
         }
     }
@@ -150,13 +150,22 @@ public final class CompletionServer implements AutoCloseable {
         return b;
     }
 
-    /** The whole request, on the worker; when {@code stream} is set, events go out as they are decoded. */
-    private ObjectNode run(CompletionRequest r, Context stream, boolean isChat) throws IOException {
+    /**
+     * The whole request, on the worker. Every prompt is checked before anything is sent. Streamed, events go out as
+     * text is decoded; otherwise a space (JSON allows it before the value) goes out with each piece of decoded
+     * text, so that a client that has gone away makes the write fail and the generation stop; the answer is then
+     * written here and null returned. Returns the answer when nothing was sent yet.
+     */
+    private ObjectNode run(CompletionRequest r, Context ctx, boolean isChat) throws IOException {
+        for (Object p : r.prompts()) {
+            completions.check(r, p);
+        }
         OutputStream sse = null;
-        if (stream != null) {
-            stream.res().setContentType("text/event-stream");
-            stream.res().setHeader("Cache-Control", "no-cache");
-            sse = stream.res().getOutputStream();
+        OutputStream[] plain = new OutputStream[1];
+        if (r.stream()) {
+            ctx.res().setContentType("text/event-stream");
+            ctx.res().setHeader("Cache-Control", "no-cache");
+            sse = ctx.res().getOutputStream();
         }
         ObjectNode out = JSON.createObjectNode().put("id", (isChat ? "chatcmpl-" : "cmpl-")
                 + Long.toHexString(System.nanoTime())).put("object", isChat ? "chat.completion" : "text_completion")
@@ -167,7 +176,8 @@ public final class CompletionServer implements AutoCloseable {
         for (int i = 0; i < r.prompts().size(); i++) {
             final int index = i;
             final OutputStream events = sse;
-            Completions.Sink sink = events == null ? null : delta -> event(events, out, index, delta, null, isChat);
+            Completions.Sink sink = events != null ? delta -> event(events, out, index, delta, null, isChat)
+                    : delta -> keepAlive(ctx, plain);
             ObjectNode c = completions.choice(r, r.prompts().get(i), i, sink);
             promptTokens += c.remove("prompt_tokens").asLong();
             completionTokens += c.remove("completion_tokens").asLong();
@@ -185,8 +195,25 @@ public final class CompletionServer implements AutoCloseable {
         if (sse != null) {
             sse.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             sse.flush();
+            return null;
+        }
+        if (plain[0] != null) {
+            plain[0].write(JSON.writeValueAsBytes(out));
+            plain[0].flush();
+            return null;
         }
         return out;
+    }
+
+    /** One space of a non-streamed answer (starting it as JSON with status 200 the first time); throws once the
+     * client is gone. */
+    private static void keepAlive(Context ctx, OutputStream[] plain) throws IOException {
+        if (plain[0] == null) {
+            ctx.res().setContentType("application/json");
+            plain[0] = ctx.res().getOutputStream();
+        }
+        plain[0].write(' ');
+        plain[0].flush();
     }
 
     /** One server-sent event: a chunk of choice {@code index}'s text (and its finish reason at the end). */

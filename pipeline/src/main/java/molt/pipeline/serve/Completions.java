@@ -43,14 +43,20 @@ final class Completions {
         return prompt instanceof long[] ids ? ids : tokenizer.encode((String) prompt, true);
     }
 
-    /** The choice for prompt {@code index}: text, log-probabilities and finish reason (OpenAI's layout). */
-    ObjectNode choice(CompletionRequest r, Object prompt, int index, Sink sink) throws IOException {
+    /** Refuses a prompt whose tokens plus max_tokens exceed the model's context; returns its ids. */
+    long[] check(CompletionRequest r, Object prompt) {
         long[] ids = ids(prompt);
         int context = model.config().maxPositionEmbeddings();
         if (ids.length + r.maxTokens() > context) {
             throw new CompletionRequest.Invalid("the prompt (" + ids.length + " tokens) plus max_tokens ("
                     + r.maxTokens() + ") exceeds the model's context of " + context + " tokens");
         }
+        return ids;
+    }
+
+    /** The choice for prompt {@code index}: text, log-probabilities and finish reason (OpenAI's layout). */
+    ObjectNode choice(CompletionRequest r, Object prompt, int index, Sink sink) throws IOException {
+        long[] ids = check(r, prompt);
         boolean scores = r.echo() && r.logprobs() != null;
         List<Long> tokens = new ArrayList<>();
         List<Double> tokenLogprobs = new ArrayList<>();

@@ -194,6 +194,36 @@ class CompletionServerTest {
     }
 
     @Test
+    void aClientThatGoesAwayStopsItsGeneration() throws Exception {
+        try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
+             CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 4, 1 << 20,
+                     null)) {
+            int port = s.start("127.0.0.1", 0);
+            String shortOne = "{\"prompt\": \"The\", \"max_tokens\": 20, \"temperature\": 0}";
+            long t0 = System.nanoTime();
+            post(port, shortOne, 200);
+            double perToken = (System.nanoTime() - t0) / 1e9 / 20;
+            int longTokens = 4000;
+            for (boolean stream : new boolean[] {false, true}) {
+                String body = "{\"prompt\": \"The\", \"max_tokens\": " + longTokens + ", \"temperature\": 0, "
+                        + "\"stream\": " + stream + "}";
+                try (java.net.Socket client = new java.net.Socket("127.0.0.1", port)) { // gives up after 500 ms
+                    client.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            + "Content-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body)
+                            .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                    client.getOutputStream().flush();
+                    Thread.sleep(500);
+                }
+                long t1 = System.nanoTime();
+                post(port, shortOne, 200); // waits only until the abandoned generation notices
+                double waited = (System.nanoTime() - t1) / 1e9;
+                assertTrue(waited < perToken * longTokens / 3, "stream " + stream + ": waited " + waited
+                        + " s behind an abandoned generation of " + longTokens + " tokens at " + perToken + " s each");
+            }
+        }
+    }
+
+    @Test
     void badRequestsGetJsonErrorsAndTheServerGoesOn() throws Exception {
         try (LanguageModel m = StudentCheckpoint.load(student, Device.cpu());
              CompletionServer s = new CompletionServer(m, Tokenizers.load(student), "student", false, 1, 4096, null)) {
