@@ -77,11 +77,30 @@ public final class StudentCheckpoint {
                 AtomicFiles.writeBytes(dir.resolve(f), Files.readAllBytes(src));
             }
         }
+        namesTokenizerClass(dir);
         ObjectNode cfg = exportConfig(student, merged, out);
         if (extra != null) {
             cfg.set("molt", extra);
         }
         AtomicFiles.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(cfg));
+    }
+
+    /**
+     * An export's tokenizer must load with transformers' AutoTokenizer on its own: the export's config.json names a
+     * model type transformers does not know ({@code molt_student}), so tokenizer_config.json must name the class.
+     * When the export has tokenizer.json and its tokenizer_config.json names none, it gets
+     * {@code PreTrainedTokenizerFast} (the class that reads tokenizer.json); a named class is kept.
+     */
+    static void namesTokenizerClass(Path dir) throws IOException {
+        if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            return;
+        }
+        Path f = dir.resolve("tokenizer_config.json");
+        ObjectNode c = Files.isRegularFile(f) ? (ObjectNode) JSON.readTree(f.toFile()) : JSON.createObjectNode();
+        if (!c.hasNonNull("tokenizer_class")) {
+            c.put("tokenizer_class", "PreTrainedTokenizerFast");
+            AtomicFiles.writeString(f, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c));
+        }
     }
 
     /** model.safetensors: every base weight with LoRA folded in ({@code merged}) or the adapters, then the mixers. */
