@@ -73,7 +73,7 @@ public final class StatusCommand implements Callable<Integer> {
         ObjectNode latest = JSON.createObjectNode();
         for (ObjectNode n : MetricsLog.records(runDir.resolve("metrics.jsonl"))) {
             String id = n.path("stage").asText();
-            latest.set(id.replaceFirst("/layers-\\d+-\\d+$", ""), n);
+            latest.set(molt.pipeline.train.LayerGroupTransfer.stageOf(id), n);
         }
         return latest;
     }

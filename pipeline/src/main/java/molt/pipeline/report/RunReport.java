@@ -89,7 +89,7 @@ public final class RunReport {
         Map<String, XYSeriesCollection> byStage = new LinkedHashMap<>();
         for (ObjectNode n : metrics) {
             String id = n.path("stage").asText();
-            String stage = id.replaceFirst("/layers-\\d+-\\d+$", "");
+            String stage = molt.pipeline.train.LayerGroupTransfer.stageOf(id);
             XYSeriesCollection c = byStage.computeIfAbsent(stage, k -> new XYSeriesCollection());
             String part = id.equals(stage) ? "" : " " + id.substring(stage.length() + 1);
             add(c, "training" + part, n.path("tokens").asDouble(), n.path("loss").asDouble());

@@ -175,11 +175,20 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
     }
 
     private static void close(Taps.Layer t) {
+        for (NDArray a : recorded(t)) {
+            a.close();
+        }
+    }
+
+    /** A layer's recordings that exist (hidden may be null). */
+    private static List<NDArray> recorded(Taps.Layer t) {
+        List<NDArray> out = new ArrayList<>();
         for (NDArray a : new NDArray[] {t.hidden(), t.q(), t.k(), t.v(), t.attentionOutput()}) {
             if (a != null) {
-                a.close();
+                out.add(a);
             }
         }
+        return out;
     }
 
     /** Together: the mean over mixer layers, each layer's term backpropagated as soon as it is computed. */
@@ -208,10 +217,8 @@ public final class AttentionTransferStage extends StudentStage<AttentionTransfer
 
     /** Moves a layer's recordings into {@code scope}, to be freed with it. */
     private static void attach(Taps.Layer t, NDManager scope) {
-        for (NDArray a : new NDArray[] {t.hidden(), t.q(), t.k(), t.v(), t.attentionOutput()}) {
-            if (a != null) {
-                a.attach(scope);
-            }
+        for (NDArray a : recorded(t)) {
+            a.attach(scope);
         }
     }
 

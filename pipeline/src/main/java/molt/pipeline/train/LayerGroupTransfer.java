@@ -34,7 +34,7 @@ import org.apache.logging.log4j.Logger;
  * parameter, in the student's order) and {@code result.json} (per-layer results in layer order). No computation
  * crosses layers, so every file the merge writes is byte-identical for every N on the same device and thread count.
  */
-final class LayerGroupTransfer {
+public final class LayerGroupTransfer {
     private static final Logger LOG = LogManager.getLogger(LayerGroupTransfer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     /** The stage directory's subdirectory holding the groups. */
@@ -66,6 +66,11 @@ final class LayerGroupTransfer {
     /** A group's metrics and log id: the stage's id, a slash, the group's directory name. */
     static String partId(String stageId, Path groupDir) {
         return stageId + "/" + groupDir.getFileName();
+    }
+
+    /** The stage a metrics id belongs to: the id itself, or, for a layer group's ({@link #partId}), its stage's. */
+    public static String stageOf(String metricsId) {
+        return metricsId.replaceFirst("/layers-\\d+-\\d+$", "");
     }
 
     /** The group directories a stage has started, in name order (none for a stage without groups). */
