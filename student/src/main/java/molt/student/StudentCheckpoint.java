@@ -77,7 +77,7 @@ public final class StudentCheckpoint {
                 AtomicFiles.writeBytes(dir.resolve(f), Files.readAllBytes(src));
             }
         }
-        namesTokenizerClass(dir);
+        completesTokenizerConfig(dir, student.config().raw());
         ObjectNode cfg = exportConfig(student, merged, out);
         if (extra != null) {
             cfg.set("molt", extra);
@@ -86,21 +86,65 @@ public final class StudentCheckpoint {
     }
 
     /**
-     * An export's tokenizer must load with transformers' AutoTokenizer on its own: the export's config.json names a
-     * model type transformers does not know ({@code molt_student}), so tokenizer_config.json must name the class.
-     * When the export has tokenizer.json and its tokenizer_config.json names none, it gets
-     * {@code PreTrainedTokenizerFast} (the class that reads tokenizer.json); a named class is kept.
+     * An export's tokenizer must load with transformers' AutoTokenizer on its own, the way lm-evaluation-harness's
+     * {@code local-completions} loads it: the export's config.json names a model type transformers does not know
+     * ({@code molt_student}), so tokenizer_config.json must name the class, and lm-eval needs the tokenizer's EOS
+     * (and BOS, for loglikelihood_rolling's prefix), which transformers' {@code PreTrainedTokenizerFast} reads only
+     * from tokenizer_config.json. When the export has tokenizer.json: a missing {@code tokenizer_class} becomes
+     * {@code PreTrainedTokenizerFast} (the class that reads tokenizer.json), and a missing {@code bos_token} or
+     * {@code eos_token} becomes the content of the base config's {@code bos_token_id} / {@code eos_token_id} (the
+     * first, where it is a list) in tokenizer.json. What the base names is kept.
      */
-    static void namesTokenizerClass(Path dir) throws IOException {
-        if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+    static void completesTokenizerConfig(Path dir, JsonNode baseConfig) throws IOException {
+        Path tokenizerJson = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(tokenizerJson)) {
             return;
         }
         Path f = dir.resolve("tokenizer_config.json");
         ObjectNode c = Files.isRegularFile(f) ? (ObjectNode) JSON.readTree(f.toFile()) : JSON.createObjectNode();
+        boolean changed = false;
         if (!c.hasNonNull("tokenizer_class")) {
             c.put("tokenizer_class", "PreTrainedTokenizerFast");
+            changed = true;
+        }
+        JsonNode tokenizer = null;
+        for (String role : List.of("bos", "eos")) {
+            JsonNode id = baseConfig == null ? null : baseConfig.get(role + "_token_id");
+            if (id != null && id.isArray()) {
+                id = id.size() == 0 ? null : id.get(0);
+            }
+            if (c.hasNonNull(role + "_token") || id == null || !id.canConvertToInt()) {
+                continue;
+            }
+            if (tokenizer == null) {
+                tokenizer = JSON.readTree(tokenizerJson.toFile());
+            }
+            String content = tokenContent(tokenizer, id.asInt());
+            if (content != null) {
+                c.put(role + "_token", content);
+                changed = true;
+            }
+        }
+        if (changed) {
             AtomicFiles.writeString(f, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c));
         }
+    }
+
+    /** The text of token {@code id} in a Hugging Face tokenizer.json: an added token, else the model's vocab; null. */
+    static String tokenContent(JsonNode tokenizer, int id) {
+        for (JsonNode t : tokenizer.path("added_tokens")) {
+            if (t.path("id").asInt(-1) == id && t.hasNonNull("content")) {
+                return t.get("content").asText();
+            }
+        }
+        var vocab = tokenizer.path("model").path("vocab").fields();
+        while (vocab.hasNext()) {
+            var e = vocab.next();
+            if (e.getValue().canConvertToInt() && e.getValue().asInt() == id) {
+                return e.getKey();
+            }
+        }
+        return null;
     }
 
     /** model.safetensors: every base weight with LoRA folded in ({@code merged}) or the adapters, then the mixers. */
