@@ -182,7 +182,7 @@ public final class DataCommand implements Runnable {
             }
             long rows;
             try (molt.teacher.model.LanguageModel m = Models.load(model, device, precision)) {
-                rows = molt.pipeline.train.TopKTargets.build(m, ds, k, batch);
+                rows = molt.pipeline.train.TopKTargets.build(m, ds, k, batch, false);
             }
             System.out.printf("%s: top-%d teacher targets for %d sequences%n", ds.dir(), k, rows);
             return 0;

@@ -14,19 +14,23 @@ import molt.data.DocumentSource;
 import molt.data.PreparedDataset;
 import molt.data.Sources;
 import molt.pipeline.config.AttentionTransferSpec;
+import molt.pipeline.config.DataPrepareSpec;
 import molt.pipeline.config.ExportSpec;
 import molt.pipeline.config.RunConfig;
 import molt.pipeline.config.StageSpec;
 import molt.pipeline.config.TrainingSpec;
 import molt.pipeline.eval.EvaluateStage;
 import molt.pipeline.train.ExportStage;
+import molt.pipeline.train.LayerGroupTransfer;
 import molt.pipeline.train.StageContext;
 import molt.pipeline.train.StageStopped;
 import molt.pipeline.train.TeacherPretrainStage;
+import molt.pipeline.train.TopKTargets;
 import molt.pipeline.train.TrainingLoop;
 import molt.teacher.Devices;
 import molt.teacher.io.AtomicFiles;
 import molt.teacher.io.JsonFiles;
+import molt.teacher.model.LlamaModel;
 import molt.teacher.tokenizer.ByteTokenizer;
 import molt.teacher.tokenizer.Tokenizers;
 import org.apache.logging.log4j.LogManager;
@@ -45,12 +49,16 @@ public final class Runner {
     private Runner() {
     }
 
-    /** What every stage of a run shares, and the state of its stages. */
-    private record Run(RunConfig cfg, Path dir, Path teacherDir, Device device, PreparedDataset data, ObjectNode header,
-                       StopSignal stop, List<Job> jobs, RunState state) {
+    public static Path run(RunConfig config, StopSignal stop) throws IOException {
+        return run(config, stop, Dispatcher.IN_PROCESS);
     }
 
-    public static Path run(RunConfig config, StopSignal stop) throws IOException {
+    /**
+     * Runs (or resumes) {@code config}'s run, its units executed by {@code dispatcher}: this process holds the run's
+     * lock, prepares the data, records every stage's state in run.json and writes the report; the stages themselves
+     * run wherever the dispatcher puts them.
+     */
+    public static Path run(RunConfig config, StopSignal stop, Dispatcher dispatcher) throws IOException {
         RunConfig cfg = resolve(config);
         Path dir = cfg.outputDir();
         Preflight.check(cfg);
@@ -58,16 +66,138 @@ public final class Runner {
         try (RunLock lock = RunLock.acquire(dir); RunLog log = RunLog.attach(dir.resolve("molt.log"))) {
             ObjectNode header = ResolvedConfig.checkAndWrite(dir, cfg);
             Path teacherDir = teacherDir(cfg, dir);
-            Device device = Devices.resolve(cfg.device());
             PreparedDataset data = prepareData(cfg, dir, teacherDir);
             List<Job> jobs = jobs(cfg);
             RunState state = RunState.load(dir, jobs.stream().map(j -> new String[] {j.id(), j.stage().type()}).toList());
-            Run run = new Run(cfg, dir, teacherDir, device, data, header, stop, jobs, state);
+            Session run = new Session(cfg, dir, teacherDir, Devices.resolve(cfg.device()), data, header, stop, jobs,
+                    state);
             truncateMetrics(run);
-            Map<String, Path> students = runJobs(run);
+            Map<String, Path> students = runJobs(run, dispatcher);
             writeReport(run, students);
             LOG.info("run {} done: {}", cfg.name(), dir.resolve("report.json"));
             return dir;
+        }
+    }
+
+    /**
+     * What every stage of a run shares, and the state of its stages (null in a session opened apart from the process
+     * that runs the run, which alone writes run.json).
+     */
+    public static final class Session {
+        private final RunConfig cfg;
+        private final Path dir;
+        private final Path teacherDir;
+        private final Device device;
+        private final PreparedDataset data;
+        private final ObjectNode header;
+        private final StopSignal stop;
+        private final List<Job> jobs;
+        private final RunState state;
+        private MetricsLog metrics;
+
+        Session(RunConfig cfg, Path dir, Path teacherDir, Device device, PreparedDataset data, ObjectNode header,
+                StopSignal stop, List<Job> jobs, RunState state) {
+            this.cfg = cfg;
+            this.dir = dir;
+            this.teacherDir = teacherDir;
+            this.device = device;
+            this.data = data;
+            this.header = header;
+            this.stop = stop;
+            this.jobs = jobs;
+            this.state = state;
+        }
+
+        /**
+         * The run of {@code config} (resolved, {@link Runner#resolve}) as the process that runs it has set it up: its
+         * header, teacher and prepared data read from the run directory. For a task that executes units of a run
+         * elsewhere (on a shared filesystem); it takes no lock and writes no run state.
+         */
+        public static Session open(RunConfig config, StopSignal stop) {
+            Path dir = config.outputDir();
+            ResolvedConfig.check(dir, config);
+            ObjectNode header = JsonFiles.readObject(dir.resolve(ResolvedConfig.FILE));
+            return new Session(config, dir, teacherDir(config, dir), Devices.resolve(config.device()),
+                    PreparedDataset.open(dir.resolve("data")), header, stop, jobs(config), null);
+        }
+
+        public RunConfig config() {
+            return cfg;
+        }
+
+        public Path dir() {
+            return dir;
+        }
+
+        /** The run's metrics log, in the process that runs the run. */
+        public MetricsLog metrics() {
+            return metrics;
+        }
+
+        /**
+         * Executes one unit, its metrics going to {@code metricsLog}; {@code students} are the exported students an
+         * evaluate stage compares. A stage or layer group resumes from its checkpoints, and a layer group or top-k
+         * shard found complete is kept (a retried or repeated unit redoes only what is missing).
+         */
+        public void execute(Unit unit, MetricsLog metricsLog, List<EvaluateStage.Target> students) throws IOException {
+            Job job = job(unit.jobId());
+            RunConfig config = unit.softmaxLayers() == null ? job.config()
+                    : job.config().withStudent(job.config().student().withSoftmaxLayers(unit.softmaxLayers()));
+            Path stageDir = job.dir(dir);
+            Files.createDirectories(stageDir);
+            StageContext ctx = new StageContext(config, job.stage(), dir, stageDir, data, metricsLog, stop,
+                    previousWeights(job), header, teacherDir, job.id(), students);
+            switch (unit.kind()) {
+                case STAGE -> {
+                    LOG.info("stage {} ({})", job.id(), job.stage().type());
+                    job.stage().runner().run(ctx, device);
+                }
+                case LAYER_GROUP -> LayerGroupTransfer.runGroup(ctx, device, unit.index());
+                case TOPK_SHARD -> {
+                    DataPrepareSpec spec = (DataPrepareSpec) job.stage();
+                    Path shard = TopKTargets.shards(data).get(unit.index());
+                    try (LlamaModel t = LlamaModel.load(teacherDir, device, cfg.frozenPrecision())) {
+                        long rows = TopKTargets.buildShard(t, shard, spec.topK(), cfg.data().batchSize(), true);
+                        LOG.info("{}: top-{} teacher targets for {} sequences of {}", unit.name(), spec.topK(), rows,
+                                shard.getFileName());
+                    }
+                }
+                default -> throw new IllegalStateException("unknown unit kind " + unit.kind());
+            }
+        }
+
+        /** The units a job splits into when a run is distributed (none: the job is one unit). */
+        List<Unit> parts(Job job) {
+            List<Unit> out = new ArrayList<>();
+            if (job.stage() instanceof DataPrepareSpec d && d.topK() > 0 && cfg.pretrainStage() == null) {
+                for (int i = 0; i < TopKTargets.shards(data).size(); i++) {
+                    out.add(new Unit(job.id(), Unit.Kind.TOPK_SHARD, i, null));
+                }
+            } else if (job.stage() instanceof AttentionTransferSpec a && a.layerGroups() > 0) {
+                for (int i = 0; i < a.layerGroups(); i++) {
+                    out.add(new Unit(job.id(), Unit.Kind.LAYER_GROUP, i, null));
+                }
+            }
+            return out;
+        }
+
+        private Job job(String id) {
+            return jobs.stream().filter(j -> j.id().equals(id)).findFirst()
+                    .orElseThrow(() -> new IllegalArgumentException("run " + dir + " has no stage '" + id + "'"));
+        }
+
+        /** The final weights of the last training stage before {@code job} in its chain, or null. */
+        private Path previousWeights(Job job) {
+            Path previous = null;
+            for (Job j : jobs) {
+                if (j == job) {
+                    return previous;
+                }
+                if (j.chain().equals(job.chain()) && j.stage().trains()) {
+                    previous = StageContext.finalWeights(j.dir(dir));
+                }
+            }
+            throw new IllegalArgumentException("stage '" + job.id() + "' is not one of the run's");
         }
     }
 
@@ -120,12 +250,12 @@ public final class Runner {
      * Lines logged after an unfinished stage's last checkpoint are replayed on resume: drops them first, so that
      * metrics.jsonl reads as one uninterrupted run.
      */
-    private static void truncateMetrics(Run run) throws IOException {
-        for (Job job : run.jobs()) {
-            if (job.stage() instanceof TrainingSpec && !run.state().done(job.id())) {
-                for (var part : TrainingLoop.resumeSteps(job.dir(run.dir()), job.id(),
-                        run.cfg().checkpoint().keepLast()).entrySet()) {
-                    MetricsLog.truncateAfter(run.dir().resolve("metrics.jsonl"), part.getKey(), part.getValue());
+    private static void truncateMetrics(Session run) throws IOException {
+        for (Job job : run.jobs) {
+            if (job.stage() instanceof TrainingSpec && !run.state.done(job.id())) {
+                for (var part : TrainingLoop.resumeSteps(job.dir(run.dir), job.id(),
+                        run.cfg.checkpoint().keepLast()).entrySet()) {
+                    MetricsLog.truncateAfter(run.dir.resolve("metrics.jsonl"), part.getKey(), part.getValue());
                 }
             }
         }
@@ -134,45 +264,136 @@ public final class Runner {
     /**
      * Runs every job not done yet. Each student chain (the run's own, then each variant's) carries its latest weights
      * and export; returns the exported students by chain.
+     *
+     * <p>In process, the jobs run in order. Distributed, the jobs run in waves: the shared ones (teacher, data) first,
+     * then the i-th stage of every chain side by side, then the stages that run last; a job that splits
+     * ({@link Session#parts}: top-k targets per shard, attention transfer per layer group) has its parts dispatched
+     * first and is then run here, where it finds them complete (and merges them).
      */
-    private static Map<String, Path> runJobs(Run run) throws IOException {
-        Map<String, Path> previous = new LinkedHashMap<>();
+    private static Map<String, Path> runJobs(Session run, Dispatcher dispatcher) throws IOException {
         Map<String, Path> students = new LinkedHashMap<>();
-        Map<String, RunConfig> chosen = new LinkedHashMap<>(); // a chain's config once softmax_layers: auto chose
-        try (MetricsLog metrics = new MetricsLog(run.dir().resolve("metrics.jsonl"))) {
-            for (Job job : run.jobs()) {
-                StageSpec stage = job.stage();
-                Path stageDir = job.dir(run.dir());
-                RunConfig config = chosen.getOrDefault(job.chain(), job.config());
-                if (run.state().done(job.id())) {
-                    LOG.info("stage {} ({}) is done: skipped", job.id(), stage.type());
-                } else {
-                    StageContext ctx = new StageContext(config, stage, run.dir(), stageDir, run.data(), metrics,
-                            run.stop(), previous.get(job.chain()), run.header(), run.teacherDir(), job.id(),
-                            evaluationTargets(run, students));
-                    runJob(run, job, ctx);
+        Map<String, List<Integer>> chosen = new LinkedHashMap<>(); // a chain's softmax layers once auto chose them
+        try (MetricsLog metrics = new MetricsLog(run.dir.resolve("metrics.jsonl"))) {
+            run.metrics = metrics;
+            for (List<Job> wave : dispatcher.distributed() ? waves(run.jobs) : run.jobs.stream().map(List::of).toList()) {
+                List<Job> todo = new ArrayList<>();
+                for (Job job : wave) {
+                    if (run.state.done(job.id())) {
+                        LOG.info("stage {} ({}) is done: skipped", job.id(), job.stage().type());
+                    } else {
+                        todo.add(job);
+                    }
                 }
-                if (stage instanceof AttentionTransferSpec && config.student().autoSoftmax()
-                        && !chosen.containsKey(job.chain())) {
-                    chosen.put(job.chain(), config.withStudent(config.student().withSoftmaxLayers(
-                            choosePlan(run, job, stageDir).softmaxLayers())));
-                }
-                if (stage.trains()) {
-                    previous.put(job.chain(), StageContext.finalWeights(stageDir));
-                } else if (stage instanceof ExportSpec) {
-                    students.put(job.chain(), ExportStage.studentDir(stageDir));
+                runWave(run, dispatcher, todo, chosen, students);
+                for (Job job : wave) {
+                    if (job.stage() instanceof AttentionTransferSpec && job.config().student().autoSoftmax()
+                            && !chosen.containsKey(job.chain())) {
+                        chosen.put(job.chain(), choosePlan(run, job, job.dir(run.dir)).softmaxLayers());
+                    } else if (job.stage() instanceof ExportSpec) {
+                        students.put(job.chain(), ExportStage.studentDir(job.dir(run.dir)));
+                    }
                 }
             }
+        } finally {
+            run.metrics = null;
         }
         return students;
+    }
+
+    /**
+     * Runs a wave's jobs, recording their states (running, then done, stopped or failed) and seconds: their parts
+     * and the chains' stages through the dispatcher, shared and last stages here.
+     */
+    private static void runWave(Session run, Dispatcher dispatcher, List<Job> todo, Map<String, List<Integer>> chosen,
+                                Map<String, Path> students) throws IOException {
+        if (todo.isEmpty()) {
+            return;
+        }
+        for (Job job : todo) {
+            Files.createDirectories(job.dir(run.dir));
+            run.state.set(job.id(), "running");
+        }
+        Map<String, Double> seconds = new LinkedHashMap<>();
+        try {
+            List<Unit> parts = new ArrayList<>();
+            List<Unit> remote = new ArrayList<>();
+            List<Job> here = new ArrayList<>();
+            for (Job job : todo) {
+                seconds.put(job.id(), 0.0);
+                boolean local = !dispatcher.distributed() || !job.stage().perStudent();
+                List<Unit> split = dispatcher.distributed() ? run.parts(job) : List.of();
+                parts.addAll(split);
+                if (local || !split.isEmpty()) {
+                    here.add(job); // shared and last stages, and the merge of a split stage
+                } else {
+                    remote.add(new Unit(job.id(), Unit.Kind.STAGE, -1, chosen.get(job.chain())));
+                }
+            }
+            List<Unit> dispatched = new ArrayList<>(parts);
+            dispatched.addAll(remote);
+            if (!dispatched.isEmpty() && dispatcher.distributed()) {
+                LOG.info("dispatching {} units: {}", dispatched.size(),
+                        dispatched.stream().map(Unit::name).toList());
+            }
+            double[] took = dispatched.isEmpty() ? new double[0] : dispatcher.run(run, dispatched);
+            for (int i = 0; i < took.length; i++) {
+                seconds.merge(dispatched.get(i).jobId(), took[i], Double::sum);
+            }
+            for (Job job : here) {
+                long t0 = System.nanoTime();
+                run.execute(new Unit(job.id(), Unit.Kind.STAGE, -1, chosen.get(job.chain())), run.metrics,
+                        evaluationTargets(run, students));
+                seconds.merge(job.id(), (System.nanoTime() - t0) / 1e9, Double::sum);
+            }
+        } catch (RuntimeException | IOException e) {
+            for (Job job : todo) {
+                run.state.set(job.id(), e instanceof StageStopped ? "stopped" : "failed");
+            }
+            throw e;
+        }
+        for (Job job : todo) {
+            run.state.finish(job.id(), seconds.get(job.id()));
+        }
+    }
+
+    /**
+     * A distributed run's waves: each shared stage alone (teacher, data), then, for i = 0, 1, ..., the i-th stage of
+     * every student chain (the run's own, then each variant's), then each stage that runs last alone.
+     */
+    static List<List<Job>> waves(List<Job> jobs) {
+        List<List<Job>> out = new ArrayList<>();
+        Map<String, List<Job>> chains = new LinkedHashMap<>();
+        List<Job> last = new ArrayList<>();
+        for (Job job : jobs) {
+            if (job.stage().runsLast()) {
+                last.add(job);
+            } else if (!job.stage().perStudent()) {
+                out.add(List.of(job));
+            } else {
+                chains.computeIfAbsent(job.chain(), c -> new ArrayList<>()).add(job);
+            }
+        }
+        for (int i = 0; chains.values().stream().anyMatch(c -> c.size() > 0); i++) {
+            List<Job> wave = new ArrayList<>();
+            for (List<Job> chain : chains.values()) {
+                if (!chain.isEmpty()) {
+                    wave.add(chain.remove(0));
+                }
+            }
+            out.add(wave);
+        }
+        for (Job job : last) {
+            out.add(List.of(job));
+        }
+        return out;
     }
 
     /**
      * The softmax layers of a chain whose student has {@code softmax_layers: auto}: the choice stored in run.json, or,
      * the first time, the one its attention transfer's per-layer errors make (then stored).
      */
-    private static HybridPlan.Choice choosePlan(Run run, Job job, Path stageDir) throws IOException {
-        HybridPlan.Choice stored = run.state().plan(job.chain());
+    private static HybridPlan.Choice choosePlan(Session run, Job job, Path stageDir) throws IOException {
+        HybridPlan.Choice stored = run.state.plan(job.chain());
         if (stored != null) {
             LOG.info("{}: softmax attention kept in layers {} (chosen by {}, stored in run.json)", job.chain(),
                     stored.softmaxLayers(), stored.measuredBy());
@@ -180,56 +401,41 @@ public final class Runner {
         }
         Path result = stageDir.resolve("result.json");
         HybridPlan.Choice c = HybridPlan.choose(job.config().student(), JsonFiles.readObject(result), job.id(), result);
-        run.state().setPlan(job.chain(), c);
+        run.state.setPlan(job.chain(), c);
         LOG.info("{}: softmax attention kept in layers {}: the {} largest relative attention-transfer errors of {}",
                 job.chain(), c.softmaxLayers(), c.softmaxLayers().size() - job.config().student().softmaxLayers().size(),
                 c.scores());
         return c;
     }
 
-    /** Runs one job's stage, recording its state (running, then done, stopped or failed) and seconds. */
-    private static void runJob(Run run, Job job, StageContext ctx) throws IOException {
-        Files.createDirectories(ctx.stageDir());
-        run.state().set(job.id(), "running");
-        long t0 = System.nanoTime();
-        try {
-            LOG.info("stage {} ({})", ctx.stage().name(), ctx.stage().type());
-            job.stage().runner().run(ctx, run.device());
-        } catch (RuntimeException | IOException e) {
-            run.state().set(job.id(), e instanceof StageStopped ? "stopped" : "failed");
-            throw e;
-        }
-        run.state().finish(job.id(), (System.nanoTime() - t0) / 1e9);
-    }
-
-    private static void writeReport(Run run, Map<String, Path> students) throws IOException {
+    private static void writeReport(Session run, Map<String, Path> students) throws IOException {
         ObjectNode report = JSON.createObjectNode();
-        report.put("name", run.cfg().name());
-        report.put("teacher", run.teacherDir().toAbsolutePath().normalize().toString());
+        report.put("name", run.cfg.name());
+        report.put("teacher", run.teacherDir.toAbsolutePath().normalize().toString());
         Path student = students.get(MAIN);
         report.put("student", student == null ? null : student.toAbsolutePath().normalize().toString());
         ObjectNode variants = report.putObject("variants");
-        for (RunConfig.Variant v : run.cfg().variants()) {
+        for (RunConfig.Variant v : run.cfg.variants()) {
             Path vs = students.get(v.name());
             variants.putObject(v.name()).put("description", v.description())
                     .put("student", vs == null ? null : vs.toAbsolutePath().normalize().toString());
         }
-        if (!run.state().plans().isEmpty()) {
-            report.set("plans", run.state().plans().deepCopy()); // softmax_layers: auto, per chain
+        if (!run.state.plans().isEmpty()) {
+            report.set("plans", run.state.plans().deepCopy()); // softmax_layers: auto, per chain
         }
         ObjectNode stages = report.putObject("stages");
-        for (Job job : run.jobs()) {
-            Path result = job.dir(run.dir()).resolve("result.json");
+        for (Job job : run.jobs) {
+            Path result = job.dir(run.dir).resolve("result.json");
             ObjectNode n = stages.putObject(job.id());
             n.put("type", job.stage().type());
-            n.put("seconds", run.state().seconds(job.id()));
+            n.put("seconds", run.state.seconds(job.id()));
             if (Files.isRegularFile(result)) {
                 n.set("result", JsonFiles.readObject(result));
             }
         }
-        AtomicFiles.writeString(run.dir().resolve("report.json"),
+        AtomicFiles.writeString(run.dir.resolve("report.json"),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsString(report));
-        molt.pipeline.report.RunReport.write(run.dir());
+        molt.pipeline.report.RunReport.write(run.dir);
     }
 
     /** The chain name of the run's own student. */
@@ -277,8 +483,8 @@ public final class Runner {
      * What an evaluate stage compares: every exported student so far, with the stages that made it (for tokens,
      * parameters trained and time), the run's own student first.
      */
-    private static List<EvaluateStage.Target> evaluationTargets(Run run, Map<String, Path> students) {
-        RunConfig cfg = run.cfg();
+    private static List<EvaluateStage.Target> evaluationTargets(Session run, Map<String, Path> students) {
+        RunConfig cfg = run.cfg;
         List<EvaluateStage.Target> out = new ArrayList<>();
         for (Map.Entry<String, Path> e : students.entrySet()) {
             String chain = e.getKey();
@@ -287,10 +493,10 @@ public final class Runner {
             RunConfig.Student st = variant == null ? cfg.student() : variant.student();
             String description = variant == null || variant.description().isEmpty() ? st.mixer() : variant.description();
             List<EvaluateStage.StageRecord> made = new ArrayList<>();
-            for (Job j : run.jobs()) {
+            for (Job j : run.jobs) {
                 if (j.chain().equals(chain) && j.stage().trains()) {
-                    made.add(new EvaluateStage.StageRecord(j.stage().name(), j.dir(run.dir()),
-                            run.state().seconds(j.id())));
+                    made.add(new EvaluateStage.StageRecord(j.stage().name(), j.dir(run.dir),
+                            run.state.seconds(j.id())));
                 }
             }
             out.add(new EvaluateStage.Target(chain, description, e.getValue(), made));

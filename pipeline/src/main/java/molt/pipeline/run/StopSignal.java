@@ -14,6 +14,7 @@ import org.apache.logging.log4j.Logger;
 public final class StopSignal implements AutoCloseable {
     private static final Logger LOG = LogManager.getLogger(StopSignal.class);
     private final AtomicBoolean requested = new AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicLong pollsLeft = new java.util.concurrent.atomic.AtomicLong(-1);
     private final CountDownLatch finished = new CountDownLatch(1);
     private final Thread hook;
 
@@ -44,7 +45,21 @@ public final class StopSignal implements AutoCloseable {
         return new StopSignal(false);
     }
 
+    /**
+     * A signal that raises itself once {@link #requested()} has been asked {@code polls} times: a stage stops as if
+     * the process had been told to (checkpoint, then {@code StageStopped}). Fault injection for tests of resumes and
+     * of distributed retries (molt-spark's {@code spark.molt.faults.stopOnce}).
+     */
+    public static StopSignal afterPolls(long polls) {
+        StopSignal s = new StopSignal(false);
+        s.pollsLeft.set(polls);
+        return s;
+    }
+
     public boolean requested() {
+        if (pollsLeft.get() >= 0 && pollsLeft.getAndDecrement() <= 1) {
+            requested.set(true);
+        }
         return requested.get();
     }
 

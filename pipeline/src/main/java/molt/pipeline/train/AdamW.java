@@ -92,6 +92,18 @@ public final class AdamW {
      * {@code gradScale} first; each parameter is updated from its own gradient and moments only.
      */
     public void apply(Map<String, NDArray> params, double lr, double gradScale) {
+        // Autograd must not record the in-place updates of leaf parameters. PyTorch's grad mode is per thread and
+        // starts on in a new thread (a distributed task's); DJL's collectors restore the mode they found.
+        boolean gradMode = JniUtils.isGradMode();
+        JniUtils.setGradMode(false);
+        try {
+            applyWithoutGrad(params, lr, gradScale);
+        } finally {
+            JniUtils.setGradMode(gradMode);
+        }
+    }
+
+    private void applyWithoutGrad(Map<String, NDArray> params, double lr, double gradScale) {
         double c1 = 1 - Math.pow(beta1, step);
         double c2 = 1 - Math.pow(beta2, step);
         for (Map.Entry<String, NDArray> e : params.entrySet()) {

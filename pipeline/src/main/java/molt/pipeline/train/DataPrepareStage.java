@@ -33,7 +33,8 @@ public final class DataPrepareStage {
                 throw new InputException(spec.name() + ": top_k needs the teacher, which teacher_pretrain has not made yet");
             }
             try (LlamaModel t = LlamaModel.load(ctx.teacherDir(), device, ctx.config().frozenPrecision())) {
-                r.put("topk_sequences", TopKTargets.build(t, ctx.data(), spec.topK(), ctx.config().data().batchSize()));
+                r.put("topk_sequences", TopKTargets.build(t, ctx.data(), spec.topK(),
+                        ctx.config().data().batchSize(), true));
             }
             r.put("top_k", spec.topK());
         }

@@ -86,34 +86,63 @@ public final class LayerGroupTransfer {
 
     /** Trains every group not finished yet, then merges them into the stage's final weights and result. */
     static void run(StageContext ctx, Device device) throws IOException {
-        int groups = ctx.stage(AttentionTransferSpec.class).layerGroups();
         try (StudentModel student = StudentFactory.build(ctx, device, false)) {
-            int[] layers = student.mixerLayers();
-            if (layers.length == 0) {
-                LOG.info("{}: every layer keeps softmax attention: nothing to transfer", ctx.id());
-                WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), Map.of(), Map.of());
+            List<int[]> parts = parts(ctx, student);
+            if (parts == null) {
                 return;
             }
-            if (groups > layers.length) {
-                throw new InputException("stage '" + ctx.stage().name() + "': layer_groups " + groups + " exceeds the "
-                        + layers.length + " mixer layers; use at most " + layers.length);
-            }
-            List<int[]> parts = split(layers, groups);
-            for (int[] g : parts) {
-                Path dir = ctx.stageDir().resolve(GROUPS).resolve(name(g));
-                if (finished(dir)) {
-                    LOG.info("{}: layers {}-{} already trained ({})", ctx.id(), g[0], g[g.length - 1], dir);
-                    continue;
-                }
-                Files.createDirectories(dir);
-                LOG.info("{}: training layers {}-{} ({} of {} groups)", ctx.id(), g[0], g[g.length - 1],
-                        parts.indexOf(g) + 1, parts.size());
-                try (AttentionTransferStage s = new AttentionTransferStage(ctx.inDirectory(dir, partId(ctx.id(), dir)),
-                        student, g)) {
-                    s.run();
-                }
+            for (int i = 0; i < parts.size(); i++) {
+                train(ctx, student, parts, i);
             }
             merge(ctx, student, parts);
+        }
+    }
+
+    /**
+     * Trains group {@code index} of the stage alone, unless it is finished (a distributed run trains each group as a
+     * task of its own, then runs the stage, which finds every group finished and merges them). Its files are the
+     * same bytes as when {@link #run} trains it, since no computation crosses layers.
+     */
+    public static void runGroup(StageContext ctx, Device device, int index) throws IOException {
+        try (StudentModel student = StudentFactory.build(ctx, device, false)) {
+            List<int[]> parts = parts(ctx, student);
+            if (parts != null) {
+                train(ctx, student, parts, index);
+            }
+        }
+    }
+
+    /** The stage's groups of mixer layers, or null (final weights written empty) when every layer keeps softmax. */
+    private static List<int[]> parts(StageContext ctx, StudentModel student) throws IOException {
+        int groups = ctx.stage(AttentionTransferSpec.class).layerGroups();
+        int[] layers = student.mixerLayers();
+        if (layers.length == 0) {
+            LOG.info("{}: every layer keeps softmax attention: nothing to transfer", ctx.id());
+            WeightsFile.write(StageContext.finalWeights(ctx.stageDir()), Map.of(), Map.of());
+            return null;
+        }
+        if (groups > layers.length) {
+            throw new InputException("stage '" + ctx.stage().name() + "': layer_groups " + groups + " exceeds the "
+                    + layers.length + " mixer layers; use at most " + layers.length);
+        }
+        return split(layers, groups);
+    }
+
+    /** Trains group {@code index} of {@code parts} unless it is finished. */
+    private static void train(StageContext ctx, StudentModel student, List<int[]> parts, int index)
+            throws IOException {
+        int[] g = parts.get(index);
+        Path dir = ctx.stageDir().resolve(GROUPS).resolve(name(g));
+        if (finished(dir)) {
+            LOG.info("{}: layers {}-{} already trained ({})", ctx.id(), g[0], g[g.length - 1], dir);
+            return;
+        }
+        Files.createDirectories(dir);
+        LOG.info("{}: training layers {}-{} ({} of {} groups)", ctx.id(), g[0], g[g.length - 1], index + 1,
+                parts.size());
+        try (AttentionTransferStage s = new AttentionTransferStage(ctx.inDirectory(dir, partId(ctx.id(), dir)),
+                student, g)) {
+            s.run();
         }
     }
 

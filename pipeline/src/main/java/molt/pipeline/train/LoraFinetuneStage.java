@@ -34,7 +34,8 @@ public final class LoraFinetuneStage extends StudentStage<LoraFinetuneSpec, Lora
                 org.apache.logging.log4j.LogManager.getLogger(getClass()).info(
                         "{}: computing the teacher's top-{} targets once for {}", stage.name(), stage.topK(), ctx.data().dir());
                 try (StudentModel teacherOnly = StudentFactory.build(ctx, device, false)) {
-                    TopKTargets.build(teacherOnly.base(), ctx.data(), stage.topK(), ctx.config().data().batchSize());
+                    TopKTargets.build(teacherOnly.base(), ctx.data(), stage.topK(), ctx.config().data().batchSize(),
+                            true);
                 }
             }
             this.cache = new molt.data.TeacherTargets(ctx.data(), "train");
