@@ -1,6 +1,5 @@
 package molt.spark;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,11 +15,10 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 import molt.pipeline.config.ConfigLoader;
 import molt.pipeline.config.RunConfig;
+import molt.pipeline.run.KeptTeacher;
 import molt.pipeline.run.MetricsLog;
 import molt.pipeline.run.Runner;
 import molt.pipeline.run.StopSignal;
-import molt.teacher.testing.TinyCheckpoints;
-import molt.teacher.tokenizer.ByteTokenizer;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.Test;
@@ -41,10 +39,7 @@ class SparkRunTest {
 
     @Test
     void aSparkRunWritesTheOneProcessBytesAndARetriedTaskChangesNothing() throws Exception {
-        Path teacher = TinyCheckpoints.builder().layers(2).hidden(32).heads(4, 2).vocab(ByteTokenizer.VOCAB)
-                .write(tmp.resolve("teacher"));
-        new ByteTokenizer().save(teacher);
-        Path config = config(teacher, corpus());
+        Path config = SparkTestRuns.config(tmp);
         Path run = tmp.resolve("run");
 
         Runner.run(load(config), StopSignal.manual());
@@ -53,12 +48,15 @@ class SparkRunTest {
         SparkConf conf = new SparkConf().setMaster("local[2,4]").setAppName("molt-test").set("spark.ui.enabled", "false")
                 .set(SparkDispatcher.STOP_ONCE, "transfer/group-1").set(SparkDispatcher.STOP_AFTER, "3");
         try (JavaSparkContext sc = new JavaSparkContext(conf)) {
+            int loads = KeptTeacher.loads();
             Runner.run(load(config), StopSignal.manual(), new SparkDispatcher(sc, config, List.of()));
-            Map<String, byte[]> want = outputs(oneProcess);
-            assertTrue(want.keySet().stream().anyMatch(k -> k.contains("topk-")), "top-k targets: " + want.keySet());
+            Map<String, byte[]> want = SparkTestRuns.outputs(oneProcess);
+            long shards = want.keySet().stream().filter(k -> k.contains("topk-") && k.endsWith(".parquet")).count();
+            assertTrue(shards >= 2, "top-k targets of several shards: " + want.keySet());
+            assertEquals(loads + 1, KeptTeacher.loads(), "one executor JVM loads the teacher once for its shards");
             assertTrue(want.keySet().stream().anyMatch(k -> k.contains("groups/layers-1-1")), "groups: " + want.keySet());
             assertTrue(want.keySet().stream().anyMatch(k -> k.contains("wide/export")), "variant: " + want.keySet());
-            assertSameBytes(want, outputs(run));
+            SparkTestRuns.assertSameBytes(want, SparkTestRuns.outputs(run));
 
             String log = Files.readString(run.resolve("molt.log"));
             assertTrue(log.contains("transfer/group-1: attempt 0 (a stop is injected)"), "the fault was injected");
@@ -76,7 +74,7 @@ class SparkRunTest {
             state.with("stages").fields().forEachRemaining(e -> ((ObjectNode) e.getValue()).put("status", "running"));
             JSON.writeValue(run.resolve("run.json").toFile(), state);
             Runner.run(load(config), StopSignal.manual(), new SparkDispatcher(sc, config, List.of()));
-            assertSameBytes(want, outputs(run));
+            SparkTestRuns.assertSameBytes(want, SparkTestRuns.outputs(run));
             assertTrue(Files.readString(run.resolve("molt.log")).contains("layers 1-1 already trained"));
             assertEquals(steps(oneProcess), steps(run), "no step logged twice");
         }
@@ -84,88 +82,6 @@ class SparkRunTest {
 
     private static RunConfig load(Path config) {
         return Runner.resolve(ConfigLoader.load(config, List.of()));
-    }
-
-    private Path corpus() throws Exception {
-        StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < 80; i++) {
-            sb.append("{\"text\": \"The committee discussed item ").append(i)
-                    .append(" of the agenda and agreed to vote on it tomorrow.\"}\n");
-        }
-        return Files.writeString(tmp.resolve("corpus.jsonl"), sb);
-    }
-
-    private Path config(Path teacher, Path corpus) throws Exception {
-        String yaml = """
-                name: spark-tiny
-                output_dir: %s
-                seed: 3
-                threads: 1
-                checkpoint:
-                  every_steps: 2
-                  keep_last: 2
-                teacher:
-                  path: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                  rows_per_shard: 16
-                student:
-                  mixer: hedgehog_window
-                  feature_dim: 4
-                  window: 8
-                  chunk_size: 16
-                lora:
-                  rank: 2
-                  alpha: 4
-                variants:
-                  wide:
-                    student: {mixer: hedgehog, feature_dim: 8}
-                stages:
-                  - name: data
-                    type: data_prepare
-                    top_k: 4
-                  - name: transfer
-                    type: attention_transfer
-                    tokens: 256
-                    layer_groups: 2
-                    val_every: 3
-                    val_batches: 2
-                  - name: finetune
-                    type: lora_finetune
-                    tokens: 192
-                    kl_weight: 0.5
-                    kl_source: cache
-                    top_k: 4
-                    val_every: 2
-                    val_batches: 2
-                  - name: export
-                    type: export
-                """.formatted(tmp.resolve("run"), teacher, corpus);
-        return Files.writeString(tmp.resolve("spark-tiny.yaml"), yaml);
-    }
-
-    /** Every weights and top-k file of a run (checkpoints aside), by path relative to the run. */
-    private static Map<String, byte[]> outputs(Path run) throws Exception {
-        Map<String, byte[]> out = new TreeMap<>();
-        try (Stream<Path> files = Files.walk(run)) {
-            for (Path f : files.filter(Files::isRegularFile).toList()) {
-                String rel = run.relativize(f).toString();
-                if (!rel.contains("checkpoints/") && (rel.endsWith(".safetensors") || rel.endsWith(".parquet")
-                        || rel.endsWith(".sha256"))) {
-                    out.put(rel, Files.readAllBytes(f));
-                }
-            }
-        }
-        return out;
-    }
-
-    private static void assertSameBytes(Map<String, byte[]> want, Map<String, byte[]> got) {
-        assertEquals(want.keySet(), got.keySet(), "the same files");
-        for (var e : want.entrySet()) {
-            assertArrayEquals(e.getValue(), got.get(e.getKey()), e.getKey() + " differs");
-        }
     }
 
     /** metrics.jsonl's training records as "stage step loss" lines, sorted (units run side by side). */

@@ -72,7 +72,12 @@ public final class Runner {
             Session run = new Session(cfg, dir, teacherDir, Devices.resolve(cfg.device()), data, header, stop, jobs,
                     state);
             truncateMetrics(run);
-            Map<String, Path> students = runJobs(run, dispatcher);
+            Map<String, Path> students;
+            try {
+                students = runJobs(run, dispatcher);
+            } finally {
+                KeptTeacher.release();
+            }
             writeReport(run, students);
             LOG.info("run {} done: {}", cfg.name(), dir.resolve("report.json"));
             return dir;
@@ -147,6 +152,9 @@ public final class Runner {
             Files.createDirectories(stageDir);
             StageContext ctx = new StageContext(config, job.stage(), dir, stageDir, data, metricsLog, stop,
                     previousWeights(job), header, teacherDir, job.id(), students);
+            if (unit.kind() != Unit.Kind.TOPK_SHARD) {
+                KeptTeacher.release();
+            }
             switch (unit.kind()) {
                 case STAGE -> {
                     LOG.info("stage {} ({})", job.id(), job.stage().type());
@@ -156,11 +164,10 @@ public final class Runner {
                 case TOPK_SHARD -> {
                     DataPrepareSpec spec = (DataPrepareSpec) job.stage();
                     Path shard = TopKTargets.shards(data).get(unit.index());
-                    try (LlamaModel t = LlamaModel.load(teacherDir, device, cfg.frozenPrecision())) {
-                        long rows = TopKTargets.buildShard(t, shard, spec.topK(), cfg.data().batchSize(), true);
-                        LOG.info("{}: top-{} teacher targets for {} sequences of {}", unit.name(), spec.topK(), rows,
-                                shard.getFileName());
-                    }
+                    LlamaModel t = KeptTeacher.get(teacherDir, device, cfg.frozenPrecision());
+                    long rows = TopKTargets.buildShard(t, shard, spec.topK(), cfg.data().batchSize(), true);
+                    LOG.info("{}: top-{} teacher targets for {} sequences of {}", unit.name(), spec.topK(), rows,
+                            shard.getFileName());
                 }
                 default -> throw new IllegalStateException("unknown unit kind " + unit.kind());
             }
