@@ -71,6 +71,7 @@ public final class SequenceShards {
                     w.write(g);
                 }
             }
+            ParquetFooters.canonicalize(tmp);
             try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
                 ch.force(true);
             }

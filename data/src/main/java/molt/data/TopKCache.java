@@ -110,6 +110,7 @@ public final class TopKCache {
                     w.write(g);
                 }
             }
+            ParquetFooters.canonicalize(tmp);
             try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
                 ch.force(true);
             }

@@ -61,11 +61,13 @@ public final class MoltSpark {
 
         @Override
         public Integer call() throws Exception {
-            RunConfig cfg = Runner.resolve(ConfigLoader.load(config, sets));
-            SparkConf conf = new SparkConf().setAppName("molt " + cfg.name());
+            SparkConf conf = new SparkConf();
             if (!conf.contains("spark.master")) {
                 conf.setMaster("local[1]");
             }
+            RunConfig cfg = Runner.resolve(ConfigLoader.load(config, InputStaging.stagedSets(config, sets, conf, true)),
+                    UnitTask.taskCpus(conf));
+            conf.setAppName("molt " + cfg.name());
             checkPathsFor(conf.get("spark.master"), cfg);
             try (JavaSparkContext sc = new JavaSparkContext(conf); StopSignal stop = StopSignal.install()) {
                 Path dir = Runner.run(cfg, stop, new SparkDispatcher(sc, config, sets));

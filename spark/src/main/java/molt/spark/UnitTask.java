@@ -15,11 +15,15 @@ import molt.pipeline.run.Runner;
 import molt.pipeline.run.StopSignal;
 import molt.pipeline.run.Unit;
 import molt.pipeline.train.TrainingLoop;
+import molt.teacher.Devices;
 import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.apache.logging.log4j.ThreadContext;
 import org.apache.logging.log4j.core.config.Configurator;
+import org.apache.spark.SparkConf;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.TaskContext;
 
 /**
  * One unit of a run, executed in a Spark task: the executor loads the run's config (from the shared filesystem),
@@ -57,10 +61,13 @@ public final class UnitTask implements Serializable {
         String part = spec.unit().name();
         try {
             Configurator.setLevel("molt", Level.INFO);
-            RunConfig cfg = Runner.resolve(ConfigLoader.load(Path.of(spec.configFile()), spec.sets()));
+            Path configFile = Path.of(spec.configFile());
+            List<String> sets = InputStaging.stagedSets(configFile, spec.sets(), SparkEnv.get().conf(), false);
+            RunConfig cfg = Runner.resolve(ConfigLoader.load(configFile, sets), taskCpus(SparkEnv.get().conf()));
             boolean fault = part.equals(spec.stopOnce()) && attempt == 0;
             StopSignal stop = fault ? StopSignal.afterPolls(spec.stopAfterPolls()) : StopSignal.manual();
-            Runner.Session session = Runner.Session.open(cfg, stop);
+            Runner.Session session = Runner.Session.open(cfg, stop, Devices.resolve(deviceFor(cfg.device(),
+                    taskGpus())));
             Path metricsPart = partFile(session.dir(), spec.unit(), ".metrics.jsonl");
             Path logPart = partFile(session.dir(), spec.unit(), ".log");
             Files.createDirectories(metricsPart.getParent());
@@ -77,6 +84,36 @@ public final class UnitTask implements Serializable {
         } finally {
             JVM_LOCK.unlock();
         }
+    }
+
+    /**
+     * The device a task computes on: the first GPU Spark assigned to it ({@code spark.task.resource.gpu.amount}),
+     * given as {@code gpus}, when the config asks for {@code gpu} or {@code auto}, since an executor may see more GPUs
+     * than it was given; else the config's setting.
+     */
+    static String deviceFor(String setting, String[] gpus) {
+        String s = setting == null ? "cpu" : setting.trim().toLowerCase(java.util.Locale.ROOT);
+        if (gpus.length == 0 || !(s.equals("gpu") || s.equals("auto"))) {
+            return setting;
+        }
+        return "gpu:" + gpus[0];
+    }
+
+    /**
+     * The cores a task may use, {@code spark.task.cpus} (default 1): what {@code threads: auto} gives a large model's
+     * tasks, on the driver and every executor alike.
+     */
+    static int taskCpus(SparkConf conf) {
+        return conf.getInt("spark.task.cpus", 1);
+    }
+
+    /** The addresses of the GPUs Spark assigned to this task (none outside a task or without GPU scheduling). */
+    private static String[] taskGpus() {
+        TaskContext task = TaskContext.get();
+        if (task == null || task.resources().get("gpu").isEmpty()) {
+            return new String[0];
+        }
+        return task.resources().get("gpu").get().addresses();
     }
 
     /** A unit's part file in {@code RUN_DIR/parts/}: its name with slashes as '~', and {@code suffix}. */

@@ -22,6 +22,14 @@ final class SparkTestRuns {
 
     /** Writes the teacher, corpus and config under {@code dir}; returns the config file. */
     static Path config(Path dir) throws Exception {
+        return config(dir, "");
+    }
+
+    /**
+     * Writes the teacher and corpus under {@code dir}, and a config that names them with {@code scheme} before their
+     * absolute paths ("" for plain paths); returns the config file.
+     */
+    static Path config(Path dir, String scheme) throws Exception {
         Path teacher = TinyCheckpoints.builder().layers(2).hidden(32).heads(4, 2).vocab(ByteTokenizer.VOCAB)
                 .write(dir.resolve("teacher"));
         new ByteTokenizer().save(teacher);
@@ -77,7 +85,7 @@ final class SparkTestRuns {
                     val_batches: 2
                   - name: export
                     type: export
-                """.formatted(dir.resolve("run"), teacher, source);
+                """.formatted(dir.resolve("run"), scheme + teacher.toAbsolutePath(), scheme + source.toAbsolutePath());
         return Files.writeString(dir.resolve("spark-tiny.yaml"), yaml);
     }
 

@@ -25,14 +25,24 @@ public final class ConfigLoader {
 
     public static RunConfig load(Path file, List<String> sets) {
         Map<String, String> origins = new HashMap<>();
+        ObjectNode tree = tree(file, sets, origins);
+        String defaultName = file.getFileName().toString().replaceFirst("\\.ya?ml$", "");
+        Binder b = new Binder(tree, "", origins);
+        return RunConfig.bind(b, defaultName);
+    }
+
+    /** The config's tree as written: {@code file} with what it extends and {@code sets} applied, before binding. */
+    public static ObjectNode tree(Path file, List<String> sets) {
+        return tree(file, sets, new HashMap<>());
+    }
+
+    private static ObjectNode tree(Path file, List<String> sets, Map<String, String> origins) {
         ObjectNode tree = resolve(file.toAbsolutePath().normalize(), new LinkedHashSet<>(), origins);
         origins.putIfAbsent("", file + ":1"); // a top-level key that is missing altogether is the file's fault
         for (String s : sets) {
             apply(tree, s, origins);
         }
-        String defaultName = file.getFileName().toString().replaceFirst("\\.ya?ml$", "");
-        Binder b = new Binder(tree, "", origins);
-        return RunConfig.bind(b, defaultName);
+        return tree;
     }
 
     private static ObjectNode resolve(Path file, Set<Path> chain, Map<String, String> origins) {

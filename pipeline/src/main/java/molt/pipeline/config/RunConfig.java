@@ -56,9 +56,13 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
      * (idempotent: a resolved config stays as it is). The choices are what config.resolved.json records.
      */
     public RunConfig resolveAuto(molt.teacher.LlamaConfig teacherConfig) {
+        return resolveAuto(teacherConfig, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** As {@link #resolveAuto(molt.teacher.LlamaConfig)}, where "every core" is {@code cores} (a task's share). */
+    public RunConfig resolveAuto(molt.teacher.LlamaConfig teacherConfig, int cores) {
         long params = molt.teacher.LlamaWeights.parameterCount(teacherConfig);
-        int t = threads != AUTO_THREADS ? threads
-                : params >= AUTO_ALL_CORES_PARAMETERS ? Runtime.getRuntime().availableProcessors() : 1;
+        int t = threads != AUTO_THREADS ? threads : params >= AUTO_ALL_CORES_PARAMETERS ? cores : 1;
         String p = molt.teacher.Precision.resolve(precision, params).setting();
         return new RunConfig(name, outputDir, seed, device, t, p, checkpoint, teacher, teacherCache, data, student, lora,
                 stages, variants);

@@ -119,11 +119,16 @@ public final class Runner {
          * elsewhere (on a shared filesystem); it takes no lock and writes no run state.
          */
         public static Session open(RunConfig config, StopSignal stop) {
+            return open(config, stop, Devices.resolve(config.device()));
+        }
+
+        /** As {@link #open(RunConfig, StopSignal)}, on {@code device} (the GPU a scheduler gave the task). */
+        public static Session open(RunConfig config, StopSignal stop, Device device) {
             Path dir = config.outputDir();
             ResolvedConfig.check(dir, config);
             ObjectNode header = JsonFiles.readObject(dir.resolve(ResolvedConfig.FILE));
-            return new Session(config, dir, teacherDir(config, dir), Devices.resolve(config.device()),
-                    PreparedDataset.open(dir.resolve("data")), header, stop, jobs(config), null);
+            return new Session(config, dir, teacherDir(config, dir), device, PreparedDataset.open(dir.resolve("data")),
+                    header, stop, jobs(config), null);
         }
 
         public RunConfig config() {
@@ -213,8 +218,16 @@ public final class Runner {
      * (a config that names its threads gets them even when the engine started before).
      */
     public static RunConfig resolve(RunConfig cfg) {
+        return resolve(cfg, Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
+     * As {@link #resolve(RunConfig)}, where {@code threads: auto} may use {@code cores} (a distributed task's share of
+     * a machine, the same on every machine so that all resolve the config alike).
+     */
+    public static RunConfig resolve(RunConfig cfg, int cores) {
         molt.teacher.LlamaConfig teacher = Preflight.teacher(cfg);
-        RunConfig r = cfg.resolveAuto(teacher);
+        RunConfig r = cfg.resolveAuto(teacher, cores);
         if (cfg.threads() == RunConfig.AUTO_THREADS || !cfg.precision().equals(r.precision())) {
             LOG.info("auto settings for a {}-parameter teacher: threads {}, precision {}",
                     molt.teacher.LlamaWeights.parameterCount(teacher), r.threads(), r.precision());

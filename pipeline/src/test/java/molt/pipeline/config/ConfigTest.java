@@ -42,6 +42,25 @@ class ConfigTest {
     }
 
     @Test
+    void autoThreadsGiveALargeTeacherTheCoresOnOffer(@TempDir Path dir) throws Exception {
+        RunConfig c = ConfigLoader.load(write(dir, "t.yaml", MINIMAL), List.of());
+        assertEquals(RunConfig.AUTO_THREADS, c.threads());
+        assertEquals(6, c.resolveAuto(teacher(576, 30, 49152), 6).threads(), "135M parameters: every core offered");
+        assertEquals(1, c.resolveAuto(teacher(128, 2, 256), 6).threads(), "a small teacher: one thread");
+        RunConfig named = ConfigLoader.load(write(dir, "t.yaml", MINIMAL), List.of("threads=3"));
+        assertEquals(3, named.resolveAuto(teacher(576, 30, 49152), 6).threads(), "a number is kept");
+    }
+
+    private static molt.teacher.LlamaConfig teacher(int hidden, int layers, int vocab) {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode()
+                .put("model_type", "llama").put("vocab_size", vocab).put("hidden_size", hidden)
+                .put("intermediate_size", hidden * 8 / 3).put("num_hidden_layers", layers)
+                .put("num_attention_heads", hidden / 64).put("num_key_value_heads", Math.max(1, hidden / 192))
+                .put("rms_norm_eps", 1e-5).put("rope_theta", 10000.0);
+        return molt.teacher.LlamaConfig.fromJson(json, Path.of("teacher"));
+    }
+
+    @Test
     void defaultsAreLolcats(@TempDir Path dir) throws Exception {
         RunConfig c = ConfigLoader.load(write(dir, "t.yaml", MINIMAL), List.of());
         assertEquals("hedgehog_window", c.student().mixer());
