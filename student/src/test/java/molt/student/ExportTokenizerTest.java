@@ -133,7 +133,7 @@ class ExportTokenizerTest {
         model.put("type", "BPE").putNull("dropout").putNull("unk_token").putNull("continuing_subword_prefix")
                 .putNull("end_of_word_suffix").put("fuse_unk", false).put("byte_fallback", false);
         ObjectNode vocab = model.putObject("vocab");
-        char[] chars = byteChars();
+        char[] chars = ByteTokenizer.byteChars();
         for (int b = 0; b < 256; b++) {
             vocab.put(String.valueOf(chars[b]), b);
         }
@@ -141,17 +141,6 @@ class ExportTokenizerTest {
         vocab.put("th", 256).put("the", 257).put(space + "t", 258).put("he", 259).put(space + "the", 260);
         model.putArray("merges").add("t h").add("th e").add(space + " t").add("h e").add(space + "t he");
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root);
-    }
-
-    /** GPT-2's reversible map from bytes to printable characters. */
-    private static char[] byteChars() {
-        char[] map = new char[256];
-        int n = 0;
-        for (int b = 0; b < 256; b++) {
-            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            map[b] = printable ? (char) b : (char) (256 + n++);
-        }
-        return map;
     }
 
     private static List<Long> ids(long[] a) {

@@ -99,7 +99,7 @@ public final class ByteTokenizer implements TextTokenizer {
     }
 
     /** GPT-2's reversible map from bytes to printable characters, used by byte-level BPE vocabularies. */
-    static char[] byteChars() {
+    public static char[] byteChars() {
         char[] map = new char[256];
         int n = 0;
         for (int b = 0; b < 256; b++) {
