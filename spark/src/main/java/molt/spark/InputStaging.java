@@ -14,17 +14,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.TreeMap;
 import java.util.UUID;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import molt.pipeline.config.ConfigLoader;
 import molt.teacher.InputException;
+import molt.teacher.io.AtomicFiles;
+import molt.teacher.io.Digests;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -138,9 +136,7 @@ final class InputStaging {
             }
             Files.writeString(tmp.resolve(MANIFEST), manifest, StandardCharsets.UTF_8);
             sync(tmp.resolve(MANIFEST));
-            if (Files.exists(dir)) {
-                deleteTree(dir); // a stale copy: the source changed since
-            }
+            AtomicFiles.deleteTree(dir); // a stale copy, if any: the source changed since
             try {
                 Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
             } catch (FileAlreadyExistsException | AtomicMoveNotSupportedException raced) {
@@ -149,9 +145,7 @@ final class InputStaging {
                 }
             }
         } finally {
-            if (Files.exists(tmp)) {
-                deleteTree(tmp);
-            }
+            AtomicFiles.deleteTree(tmp);
         }
         LOG.info("staged {} ({} files, {} bytes) at {}", uri, files.size(), bytes, local);
         return local;
@@ -160,7 +154,7 @@ final class InputStaging {
     /** Where {@code uri}'s copy lives under {@code root}: a directory named by the URI's hash, then its name. */
     static Path localPath(URI uri, Path root) {
         String name = new org.apache.hadoop.fs.Path(uri).getName();
-        return root.resolve(hash(uri.toString())).resolve(name.isEmpty() ? "input" : name);
+        return root.resolve(Digests.hex(uri.toString()).substring(0, 16)).resolve(name.isEmpty() ? "input" : name);
     }
 
     private static boolean current(Path dir, String manifest) throws IOException {
@@ -168,26 +162,9 @@ final class InputStaging {
         return Files.isRegularFile(m) && Files.readString(m, StandardCharsets.UTF_8).equals(manifest);
     }
 
-    private static String hash(String s) {
-        try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(d, 0, 8);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
     private static void sync(Path file) throws IOException {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
             ch.force(true);
-        }
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        try (Stream<Path> all = Files.walk(dir)) {
-            for (Path p : all.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) {
-                Files.deleteIfExists(p);
-            }
         }
     }
 }

@@ -62,8 +62,9 @@ public final class UnitTask implements Serializable {
         try {
             Configurator.setLevel("molt", Level.INFO);
             Path configFile = Path.of(spec.configFile());
-            List<String> sets = InputStaging.stagedSets(configFile, spec.sets(), SparkEnv.get().conf(), false);
-            RunConfig cfg = Runner.resolve(ConfigLoader.load(configFile, sets), taskCpus(SparkEnv.get().conf()));
+            SparkConf conf = SparkEnv.get().conf();
+            List<String> sets = InputStaging.stagedSets(configFile, spec.sets(), conf, false);
+            RunConfig cfg = Runner.resolve(ConfigLoader.load(configFile, sets), taskCpus(conf));
             boolean fault = part.equals(spec.stopOnce()) && attempt == 0;
             StopSignal stop = fault ? StopSignal.afterPolls(spec.stopAfterPolls()) : StopSignal.manual();
             Runner.Session session = Runner.Session.open(cfg, stop, Devices.resolve(deviceFor(cfg.device(),

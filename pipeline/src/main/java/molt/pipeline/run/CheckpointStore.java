@@ -44,7 +44,7 @@ public final class CheckpointStore {
     public Path begin(long step) throws IOException {
         Files.createDirectories(dir);
         Path tmp = dir.resolve(".tmp-" + name(step));
-        deleteTree(tmp);
+        AtomicFiles.deleteTree(tmp);
         Files.createDirectories(tmp);
         return tmp;
     }
@@ -62,7 +62,7 @@ public final class CheckpointStore {
             }
         }
         Path target = dir.resolve(name(step));
-        deleteTree(target);
+        AtomicFiles.deleteTree(target);
         AtomicFiles.moveAtomically(tmp, target);
         List<Entry> entries = new ArrayList<>(entries());
         entries.removeIf(e -> e.step() == step);
@@ -80,7 +80,7 @@ public final class CheckpointStore {
         writeIndex(kept, best);
         for (Entry e : entries) {
             if (!kept.contains(e)) {
-                deleteTree(e.path());
+                AtomicFiles.deleteTree(e.path());
             }
         }
         return new Entry(step, metric, target);
@@ -148,16 +148,5 @@ public final class CheckpointStore {
 
     private static String name(long step) {
         return String.format("step-%09d", step);
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(p)) {
-            for (Path q : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
-                Files.delete(q);
-            }
-        }
     }
 }

@@ -99,4 +99,16 @@ public final class AtomicFiles {
             // Durability of the rename is best effort where the platform refuses directory fsync.
         }
     }
+
+    /** Deletes {@code p} and everything below it, if it exists (what another process deletes meanwhile is gone too). */
+    public static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> walk = Files.walk(p)) {
+            for (Path q : (Iterable<Path>) walk.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(q);
+            }
+        }
+    }
 }
