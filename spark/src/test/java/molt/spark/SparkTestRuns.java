@@ -8,11 +8,10 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Stream;
-import molt.teacher.testing.TinyCheckpoints;
-import molt.teacher.tokenizer.ByteTokenizer;
+import molt.pipeline.run.PipelineTestSupport;
 
 /**
- * The run the Spark tests distribute: a 2-layer random teacher with molt's byte tokenizer, 80 short documents, the
+ * The run the Spark tests distribute: {@link PipelineTestSupport}'s tiny teacher and corpus, the
  * teacher's top-k targets (several shards), attention transfer in two layer groups, a variant beside the run's own
  * student, LoRA on the top-k cache and export. Its output directory is {@code DIR/run}.
  */
@@ -30,15 +29,8 @@ final class SparkTestRuns {
      * absolute paths ("" for plain paths); returns the config file.
      */
     static Path config(Path dir, String scheme) throws Exception {
-        Path teacher = TinyCheckpoints.builder().layers(2).hidden(32).heads(4, 2).vocab(ByteTokenizer.VOCAB)
-                .write(dir.resolve("teacher"));
-        new ByteTokenizer().save(teacher);
-        StringBuilder corpus = new StringBuilder();
-        for (int i = 0; i < 80; i++) {
-            corpus.append("{\"text\": \"The committee discussed item ").append(i)
-                    .append(" of the agenda and agreed to vote on it tomorrow.\"}\n");
-        }
-        Path source = Files.writeString(dir.resolve("corpus.jsonl"), corpus);
+        Path teacher = PipelineTestSupport.teacher(dir);
+        Path source = PipelineTestSupport.corpus(dir);
         String yaml = """
                 name: spark-tiny
                 output_dir: %s
