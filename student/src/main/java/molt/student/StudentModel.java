@@ -19,6 +19,7 @@ import molt.teacher.LlamaConfig;
 import molt.teacher.Projection;
 import molt.teacher.model.AttentionCore;
 import molt.teacher.model.AttentionInput;
+import molt.teacher.model.DecodeEngine;
 import molt.teacher.model.DecoderState;
 import molt.teacher.model.LanguageModel;
 import molt.teacher.model.LayerPass;
@@ -77,6 +78,7 @@ public final class StudentModel implements LanguageModel {
 
     /** Adds LoRA adapters (B = 0, so the model's function is unchanged) to every layer's targets. */
     public void enableLora(LoraConfig config, long seed) {
+        base.forgetCpuWeights();
         if (loraConfig != null) {
             throw new IllegalStateException("LoRA is already enabled");
         }
@@ -92,6 +94,7 @@ public final class StudentModel implements LanguageModel {
 
     /** Restores adapters from stored A and B values by parameter name (see {@link #loraParameters()}). */
     public void loadLora(LoraConfig config, Map<String, float[]> values) {
+        base.forgetCpuWeights();
         LlamaConfig c = base.config();
         this.loraConfig = config;
         for (int i = 0; i < c.numLayers(); i++) {
@@ -178,12 +181,14 @@ public final class StudentModel implements LanguageModel {
 
     /** Turns LoRA dropout on (training) or off. */
     public void setTraining(boolean training, long dropoutSeed) {
+        base.forgetCpuWeights(); // entering or leaving training: parameters change (or just did)
         this.training = training;
         this.dropoutRng = new SplittableRandom(dropoutSeed);
     }
 
     /** Freezes or unfreezes all mixers' parameters. */
     public void setMixersTrainable(boolean trainable) {
+        base.forgetCpuWeights();
         for (int i : mixerLayers()) {
             mixer(i).setTrainable(trainable);
         }
@@ -191,16 +196,27 @@ public final class StudentModel implements LanguageModel {
 
     /** Freezes or unfreezes all LoRA parameters. */
     public void setLoraTrainable(boolean trainable) {
+        base.forgetCpuWeights();
         loraParameters().values().forEach(p -> p.setRequiresGradient(trainable));
     }
 
-    private final Projector projector = (layer, target, x, wT, b) -> {
-        NDArray y = LlamaBlocks.linear(x, wT, b);
-        LoraAdapter a = lora.get(key(layer, target));
-        if (a == null || !a.enabled()) {
-            return y;
+    /** The teacher's projections plus each enabled adapter's low-rank update. */
+    private final Projector projector = new Projector() {
+        @Override
+        public NDArray project(int layer, Projection target, NDArray x, NDArray wT, NDArray b) {
+            NDArray y = LlamaBlocks.linear(x, wT, b);
+            LoraAdapter a = lora.get(key(layer, target));
+            if (a == null || !a.enabled()) {
+                return y;
+            }
+            return y.add(a.delta(x.getManager(), x, training, dropoutRng));
         }
-        return y.add(a.delta(x.getManager(), x, training, dropoutRng));
+
+        @Override
+        public float[] effectiveWeightT(int layer, Projection target, float[] wT) {
+            LoraAdapter a = lora.get(key(layer, target));
+            return a == null || !a.enabled() ? wT : a.mergeIntoTransposed(wT);
+        }
     };
 
     public LlamaModel base() {
@@ -283,9 +299,19 @@ public final class StudentModel implements LanguageModel {
         return base.newState();
     }
 
+    /**
+     * Logits of {@code tokens} on top of {@code state} (see {@link LlamaModel#decode}). Steps in plain Java use the
+     * teacher's weights with the adapters merged as they are when the state switches ({@link DecodeEngine}); every
+     * call that changes adapters or makes parameters trainable drops that merged copy.
+     */
     @Override
     public NDArray decode(NDManager out, DecodingState state, long[][] tokens) {
         return base.decode(out, state, tokens, cores, projector);
+    }
+
+    @Override
+    public void setDecodeEngine(DecodeEngine engine) {
+        base.setDecodeEngine(engine);
     }
 
     /** Arrays alive in the student's and the teacher's managers (flat across training steps, or something leaks). */

@@ -111,6 +111,32 @@ public final class LoraAdapter {
         return merged;
     }
 
+    /**
+     * Returns {@code W^T + (alpha / r) (B A)^T} for a row-major W^T [in, out] (the engine's stored layout),
+     * accumulated in double.
+     */
+    public float[] mergeIntoTransposed(float[] wT) {
+        if (wT.length != (long) out * in) {
+            throw new IllegalArgumentException("merge: expected W^T [" + in + ", " + out + "], found " + wT.length
+                    + " elements");
+        }
+        float[] av = molt.teacher.nd.NativeArrays.values(a); // [r, in]
+        float[] bv = molt.teacher.nd.NativeArrays.values(b); // [out, r]
+        int r = config.rank();
+        double s = config.scaling();
+        float[] merged = new float[wT.length];
+        for (int i = 0; i < in; i++) {
+            for (int o = 0; o < out; o++) {
+                double acc = 0;
+                for (int k = 0; k < r; k++) {
+                    acc += (double) bv[o * r + k] * av[k * in + i];
+                }
+                merged[i * out + o] = (float) (wT[i * out + o] + s * acc);
+            }
+        }
+        return merged;
+    }
+
     /** Parameters by PEFT name suffix: {@code lora_A.weight} and {@code lora_B.weight}. */
     public Map<String, NDArray> parameters() {
         Map<String, NDArray> p = new LinkedHashMap<>();

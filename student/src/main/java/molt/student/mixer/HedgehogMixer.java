@@ -55,4 +55,10 @@ public final class HedgehogMixer extends BaseMixer {
         NDArray fk = HedgehogFeatureMap.step(in.k(), wk); // [B, H, 1, 2F]
         return LinearAttention.step((HedgehogState) state, fq, fk, in.v());
     }
+
+    /** {@link HedgehogStep} without a window, from a copy of the prefilled S and z. */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        return molt.student.core.HedgehogStep.of((HedgehogState) prefilled, wq, wk, null, 0, kvGroups);
+    }
 }

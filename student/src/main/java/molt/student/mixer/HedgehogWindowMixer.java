@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import java.util.Map;
 import molt.student.core.HedgehogFeatureMap;
 import molt.student.core.HedgehogState;
+import molt.student.core.HedgehogStep;
 import molt.student.core.WindowedLinearAttention;
 import molt.teacher.model.AttentionInput;
 import molt.teacher.model.AttentionState;
@@ -66,5 +67,16 @@ public final class HedgehogWindowMixer extends BaseMixer {
         NDArray fq = HedgehogFeatureMap.step(in.q(), wq); // [B, H, 1, 2F]
         return WindowedLinearAttention.step(scope, (HedgehogState) state, in, fq, k -> HedgehogFeatureMap.step(k, wk),
                 gate(in.q()), settings.window());
+    }
+
+    /** {@link HedgehogStep} with the window, from a copy of the prefilled state; g_h = sigmoid(f_h). */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        float[] f = molt.teacher.nd.NativeArrays.values(factor);
+        float[] g = new float[f.length];
+        for (int h = 0; h < f.length; h++) {
+            g[h] = (float) (1.0 / (1.0 + Math.exp(-f[h])));
+        }
+        return HedgehogStep.of((HedgehogState) prefilled, wq, wk, g, settings.window(), kvGroups);
     }
 }

@@ -3,6 +3,7 @@ package molt.teacher.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.util.Map;
+import molt.teacher.cpu.CpuStep;
 
 /**
  * The part of a decoder layer between the q/k/v projections and o_proj: softmax attention with its KV cache
@@ -39,6 +40,15 @@ public interface AttentionCore {
     /** True when {@link #step} takes several tokens at once (softmax attention); mixers step one token. */
     default boolean stepsMany() {
         return false;
+    }
+
+    /**
+     * The recurrent form in plain Java for one sequence, continuing from {@code prefilled} (this core's state after
+     * a prefill of batch 1), for a model with {@code kvGroups} query heads per key/value head; null when the core
+     * has none, and decoding stays on the engine. The state's values are copied: {@code prefilled} is left as it was.
+     */
+    default CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        return null;
     }
 
     /** The softmax weights [B, H, T, T] of the parallel form, for cores that have them (null otherwise). */

@@ -7,6 +7,10 @@ package molt.teacher.model;
 public final class DecoderState implements LanguageModel.DecodingState {
     private final AttentionState[] states;
     private long position;
+    /** Set once the steps run in plain Java; the engine states are then closed. */
+    private CpuDecoding cpu;
+    /** True once a switch to plain Java was found impossible (a core without a Java form, a batch above 1). */
+    private boolean engineOnly;
 
     public DecoderState(int layers) {
         this.states = new AttentionState[layers];
@@ -28,6 +32,36 @@ public final class DecoderState implements LanguageModel.DecodingState {
         states[layer] = s;
     }
 
+    /** The plain-Java steps, or null while the state is on the engine. */
+    CpuDecoding cpu() {
+        return cpu;
+    }
+
+    /** Continues in plain Java from here on: the engine's per-layer states are closed (their values were copied). */
+    void useCpu(CpuDecoding steps) {
+        this.cpu = steps;
+        for (int i = 0; i < states.length; i++) {
+            if (states[i] != null) {
+                states[i].close();
+                states[i] = null;
+            }
+        }
+    }
+
+    /** True once this state was found unable to continue in plain Java. */
+    boolean engineOnly() {
+        return engineOnly;
+    }
+
+    void markEngineOnly() {
+        engineOnly = true;
+    }
+
+    /** Where its steps run now: {@code java} or {@code djl}. */
+    public String engine() {
+        return cpu != null ? DecodeEngine.JAVA.setting() : DecodeEngine.DJL.setting();
+    }
+
     void advance(long tokens) {
         position += tokens;
     }
@@ -39,6 +73,9 @@ public final class DecoderState implements LanguageModel.DecodingState {
 
     @Override
     public long bytes() {
+        if (cpu != null) {
+            return cpu.bytes();
+        }
         long n = 0;
         for (AttentionState s : states) {
             n += s == null ? 0 : s.bytes();

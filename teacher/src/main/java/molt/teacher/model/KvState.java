@@ -69,6 +69,21 @@ public final class KvState implements AttentionState {
         return fresh;
     }
 
+    /** The cached keys and values of batch row 0 as F32 values, [Hkv, length, D] each (for {@link
+     * molt.teacher.cpu.SoftmaxStep}). */
+    float[][] values() {
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray k = Ops.slice(scope, keys, 2, 0, length).get(0); // [Hkv, length, D]
+            NDArray v = Ops.slice(scope, values, 2, 0, length).get(0);
+            return new float[][] {molt.teacher.nd.NativeArrays.values(k), molt.teacher.nd.NativeArrays.values(v)};
+        }
+    }
+
+    /** The cache's batch, key/value heads and head dim {B, Hkv, D}; null while it is empty. */
+    long[] dims() {
+        return keys == null ? null : new long[] {shape[0], shape[1], shape[3]};
+    }
+
     /** Bytes of the keys and values held (the tokens seen, not the spare capacity). */
     @Override
     public long bytes() {

@@ -25,6 +25,9 @@ public interface LanguageModel extends AutoCloseable {
      */
     NDArray decode(NDManager out, DecodingState state, long[][] tokens);
 
+    /** Sets where single-sequence decoding steps run ({@link DecodeEngine}; default auto). */
+    void setDecodeEngine(DecodeEngine engine);
+
     @Override
     void close();
 

@@ -56,10 +56,16 @@ public final class LlamaModel implements LanguageModel {
     private final Rope rope;
     /** Stored arrays by Hugging Face name; projections are stored transposed (see {@link #isTransposed}). */
     private final Map<String, NDArray> stored;
+    /** True when the weights train (pretraining): decoding then stays on the engine, which reads them live. */
+    private final boolean trainable;
+    private volatile DecodeEngine decodeEngine = DecodeEngine.AUTO;
+    /** Java copies of the weights per projector, made on the first step decoded in plain Java. */
+    private final Map<Projector, CpuWeights> cpuWeights = new java.util.IdentityHashMap<>();
 
     private LlamaModel(LlamaConfig config, Device device, NDManager manager, Map<String, NDArray> stored,
-                       NDArray lmHeadT, Precision precision, Frozen frozen) {
+                       NDArray lmHeadT, Precision precision, Frozen frozen, boolean trainable) {
         this.stored = stored;
+        this.trainable = trainable;
         this.config = config;
         this.device = device;
         this.manager = manager;
@@ -163,7 +169,8 @@ public final class LlamaModel implements LanguageModel {
                 // No per-call result may ever attach to the weights' manager: capping turns such a leak into an error.
                 m.cap();
             }
-            return new LlamaModel(c, device, m, Collections.unmodifiableMap(stored), head, precision, frozen);
+            return new LlamaModel(c, device, m, Collections.unmodifiableMap(stored), head, precision, frozen,
+                    trainable);
         } catch (RuntimeException e) {
             m.close();
             throw e;
@@ -598,6 +605,9 @@ public final class LlamaModel implements LanguageModel {
             throw new IllegalArgumentException("expected a DecoderState, found " + state.getClass().getSimpleName());
         }
         int t = tokens[0].length;
+        if (st.cpu() != null || switchToCpu(st, tokens, cores, projector)) {
+            return decodeInJava(out, st, tokens);
+        }
         if (t > 1 && st.position() > 0 && !cores.stream().allMatch(AttentionCore::stepsMany)) {
             NDList rows = new NDList();
             for (int j = 0; j < t; j++) {
@@ -623,6 +633,92 @@ public final class LlamaModel implements LanguageModel {
                 ai.djl.pytorch.jni.JniUtils.setGradMode(true);
             }
         }
+    }
+
+    /** Sets where single-sequence decoding steps run (default {@link DecodeEngine#AUTO}). */
+    @Override
+    public void setDecodeEngine(DecodeEngine engine) {
+        this.decodeEngine = engine;
+    }
+
+    public DecodeEngine decodeEngine() {
+        return decodeEngine;
+    }
+
+    /** Drops the Java copies of the weights (a student's LoRA or mixer parameters changed; they are made again). */
+    public void forgetCpuWeights() {
+        synchronized (cpuWeights) {
+            cpuWeights.clear();
+        }
+    }
+
+    /**
+     * Whether a step on {@code st} can run in plain Java ({@link DecodeEngine}): after a prefill, one sequence, on
+     * the CPU, F32 frozen weights that do not train, every core with a Java form. If so the state switches (its
+     * per-layer states copied into Java) and true is returned; a state found unable never asks again.
+     */
+    private boolean switchToCpu(DecoderState st, long[][] tokens, List<? extends AttentionCore> cores,
+                                Projector projector) {
+        DecodeEngine engine = decodeEngine;
+        if (engine == DecodeEngine.DJL || st.engineOnly() || st.position() == 0) {
+            return false;
+        }
+        String why = tokens.length != 1 ? "a batch of " + tokens.length
+                : !Device.Type.CPU.equals(device.getDeviceType()) ? "device " + device
+                : precision != Precision.F32 ? "precision " + precision.setting()
+                : trainable ? "weights that train"
+                : engine == DecodeEngine.AUTO && LlamaWeights.parameterCount(config) > DecodeEngine.AUTO_MAX_PARAMETERS
+                        ? "more than " + DecodeEngine.AUTO_MAX_PARAMETERS + " parameters" : null;
+        molt.teacher.cpu.CpuStep[] steps = new molt.teacher.cpu.CpuStep[cores.size()];
+        for (int i = 0; why == null && i < cores.size(); i++) {
+            steps[i] = cores.get(i).cpuStep(st.get(i, cores.get(i)), config.kvGroups());
+            if (steps[i] == null) {
+                why = "layer " + i + "'s attention core (" + cores.get(i).getClass().getSimpleName()
+                        + ") has no plain-Java form";
+            }
+        }
+        if (why != null) {
+            if (engine == DecodeEngine.JAVA) {
+                throw new IllegalStateException("decode engine java: cannot decode in plain Java with " + why);
+            }
+            st.markEngineOnly();
+            return false;
+        }
+        CpuWeights w;
+        synchronized (cpuWeights) {
+            w = cpuWeights.computeIfAbsent(projector, p -> CpuWeights.of(config, stored, p));
+        }
+        st.useCpu(new CpuDecoding(config, w, steps, rope));
+        return true;
+    }
+
+    /** Tokens [1, t] through the plain-Java steps of {@code st}: logits [1, t, V] attached to {@code out}. */
+    private NDArray decodeInJava(NDManager out, DecoderState st, long[][] tokens) {
+        if (tokens.length != 1) {
+            throw new IllegalArgumentException("a state decoding in plain Java takes one sequence, found a batch of "
+                    + tokens.length);
+        }
+        int t = tokens[0].length;
+        int v = config.vocabSize();
+        if (st.position() + t > config.maxPositionEmbeddings()) {
+            throw new InputException("positions " + st.position() + ".." + (st.position() + t - 1) + " exceed the "
+                    + "model's max_position_embeddings " + config.maxPositionEmbeddings() + " (config.json)");
+        }
+        for (long id : tokens[0]) {
+            if (id < 0 || id >= v) {
+                throw new InputException("token id " + id + " is outside the vocabulary [0, " + v + ")");
+            }
+        }
+        float[] all = t == 1 ? null : new float[t * v];
+        float[] last = null;
+        for (int j = 0; j < t; j++) {
+            last = st.cpu().step(tokens[0][j], st.position());
+            st.advance(1);
+            if (all != null) {
+                System.arraycopy(last, 0, all, j * v, v);
+            }
+        }
+        return NativeArrays.floats(out, all != null ? all : last, new Shape(1, t, v)); // [B = 1, t, V]
     }
 
     /** Column j of tokens [B, t] as [B, 1]. */

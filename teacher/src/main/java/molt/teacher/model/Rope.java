@@ -76,18 +76,32 @@ public final class Rope {
     }
 
     private NDArray table(NDManager m, long start, int t, boolean cos) {
-        int half = headDim / 2;
         float[] v = new float[t * headDim];
+        float[] c = new float[headDim];
+        float[] s = new float[headDim];
         for (int p = 0; p < t; p++) {
-            for (int i = 0; i < half; i++) {
-                // As transformers does: inv_freq and the angle position * inv_freq in fp32, cos/sin of that angle.
-                float a = (float) (start + p) * invFreq[i];
-                float x = (float) (cos ? Math.cos(a) : Math.sin(a));
-                v[p * headDim + i] = cos ? x : -x;
-                v[p * headDim + half + i] = x;
-            }
+            row(start + p, c, s);
+            System.arraycopy(cos ? c : s, 0, v, p * headDim, headDim);
         }
         return NativeArrays.floats(m, v, new Shape(t, headDim));
+    }
+
+    /**
+     * One position's rows of the tables in plain Java: cos [D] and the signed sine (-sin, sin) [D], the values
+     * {@link #cos} and {@link #sin} hold for it.
+     */
+    public void row(long position, float[] cos, float[] sin) {
+        int half = headDim / 2;
+        for (int i = 0; i < half; i++) {
+            // As transformers does: inv_freq and the angle position * inv_freq in fp32, cos/sin of that angle.
+            float a = (float) position * invFreq[i];
+            float c = (float) Math.cos(a);
+            float s = (float) Math.sin(a);
+            cos[i] = c;
+            cos[half + i] = c;
+            sin[i] = -s;
+            sin[half + i] = s;
+        }
     }
 
     /** The inverse rotation, x * cos - rotate_half(x) * sin: recovers the projection from a rotated q or k. */

@@ -50,6 +50,19 @@ public final class SoftmaxAttention implements AttentionCore {
         return LlamaBlocks.softmaxAttention(scope, in.q(), k, v, start, false).get(0);
     }
 
+    /** {@link molt.teacher.cpu.SoftmaxStep} holding a copy of the prefilled cache (batch 1 only, else null). */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        KvState kv = (KvState) prefilled;
+        long[] dims = kv.dims(); // {B, Hkv, D}
+        if (dims == null || dims[0] != 1) {
+            return null;
+        }
+        float[][] cached = kv.values();
+        return new molt.teacher.cpu.SoftmaxStep(Math.toIntExact(dims[1] * kvGroups), Math.toIntExact(dims[1]),
+                Math.toIntExact(dims[2]), cached[0], cached[1], Math.toIntExact(kv.length()));
+    }
+
     @Override
     public boolean stepsMany() {
         return true;
