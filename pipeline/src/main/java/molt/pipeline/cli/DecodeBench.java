@@ -12,6 +12,7 @@ import molt.student.StudentCheckpoint;
 import molt.teacher.InputException;
 import molt.teacher.LlamaConfig;
 import molt.teacher.LlamaWeights;
+import molt.teacher.model.DecodeEngine;
 import molt.teacher.model.LanguageModel;
 import molt.teacher.model.LlamaModel;
 import picocli.CommandLine.Command;
@@ -53,6 +54,12 @@ final class DecodeBench implements Callable<Integer> {
                     + "rule for the model's size.")
     List<Integer> threads;
 
+    @Option(names = "--engine", split = ",", defaultValue = "auto",
+            description = "Where decoding steps run: auto, djl (libtorch ops) or java (plain Java, CPU); several "
+                    + "(djl,java) are measured one after the other, the teacher on the same one. Default: "
+                    + "${DEFAULT-VALUE}.")
+    List<String> engines;
+
     @Option(names = "--warmup-seconds", defaultValue = "60",
             description = "Longest warm-up per model. Default: ${DEFAULT-VALUE}.")
     double warmupSeconds;
@@ -60,8 +67,8 @@ final class DecodeBench implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto. Default: ${DEFAULT-VALUE}.")
     String device;
 
-    /** One model's measurement at one context. */
-    record Point(double tokensPerSecond, long stateBytes) {
+    /** One model's measurement at one context, and where its steps ran. */
+    record Point(double tokensPerSecond, long stateBytes, String engine) {
     }
 
     @Override
@@ -73,6 +80,7 @@ final class DecodeBench implements Callable<Integer> {
         if (threads != null && threads.stream().anyMatch(t -> t < 1)) {
             throw new InputException("--threads: expected counts >= 1, found " + threads);
         }
+        List<DecodeEngine> chosen = engines.stream().map(DecodeEngine::parse).toList();
         LlamaConfig cfg = Models.config(model);
         Path teacherDir = teacher != null ? teacher
                 : StudentCheckpoint.isStudent(model) ? StudentCheckpoint.basePath(model) : null;
@@ -107,31 +115,39 @@ final class DecodeBench implements Callable<Integer> {
             }
             System.out.printf("per context c: prefill c-%d random tokens, %d untimed steps, %d timed steps in windows "
                     + "of %d (median); state bytes at c tokens%n", tokens + SETTLE, SETTLE, tokens, DecodeTiming.WINDOW);
-            for (int n : counts) {
-                try (DecodeThreads.Scope s = DecodeThreads.use(cfg, threads != null ? n : null)) {
-                    measure(m, t, s.threads());
+            for (DecodeEngine e : chosen) {
+                m.setDecodeEngine(e);
+                if (t != null) {
+                    t.setDecodeEngine(e);
+                }
+                for (int n : counts) {
+                    try (DecodeThreads.Scope s = DecodeThreads.use(cfg, threads != null ? n : null)) {
+                        measure(m, t, s.threads(), e);
+                    }
                 }
             }
         }
         return 0;
     }
 
-    private void measure(LanguageModel m, LanguageModel t, int n) {
+    private void measure(LanguageModel m, LanguageModel t, int n, DecodeEngine engine) {
         long maxNanos = (long) (warmupSeconds * 1e9);
         DecodeTiming.WarmUp wm = DecodeTiming.warmUp(m, maxNanos);
-        String warm = String.format("warm-up with %d thread%s: model %s", n, n == 1 ? "" : "s", describe(wm));
+        String warm = String.format("warm-up with %d thread%s, engine %s: model %s", n, n == 1 ? "" : "s",
+                engine.setting(), describe(wm));
         DecodeTiming.WarmUp wt = null;
         if (t != null) {
             wt = DecodeTiming.warmUp(t, maxNanos);
             warm += "; teacher " + describe(wt);
         }
         System.out.println(warm);
-        System.out.printf("%-8s %-8s %14s %14s %14s %16s %16s%n", "context", "threads", "model tok/s",
-                "teacher tok/s", "model/teacher", "model state B", "teacher state B");
+        System.out.printf("%-8s %-8s %-10s %14s %14s %14s %16s %16s%n", "context", "threads", "steps in",
+                "model tok/s", "teacher tok/s", "model/teacher", "model state B", "teacher state B");
         for (int c : contexts) {
             Point a = point(m, c);
             Point b = t == null ? null : point(t, c);
-            System.out.printf("%-8d %-8d %14.1f %14s %14s %16d %16s%n", c, n, a.tokensPerSecond(),
+            System.out.printf("%-8d %-8d %-10s %14.1f %14s %14s %16d %16s%n", c, n,
+                    a.engine() + (b == null ? "" : "/" + b.engine()), a.tokensPerSecond(),
                     b == null ? "-" : String.format("%.1f", b.tokensPerSecond()),
                     b == null ? "-" : String.format("%.2f", a.tokensPerSecond() / b.tokensPerSecond()),
                     a.stateBytes(), b == null ? "-" : String.valueOf(b.stateBytes()));
@@ -154,7 +170,7 @@ final class DecodeBench implements Callable<Integer> {
                 token = DecodeTiming.step(model, mgr, st, token);
             }
             double[] rates = DecodeTiming.windows(model, mgr, st, token, tokens / DecodeTiming.WINDOW);
-            return new Point(DecodeTiming.median(rates), st.bytes());
+            return new Point(DecodeTiming.median(rates), st.bytes(), st.engine());
         }
     }
 

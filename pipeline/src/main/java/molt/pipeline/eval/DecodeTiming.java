@@ -16,6 +16,12 @@ public final class DecodeTiming {
     public static final int WINDOW = 32;
     /** Warm-up ends once two consecutive windows' rates are within this fraction of each other. */
     public static final double STEADY = 0.03;
+    /**
+     * Warm-up runs at least this long before it may end: steps in plain Java ({@code DecodeEngine}) run at a steady
+     * but lower rate while the JIT is still compiling them (measured: a quickstart student "steady" after 128 steps
+     * in 72 ms then decoded at 2,250 tokens/s, against 4,800 a second later).
+     */
+    public static final long MIN_NANOS = 1_000_000_000L;
 
     /** How the warm-up went: its time, its steps, and whether it ended steady (not at its limits). */
     public record WarmUp(long nanos, int steps, boolean steady) {
@@ -72,7 +78,7 @@ public final class DecodeTiming {
     /**
      * Warms a model up on a state of its own: a prefill of 64 tokens (fewer for models with few positions), then
      * windows of single steps until two consecutive windows' rates are within {@link #STEADY} (at least three
-     * windows), or until {@code maxNanos} or the model's positions run out.
+     * windows and {@link #MIN_NANOS}), or until {@code maxNanos} or the model's positions run out.
      */
     public static WarmUp warmUp(LanguageModel model, long maxNanos) {
         int positions = model.config().maxPositionEmbeddings();
@@ -93,7 +99,8 @@ public final class DecodeTiming {
                 steps += WINDOW;
                 windows++;
                 token = 1; // any id: the rate does not depend on it
-                if (windows >= 3 && Math.abs(rate - previous) <= STEADY * previous) {
+                if (windows >= 3 && System.nanoTime() - t0 >= Math.min(MIN_NANOS, maxNanos)
+                        && Math.abs(rate - previous) <= STEADY * previous) {
                     steady = true;
                     break;
                 }

@@ -42,24 +42,42 @@ class DecodeBenchTest {
                 "48,128", "--tokens", "32", "--threads", "1", "--warmup-seconds", "2");
         assertEquals(0, r.exit(), r.err());
         String out = r.out();
-        for (String column : List.of("context", "threads", "model tok/s", "teacher tok/s", "model/teacher",
-                "model state B", "teacher state B")) {
+        for (String column : List.of("context", "threads", "steps in", "model tok/s", "teacher tok/s",
+                "model/teacher", "model state B", "teacher state B")) {
             assertTrue(out.contains(column), column + " missing in:\n" + out);
         }
-        assertTrue(out.contains("warm-up with 1 thread: model "), out);
+        assertTrue(out.contains("warm-up with 1 thread, engine auto: model "), out);
         assertTrue(out.contains("teacher: " + teacher), out);
         List<String> rows = out.lines().filter(l -> l.startsWith("48 ") || l.startsWith("128 ")).toList();
         assertEquals(2, rows.size(), out);
         for (String row : rows) {
             String[] f = row.trim().split("\\s+");
-            assertEquals(7, f.length, row);
-            assertTrue(Double.parseDouble(f[2]) > 0 && Double.parseDouble(f[3]) > 0, row);
+            assertEquals(8, f.length, row);
+            assertEquals("java/java", f[2], "a model this small decodes in plain Java: " + row);
+            assertTrue(Double.parseDouble(f[3]) > 0 && Double.parseDouble(f[4]) > 0, row);
             // The teacher's KV cache holds every token (2 layers x k, v x 2 heads x c x 8 dims x 4 bytes); the
             // student's state does not grow with the context.
             long c = Long.parseLong(f[0]);
-            assertEquals(2L * 2 * 2 * c * 8 * 4, Long.parseLong(f[6]), row);
+            assertEquals(2L * 2 * 2 * c * 8 * 4, Long.parseLong(f[7]), row);
         }
-        assertEquals(rows.get(0).trim().split("\\s+")[5], rows.get(1).trim().split("\\s+")[5], out);
+        assertEquals(rows.get(0).trim().split("\\s+")[6], rows.get(1).trim().split("\\s+")[6], out);
+    }
+
+    @Test
+    void enginesSideBySideAndABadEngineIsOneLine() {
+        CliTestSupport.Run r = CliTestSupport.run("bench", "decode", "--model", student.toString(), "--contexts",
+                "48", "--tokens", "32", "--threads", "1", "--warmup-seconds", "1", "--engine", "djl,java");
+        assertEquals(0, r.exit(), r.err());
+        List<String> rows = r.out().lines().filter(l -> l.startsWith("48 ")).toList();
+        assertEquals(2, rows.size(), r.out());
+        assertEquals("djl/djl", rows.get(0).trim().split("\\s+")[2], r.out());
+        assertEquals("java/java", rows.get(1).trim().split("\\s+")[2], r.out());
+        // The same state size whichever engine steps.
+        assertEquals(rows.get(0).trim().split("\\s+")[7], rows.get(1).trim().split("\\s+")[7], r.out());
+        CliTestSupport.Run bad = CliTestSupport.run("bench", "decode", "--model", student.toString(), "--engine", "fast");
+        assertEquals(2, bad.exit(), bad.err());
+        assertEquals(1, bad.err().lines().filter(l -> !l.isBlank()).count(), bad.err());
+        assertTrue(bad.err().contains("expected auto, djl or java, found 'fast'"), bad.err());
     }
 
     @Test

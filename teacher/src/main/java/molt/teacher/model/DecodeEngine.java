@@ -20,10 +20,13 @@ public enum DecodeEngine {
     JAVA("java");
 
     /**
-     * AUTO's limit: models with at most this many parameters decode in Java (the copy of the weights it needs costs
-     * 4 bytes per parameter). Measured with {@code molt bench decode --engine djl,java} (docs/BENCHMARKS.md).
+     * AUTO's limit: models with at most this many parameters decode in plain Java. Measured on the 2-core CPU
+     * machine, idle, context 512 ({@code molt bench decode --engine djl,java --threads 1,2}, docs/BENCHMARKS.md):
+     * Java against libtorch at one thread was 2.3 : 1 at 0.5M parameters (the quickstart), 1.2 : 1 at 3.5M, 1.05 : 1
+     * at 7.6M and 0.68 : 1 at 36M; a step in Java runs its products at about 8 GFLOP/s on one core, so above a few
+     * million parameters libtorch's faster products win. The Java copy of the weights costs 4 bytes per parameter.
      */
-    public static final long AUTO_MAX_PARAMETERS = 600_000_000L;
+    public static final long AUTO_MAX_PARAMETERS = 4_000_000L;
 
     private final String setting;
 

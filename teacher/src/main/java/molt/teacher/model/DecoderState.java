@@ -57,7 +57,7 @@ public final class DecoderState implements LanguageModel.DecodingState {
         engineOnly = true;
     }
 
-    /** Where its steps run now: {@code java} or {@code djl}. */
+    @Override
     public String engine() {
         return cpu != null ? DecodeEngine.JAVA.setting() : DecodeEngine.DJL.setting();
     }

@@ -39,6 +39,9 @@ public interface LanguageModel extends AutoCloseable {
         /** Bytes of memory the state holds. */
         long bytes();
 
+        /** Where its decoding steps run now ({@link DecodeEngine}): {@code java} or {@code djl}. */
+        String engine();
+
         @Override
         void close();
     }

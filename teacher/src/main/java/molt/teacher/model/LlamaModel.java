@@ -653,14 +653,15 @@ public final class LlamaModel implements LanguageModel {
     }
 
     /**
-     * Whether a step on {@code st} can run in plain Java ({@link DecodeEngine}): after a prefill, one sequence, on
-     * the CPU, F32 frozen weights that do not train, every core with a Java form. If so the state switches (its
-     * per-layer states copied into Java) and true is returned; a state found unable never asks again.
+     * Whether a single-token step on {@code st} can run in plain Java ({@link DecodeEngine}): after a prefill, one
+     * sequence, on the CPU, F32 frozen weights that do not train, every core with a Java form. If so the state
+     * switches (its per-layer states copied into Java) and true is returned; a state found unable never asks again.
      */
     private boolean switchToCpu(DecoderState st, long[][] tokens, List<? extends AttentionCore> cores,
                                 Projector projector) {
         DecodeEngine engine = decodeEngine;
-        if (engine == DecodeEngine.DJL || st.engineOnly() || st.position() == 0) {
+        // Only a single-token step switches: a prompt fed in pieces stays on the engine, whose products are large.
+        if (engine == DecodeEngine.DJL || st.engineOnly() || st.position() == 0 || tokens[0].length != 1) {
             return false;
         }
         String why = tokens.length != 1 ? "a batch of " + tokens.length

@@ -1,0 +1,174 @@
+package molt.student;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import molt.student.lora.LoraConfig;
+import molt.student.mixer.MixerSettings;
+import molt.teacher.model.DecodeEngine;
+import molt.teacher.model.DecoderState;
+import molt.teacher.model.LanguageModel;
+import molt.teacher.model.LlamaModel;
+import molt.teacher.testing.TinyCheckpoints;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Students decoding in plain Java (hedgehog, hedgehog_window and kept softmax layers, {@code HedgehogStep}) against
+ * the engine's steps and the parallel forward, with LoRA merged, GQA, windows that fill and slide many times.
+ */
+class JavaDecodingTest {
+    /** Feature dim 4, window 5, chunk 8: a 70-token sequence slides the window many times. */
+    private static final MixerSettings SETTINGS = new MixerSettings(4, 5, 8, -1.0);
+    private static final int T = 70;
+
+    @TempDir
+    static Path tmp;
+    static Path gqa;
+    static Path mha;
+
+    @BeforeAll
+    static void teachers() {
+        gqa = TinyCheckpoints.builder().layers(3).heads(4, 2).write(tmp.resolve("gqa"));
+        mha = TinyCheckpoints.builder().layers(3).heads(4, 4).write(tmp.resolve("mha"));
+    }
+
+    private static StudentModel student(Path teacher, List<String> plan, boolean lora) {
+        StudentModel s = StudentModel.create(LlamaModel.load(teacher, Device.cpu()), teacher, new StudentPlan(plan),
+                SETTINGS);
+        randomize(s.mixerParameters(), 11, 0.5);
+        if (lora) {
+            s.enableLora(new LoraConfig(2, 4, 0, List.of("q", "k", "v", "o", "gate", "up", "down")), 5);
+            randomize(s.loraParameters(), 12, 0.3); // B != 0: the update changes the function
+        }
+        return s;
+    }
+
+    private static void randomize(Map<String, NDArray> params, long seed, double sd) {
+        Random r = new Random(seed);
+        for (NDArray p : params.values()) {
+            float[] v = new float[Math.toIntExact(p.size())];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (sd * r.nextGaussian());
+            }
+            p.set(v);
+        }
+    }
+
+    private static long[] tokens(int t, int vocab, long seed) {
+        Random r = new Random(seed);
+        long[] x = new long[t];
+        for (int i = 0; i < t; i++) {
+            x[i] = r.nextInt(vocab);
+        }
+        return x;
+    }
+
+    /** Logits [t, V]: prefill p tokens, single steps up to {@code many}, the rest in one call. */
+    private static float[] decode(LanguageModel m, DecodeEngine engine, long[] toks, int p, int many, String where) {
+        int v = m.config().vocabSize();
+        float[] out = new float[toks.length * v];
+        m.setDecodeEngine(engine);
+        try (NDManager nd = NDManager.newBaseManager(Device.cpu()); DecoderState st = (DecoderState) m.newState()) {
+            System.arraycopy(m.decode(nd, st, new long[][] {Arrays.copyOf(toks, p)}).toFloatArray(), 0, out, 0, p * v);
+            for (int i = p; i < many; i++) {
+                System.arraycopy(m.decode(nd, st, new long[][] {{toks[i]}}).toFloatArray(), 0, out, i * v, v);
+            }
+            long[] rest = Arrays.copyOfRange(toks, many, toks.length);
+            System.arraycopy(m.decode(nd, st, new long[][] {rest}).toFloatArray(), 0, out, many * v, rest.length * v);
+            assertEquals(where, st.engine());
+        } finally {
+            m.setDecodeEngine(DecodeEngine.AUTO);
+        }
+        return out;
+    }
+
+    private static double relErr(float[] a, float[] b) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < a.length; i++) {
+            num += (a[i] - (double) b[i]) * (a[i] - (double) b[i]);
+            den += (double) b[i] * b[i];
+        }
+        return Math.sqrt(num / den);
+    }
+
+    private static float[] parallel(StudentModel s, long[] toks) {
+        try (NDManager nd = NDManager.newBaseManager(Device.cpu())) {
+            return s.logits(nd, new long[][] {toks}).toFloatArray();
+        }
+    }
+
+    @ParameterizedTest(name = "prefill {0}")
+    @ValueSource(ints = {1, 3, 5, 6, 17})
+    void hybridWithLoraDecodesInJavaLikeTheEngine(int prefill) {
+        for (Path teacher : new Path[] {gqa, mha}) {
+            try (StudentModel s = student(teacher, List.of("hedgehog_window", "softmax", "hedgehog"), true)) {
+                long[] toks = tokens(T, s.config().vocabSize(), prefill);
+                float[] full = parallel(s, toks);
+                float[] engine = decode(s, DecodeEngine.DJL, toks, prefill, 50, "djl");
+                float[] java = decode(s, DecodeEngine.JAVA, toks, prefill, 50, "java");
+                double vsEngine = relErr(java, engine);
+                double vsFull = relErr(java, full);
+                assertTrue(vsEngine < 1e-5, teacher.getFileName() + " prefill " + prefill + ": java vs engine "
+                        + vsEngine);
+                assertTrue(vsFull < 1e-4, teacher.getFileName() + " prefill " + prefill + ": java vs parallel "
+                        + vsFull);
+            }
+        }
+    }
+
+    @Test
+    void stateBytesMatchTheEngineAndStopGrowing() {
+        try (StudentModel s = student(gqa, List.of("hedgehog_window", "hedgehog_window", "hedgehog"), false);
+             NDManager nd = NDManager.newBaseManager(Device.cpu())) {
+            long[] bytes = new long[4];
+            int i = 0;
+            for (DecodeEngine e : new DecodeEngine[] {DecodeEngine.DJL, DecodeEngine.JAVA}) {
+                s.setDecodeEngine(e);
+                for (int context : new int[] {3, 40}) {
+                    try (DecoderState st = s.newState()) {
+                        s.decode(nd, st, new long[][] {tokens(context, 64, context)}).close();
+                        for (int j = 0; j < 20; j++) {
+                            s.decode(nd, st, new long[][] {{j}}).close();
+                        }
+                        bytes[i++] = st.bytes();
+                    }
+                }
+            }
+            s.setDecodeEngine(DecodeEngine.AUTO);
+            assertEquals(bytes[0], bytes[2], "engine vs java after 23 tokens");
+            assertEquals(bytes[1], bytes[3], "engine vs java after 60 tokens");
+            assertEquals(bytes[0], bytes[1], "the state stops growing once the window is full");
+        }
+    }
+
+    @Test
+    void changedAdaptersAreMergedAgainAndOtherFamiliesStayOnTheEngine() {
+        try (StudentModel s = student(gqa, List.of("hedgehog_window", "softmax", "hedgehog"), true)) {
+            long[] toks = tokens(20, s.config().vocabSize(), 3);
+            decode(s, DecodeEngine.AUTO, toks, 4, 10, "java"); // merges the adapters as they are now
+            s.setLoraTrainable(true);
+            randomize(s.loraParameters(), 99, 0.3);
+            s.setLoraTrainable(false);
+            float[] java = decode(s, DecodeEngine.AUTO, toks, 4, 10, "java");
+            assertTrue(relErr(java, parallel(s, toks)) < 1e-4, "after new adapter values");
+        }
+        try (StudentModel s = student(gqa, List.of("hedgehog_window", "gla", "softmax"), false)) {
+            long[] toks = tokens(20, s.config().vocabSize(), 4);
+            float[] auto = decode(s, DecodeEngine.AUTO, toks, 4, 10, "djl");
+            assertTrue(relErr(auto, parallel(s, toks)) < 1e-4);
+        }
+    }
+}
