@@ -3,6 +3,7 @@ package molt.pipeline.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import molt.pipeline.config.ConfigLoader;
 import molt.pipeline.config.RunConfig;
@@ -56,9 +57,16 @@ public final class ValidateCommand implements Callable<Integer> {
                 teacher, mixers, 100.0 * mixers / teacher, second, 100.0 * second / teacher,
                 trainMixers ? " (adapters and mixers: train_mixers)" : "");
         for (var v : cfg.variants()) {
-            System.out.printf("# variant %s: plan %s; LoRA rank %d%s%n", v.name(),
+            List<String> own = new java.util.ArrayList<>();
+            for (int i = 0; i < cfg.stages().size(); i++) {
+                if (!v.stagesOf(cfg).get(i).equals(cfg.stages().get(i))) {
+                    own.add(cfg.stages().get(i).name());
+                }
+            }
+            System.out.printf("# variant %s: plan %s; LoRA rank %d%s%s%n", v.name(),
                     String.join(", ", v.student().plan(c.numLayers()).layers()), v.lora().rank(),
-                    v.skip().isEmpty() ? "" : "; skips " + String.join(", ", v.skip()));
+                    v.skip().isEmpty() ? "" : "; skips " + String.join(", ", v.skip()),
+                    own.isEmpty() ? "" : "; its own settings for " + String.join(", ", own));
         }
         System.out.printf("# memory estimate: %.2f GiB peak (%s frozen weights %.2f GiB; attention transfer step %.2f GiB, "
                 + "LoRA step %.2f GiB, each with the trained parameters' AdamW state and the arrays of one %d-token "

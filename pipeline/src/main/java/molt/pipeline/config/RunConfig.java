@@ -31,16 +31,26 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
      * with some changed, and some training stages skipped; everything else (teacher, data, budgets, seeds) is the
      * run's own, so only what the variant names differs.
      */
-    public record Variant(String name, String description, Student student, Lora lora, List<String> skip) {
+    public record Variant(String name, String description, Student student, Lora lora, List<String> skip,
+                          List<StageSpec> stages) {
+        /** A variant with the run's stages as they are. */
+        public Variant(String name, String description, Student student, Lora lora, List<String> skip) {
+            this(name, description, student, lora, skip, null);
+        }
+
+        /** Its stages: the run's, with the settings the variant overrides ({@code stages:} in its YAML). */
+        public List<StageSpec> stagesOf(RunConfig run) {
+            return stages == null ? run.stages() : stages;
+        }
     }
 
     /** The names no variant may take: the evaluation's rows for the teacher and the run's own student. */
     public static final Set<String> RESERVED_NAMES = Set.of("teacher", "student");
 
-    /** The config a variant's stages see: this run's, with the variant's student and LoRA settings. */
+    /** The config a variant's stages see: this run's, with the variant's student, LoRA and stage settings. */
     public RunConfig forVariant(Variant v) {
         return new RunConfig(name, outputDir, seed, device, threads, precision, checkpoint, teacher, teacherCache, data,
-                v.student(), v.lora(), stages, List.of());
+                v.student(), v.lora(), v.stagesOf(this), List.of());
     }
 
     /** {@code threads} before {@link #resolveAuto}: chosen by the teacher's size. */
@@ -177,8 +187,9 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         ObjectNode loraRaw = b.object("lora").raw();
         Student student = student(b.object("student"));
         Lora lora = lora(b.object("lora"));
+        List<ObjectNode> stagesRaw = b.objects("stages").stream().map(Binder::raw).toList();
         List<StageSpec> stages = stages(b);
-        List<Variant> variants = variants(b.object("variants"), studentRaw, loraRaw, stages);
+        List<Variant> variants = variants(b.object("variants"), studentRaw, loraRaw, stages, stagesRaw);
         checkPretraining(b, stages, teacherPath);
         b.finish();
         return new RunConfig(name, out, seed, device, threads, precision, checkpoint,
@@ -276,7 +287,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
     }
 
     private static List<Variant> variants(Binder vs, ObjectNode studentRaw, ObjectNode loraRaw,
-                                          List<StageSpec> stages) {
+                                          List<StageSpec> stages, List<ObjectNode> stagesRaw) {
         List<Variant> out = new ArrayList<>();
         for (java.util.Iterator<String> it = vs.raw().fieldNames(); it.hasNext(); ) {
             String vname = it.next();
@@ -296,11 +307,51 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
                             + s + "'");
                 }
             }
+            List<StageSpec> own = variantStages(v.object("stages"), stages, stagesRaw, skip);
             v.finish();
-            out.add(new Variant(vname, description, student, lora, List.copyOf(skip)));
+            out.add(new Variant(vname, description, student, lora, List.copyOf(skip), own));
         }
         vs.finish();
         return out;
+    }
+
+    /**
+     * A variant's {@code stages:} mapping, stage name -> settings merged over that stage's own (learning rate, tokens,
+     * loss weights, train_mixers, ...): the run's stage list with those stages bound again, or null when it names
+     * none. Only the run's training stages can be named, not ones the variant skips; name and type stay.
+     */
+    private static List<StageSpec> variantStages(Binder overrides, List<StageSpec> stages, List<ObjectNode> stagesRaw,
+                                                 List<String> skip) {
+        List<String> names = new ArrayList<>();
+        overrides.raw().fieldNames().forEachRemaining(names::add);
+        if (names.isEmpty()) {
+            overrides.finish();
+            return null;
+        }
+        List<StageSpec> own = new ArrayList<>(stages);
+        for (String stageName : names) {
+            int i = 0;
+            while (i < stages.size() && !stages.get(i).name().equals(stageName)) {
+                i++;
+            }
+            if (i == stages.size() || !stages.get(i).trains() || stages.get(i) instanceof TeacherPretrainSpec) {
+                throw overrides.error(stageName, "expected the name of one of the run's attention_transfer or "
+                        + "lora_finetune stages, found '" + stageName + "'");
+            }
+            if (skip.contains(stageName)) {
+                throw overrides.error(stageName, "the variant skips stage '" + stageName + "': nothing to override");
+            }
+            Binder merged = overrides.mergedOnto(stageName, stagesRaw.get(i));
+            for (String fixed : List.of("name", "type")) {
+                if (overrides.object(stageName).raw().has(fixed)) {
+                    throw overrides.object(stageName).error(fixed, "a variant overrides a stage's settings, not its "
+                            + fixed);
+                }
+            }
+            own.set(i, StageTypes.bind(merged));
+        }
+        overrides.finish();
+        return List.copyOf(own);
     }
 
     private static Lora lora(Binder l) {
@@ -404,6 +455,15 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             lora(n.putObject("lora"), v.lora());
             ArrayNode skip = n.putArray("skip");
             v.skip().forEach(skip::add);
+            List<StageSpec> vstages = v.stagesOf(this);
+            ObjectNode own = null; // only when the variant overrides a stage: older resolved configs stay as they were
+            for (int i = 0; i < stages.size(); i++) {
+                StageSpec st = vstages.get(i);
+                if (!st.equals(stages.get(i))) {
+                    own = own != null ? own : n.putObject("stages");
+                    st.toJson(own.putObject(st.name()).put("name", st.name()).put("type", st.type()));
+                }
+            }
         }
         return r;
     }

@@ -42,14 +42,16 @@ public final class Preflight {
         }
         checkAutoSoftmax(cfg.student(), cfg.stages(), List.of(), c, "the student");
         for (RunConfig.Variant v : cfg.variants()) {
-            checkAutoSoftmax(v.student(), cfg.stages(), v.skip(), c, "variant '" + v.name() + "'");
+            checkAutoSoftmax(v.student(), v.stagesOf(cfg), v.skip(), c, "variant '" + v.name() + "'");
         }
         for (StageSpec s : cfg.stages()) {
             if (s instanceof AttentionTransferSpec a && a.layerGroups() > 0) {
                 checkLayerGroups(a, cfg.student().plan(c.numLayers()), "the student");
                 for (RunConfig.Variant v : cfg.variants()) {
-                    if (!v.skip().contains(s.name())) {
-                        checkLayerGroups(a, v.student().plan(c.numLayers()), "variant '" + v.name() + "'");
+                    if (!v.skip().contains(s.name())
+                            && v.stagesOf(cfg).get(cfg.stages().indexOf(s)) instanceof AttentionTransferSpec va
+                            && va.layerGroups() > 0) {
+                        checkLayerGroups(va, v.student().plan(c.numLayers()), "variant '" + v.name() + "'");
                     }
                 }
             }

@@ -485,7 +485,7 @@ public final class Runner {
         }
         for (RunConfig.Variant v : cfg.variants()) {
             RunConfig vc = cfg.forVariant(v);
-            for (StageSpec s : cfg.stages()) {
+            for (StageSpec s : vc.stages()) { // the variant's own settings where it overrides a stage
                 if (s.perStudent() && !v.skip().contains(s.name())) {
                     jobs.add(new Job(v.name() + "/" + s.name(), v.name(), vc, s));
                 }

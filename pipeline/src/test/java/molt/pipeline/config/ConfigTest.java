@@ -110,6 +110,54 @@ class ConfigTest {
     }
 
     @Test
+    void variantsOverrideTheirOwnStageSettings(@TempDir Path dir) throws Exception {
+        Path f = write(dir, "v.yaml", MINIMAL.replace("    tokens: 1000\n", "    tokens: 1000\n    lr: 0.01\n") + """
+                variants:
+                  slow:
+                    student: {mixer: mamba2}
+                    stages:
+                      transfer: {lr: 0.001, tokens: 4000}
+                  same:
+                    student: {mixer: hedgehog}
+                """);
+        RunConfig c = ConfigLoader.load(f, List.of());
+        RunConfig.Variant slow = c.variants().get(0);
+        AttentionTransferSpec own = (AttentionTransferSpec) slow.stagesOf(c).get(0);
+        assertEquals(0.001, own.training().lr());
+        assertEquals(4000, own.training().tokens());
+        assertEquals(((AttentionTransferSpec) c.stages().get(0)).training().mseWeight(), own.training().mseWeight(),
+                "what the variant does not name is the run's");
+        assertEquals(0.01, ((AttentionTransferSpec) c.stages().get(0)).training().lr(), "the run's stage is unchanged");
+        assertEquals(own, c.forVariant(slow).stages().get(0), "the variant's config carries its stages");
+        assertEquals(c.stages(), c.variants().get(1).stagesOf(c));
+        var json = c.toJson().path("variants");
+        assertEquals(0.001, json.path("slow").path("stages").path("transfer").path("lr").asDouble());
+        assertTrue(json.path("same").path("stages").isMissingNode(), "no override, no stages key: " + json);
+        // --set reaches a variant's stage too, and a different override is a different resolved config.
+        RunConfig set = ConfigLoader.load(f, List.of("variants.slow.stages.transfer.lr=0.002"));
+        assertEquals(0.002, ((AttentionTransferSpec) set.variants().get(0).stagesOf(set).get(0)).training().lr());
+        assertTrue(ResolvedConfig.differences(c.toJson(), set.toJson()).contains("variants.slow.stages.transfer.lr"));
+    }
+
+    @Test
+    void badStageOverridesAreOneLineWithTheirKeyPath(@TempDir Path dir) throws Exception {
+        Path export = write(dir, "e.yaml", MINIMAL + "variants:\n  x:\n    stages:\n      export: {merged: false}\n");
+        assertTrue(error(export).contains("variants.x.stages.export") && error(export).contains("attention_transfer"),
+                error(export));
+        Path missing = write(dir, "m.yaml", MINIMAL + "variants:\n  x:\n    stages:\n      lora: {lr: 1}\n");
+        assertTrue(error(missing).contains("variants.x.stages.lora"), error(missing));
+        Path skipped = write(dir, "s.yaml", MINIMAL
+                + "variants:\n  x:\n    skip: [transfer]\n    stages:\n      transfer: {lr: 0.1}\n");
+        assertTrue(error(skipped).contains("skips stage 'transfer'"), error(skipped));
+        Path type = write(dir, "t.yaml", MINIMAL + "variants:\n  x:\n    stages:\n      transfer: {type: export}\n");
+        assertTrue(error(type).contains("variants.x.stages.transfer.type"), error(type));
+        Path key = write(dir, "k.yaml", MINIMAL + "variants:\n  x:\n    stages:\n      transfer: {learning_rate: 1}\n");
+        assertTrue(error(key).contains("learning_rate: unknown key"), error(key));
+        Path value = write(dir, "v.yaml", MINIMAL + "variants:\n  x:\n    stages:\n      transfer: {tokens: many}\n");
+        assertTrue(error(value).contains("v.yaml:") && error(value).contains("tokens"), error(value));
+    }
+
+    @Test
     void badVariantsAreRefusedWithTheirKeyPath(@TempDir Path dir) throws Exception {
         Path skip = write(dir, "s.yaml", MINIMAL + "variants:\n  x:\n    skip: [export]\n");
         assertTrue(error(skip).contains("variants.x.skip") && error(skip).contains("'export'"), error(skip));
