@@ -415,7 +415,7 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         int window = (int) s.integer("window", 64, 1, 1 << 20);
         MixerSettings settings = new MixerSettings((int) s.integer("feature_dim", 64, 1, 1 << 16), window,
                 (int) s.integer("chunk_size", Math.max(64, window), 1, 1 << 20),
-                s.number("window_factor_init", -2.197, -1e3, 1e3, true));
+                s.number("window_factor_init", MixerRegistry.windowFactorInit(mixer), -1e3, 1e3, true));
         if (settings.chunkSize() < settings.window()) {
             throw s.error("chunk_size", "must be >= window (" + settings.window() + "), found " + settings.chunkSize());
         }

@@ -140,6 +140,22 @@ class ConfigTest {
     }
 
     @Test
+    void theInitialWindowFactorDefaultsToTheMixersOwn(@TempDir Path dir) throws Exception {
+        Path f = write(dir, "w.yaml", MINIMAL + """
+                variants:
+                  ssm: {student: {mixer: mamba2_window}}
+                  delta: {student: {mixer: gated_deltanet_window, window_factor_init: -1.5}}
+                """);
+        RunConfig c = ConfigLoader.load(f, List.of());
+        assertEquals(-2.197, c.student().settings().windowFactorInit(), "hedgehog_window: LoLCATs' 0.1");
+        assertEquals(1.0, c.variants().get(0).student().settings().windowFactorInit(), "mamba2_window: its own");
+        assertEquals(-1.5, c.variants().get(1).student().settings().windowFactorInit(), "a value given is kept");
+        RunConfig named = ConfigLoader.load(f, List.of("student.window_factor_init=0.5"));
+        assertEquals(0.5, named.variants().get(0).student().settings().windowFactorInit(),
+                "a variant inherits a value the run's student states");
+    }
+
+    @Test
     void badStageOverridesAreOneLineWithTheirKeyPath(@TempDir Path dir) throws Exception {
         Path export = write(dir, "e.yaml", MINIMAL + "variants:\n  x:\n    stages:\n      export: {merged: false}\n");
         assertTrue(error(export).contains("variants.x.stages.export") && error(export).contains("attention_transfer"),
@@ -252,13 +268,14 @@ class ConfigTest {
      * before stage settings became one record per type (StageSpec), and must never change by accident. They changed
      * on purpose once since: the resolved form gained {@code precision}, LoRA stages {@code recompute} (and {@code threads} may be {@code auto});
      * then attention-transfer stages {@code layer_groups}, and LoRA stages {@code train_mixers} and {@code mixer_lr};
-     * then the quickstart gained four variants (window_only, mamba2, gated_deltanet, hybrid_auto). Its teacher's cache
-     * key is unchanged, since it hashes the pretraining stage's settings, not the variants.
+     * then the quickstart gained four variants (window_only, mamba2, gated_deltanet, hybrid_auto), and the windowed
+     * SSM students' window_factor_init its own default. Its teacher's cache key is unchanged, since it hashes the
+     * pretraining stage's settings, not the variants.
      */
     @Test
     void theResolvedJsonStaysByteIdentical(@TempDir Path dir) throws Exception {
         RunConfig quickstart = ConfigLoader.load(Path.of("..", "configs", "quickstart.yaml"), List.of());
-        assertEquals("754eff6fb83a684f7228320fa5d253c310e318bdd965e96a14c2fd9e890f2924", sha256(quickstart));
+        assertEquals("bb89db253a61936fbc5d9e5c6484f040e731ac6fcbb3306b13e0468e62e94e66", sha256(quickstart));
         // The teacher cache key also hashes TeacherPretrainStage.FORMAT, the DJL and libtorch versions and the
         // thread count (it was teacher-22469ee2369b3bb5 when it hashed the settings alone).
         assertEquals(Path.of("runs/.teachers/teacher-06962b0899ee98bb"),
@@ -340,7 +357,12 @@ class ConfigTest {
         assertEquals("europarl-en", base.data().source(), "the data fragment reaches the base config");
         assertEquals(1024, base.data().seqLen());
         for (Path f : files) {
-            boolean pretrains = Files.readString(f).contains("type: teacher_pretrain");
+            boolean pretrains; // its own stages or the ones it extends make the teacher
+            try {
+                pretrains = ConfigLoader.load(f, List.of()).pretrainStage() != null;
+            } catch (InputException e) {
+                pretrains = false; // no pretraining stage: teacher.path is required
+            }
             CliTestSupport.Run r = pretrains ? CliTestSupport.run("validate", f.toString())
                     : CliTestSupport.run("validate", f.toString(), "--set", "teacher.path=" + teacher);
             assertEquals(0, r.exit(), f + ": " + r.err());

@@ -38,7 +38,7 @@ public final class MixerRegistry {
         Map<String, Shape> of(int heads, int headDim, int modelDim, MixerSettings settings);
     }
 
-    private record Entry(Factory factory, Shapes shapes) {
+    private record Entry(Factory factory, Shapes shapes, double windowFactorInit) {
     }
 
     private static final Map<String, Entry> ENTRIES = new LinkedHashMap<>();
@@ -55,10 +55,12 @@ public final class MixerRegistry {
         register(GatedDeltaNetMixer.NAME, GatedDeltaNetMixer::new, GatedDeltaNetMixer::shapes);
         register(Mamba2Mixer.NAME + "_window", (m, h, d, md, s) -> WindowedMixer.around(Mamba2Mixer.NAME + "_window", m,
                 h, new Mamba2Mixer(m, h, d, md, s), s),
-                (h, d, md, s) -> WindowedMixer.shapes(Mamba2Mixer.shapes(h, d, md, s), h, true));
+                (h, d, md, s) -> WindowedMixer.shapes(Mamba2Mixer.shapes(h, d, md, s), h, true),
+                WindowedMixer.FACTOR_INIT);
         register(GatedDeltaNetMixer.NAME + "_window", (m, h, d, md, s) -> WindowedMixer.around(
                 GatedDeltaNetMixer.NAME + "_window", m, h, new GatedDeltaNetMixer(m, h, d, md, s), s),
-                (h, d, md, s) -> WindowedMixer.shapes(GatedDeltaNetMixer.shapes(h, d, md, s), h, true));
+                (h, d, md, s) -> WindowedMixer.shapes(GatedDeltaNetMixer.shapes(h, d, md, s), h, true),
+                WindowedMixer.FACTOR_INIT);
         register(WindowedMixer.WINDOW_ONLY, (m, h, d, md, s) -> WindowedMixer.windowOnly(m, h, s),
                 (h, d, md, s) -> WindowedMixer.shapes(Map.of(), h, false));
     }
@@ -67,10 +69,24 @@ public final class MixerRegistry {
     }
 
     public static synchronized void register(String name, Factory factory, Shapes shapes) {
+        register(name, factory, shapes, MixerSettings.LOLCATS_WINDOW_FACTOR_INIT);
+    }
+
+    /** {@link #register} with the mixer's own default initial window factor ({@link #windowFactorInit}). */
+    public static synchronized void register(String name, Factory factory, Shapes shapes, double windowFactorInit) {
         if (name.equals(SOFTMAX) || ENTRIES.containsKey(name)) {
             throw new IllegalArgumentException("mixer name already taken: " + name);
         }
-        ENTRIES.put(name, new Entry(factory, shapes));
+        ENTRIES.put(name, new Entry(factory, shapes, windowFactorInit));
+    }
+
+    /**
+     * The default {@code window_factor_init} of a student whose mixer is {@code name}: LoLCATs' -2.197 unless the
+     * mixer registered its own (the windowed SSM and delta-rule mixers: {@link WindowedMixer#FACTOR_INIT}).
+     */
+    public static synchronized double windowFactorInit(String name) {
+        Entry e = ENTRIES.get(name);
+        return e == null ? MixerSettings.LOLCATS_WINDOW_FACTOR_INIT : e.windowFactorInit();
     }
 
     /** Registered mixer names (not including {@link #SOFTMAX}). */

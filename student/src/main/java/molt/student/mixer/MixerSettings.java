@@ -7,12 +7,15 @@ package molt.student.mixer;
  * @param window sliding-window size w in tokens for windowed mixers; LoLCATs uses 64
  * @param chunkSize chunk length C of the chunked training form (quadratic work only inside a chunk); for windowed
  *     mixers C must be at least w
- * @param windowFactorInit initial f_h of the window weight sigmoid(f_h); LoLCATs starts at -2.197 (factor 0.1)
+ * @param windowFactorInit initial f_h of the window weight sigmoid(f_h); LoLCATs starts at -2.197 (factor 0.1);
+ *     each mixer's default is {@link MixerRegistry#windowFactorInit}
  */
 public record MixerSettings(int featureDim, int window, int chunkSize, double windowFactorInit) {
+    /** LoLCATs' initial window factor: sigmoid(-2.197) = 0.1. */
+    public static final double LOLCATS_WINDOW_FACTOR_INIT = -2.197;
 
     public static MixerSettings lolcats() {
-        return new MixerSettings(64, 64, 64, -2.197);
+        return new MixerSettings(64, 64, 64, LOLCATS_WINDOW_FACTOR_INIT);
     }
 
     public MixerSettings {

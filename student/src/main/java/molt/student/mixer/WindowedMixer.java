@@ -14,7 +14,7 @@ import molt.teacher.model.AttentionState;
  * A mixer beside a sliding softmax window (the form LoLCATs found carries local copying), for the SSM and delta-rule
  * families: out = (1 - g_h) x inner(q, k, v) + g_h x window(q, k, v), where window is softmax attention over the w
  * most recent tokens with its own normalizer ({@link SlidingWindow}) and g_h = sigmoid(f_h), f_h a learned per-head
- * scalar started at window_factor_init (-2.197: g = 0.1, as hedgehog_window's window weight starts). The inner mixer
+ * scalar started at window_factor_init (default {@link #FACTOR_INIT}: g = 0.73). The inner mixer
  * sees every token (its state is the whole prefix); training and decoding use the same window, and the decoding
  * state is the inner state plus w keys and values ({@link WindowedState}). Without an inner mixer
  * ({@code window_only}) it is the window alone: the baseline a windowed student has to beat.
@@ -22,6 +22,16 @@ import molt.teacher.model.AttentionState;
  * <p>Shapes: q, k, v [B, H, T, D] (keys and values GQA-expanded); out [B, H, T, D]; f [H].
  */
 public final class WindowedMixer extends BaseMixer {
+    /**
+     * The default initial window factor f_h: sigmoid(1) = 0.73 of each output from the window. Here the window and
+     * the inner mixer are mixed convexly, so LoLCATs' 0.1 (made for hedgehog_window's shared normalizer, where it
+     * scales the window's exponentiated scores) leaves local copying to the inner mixer. Measured on the quickstart
+     * (teacher, data, seeds, budgets; mixers trained in the second stage; docs/BENCHMARKS.md, "Initial window
+     * weight"): from f = -2.197 to 1, mamba2_window went from perplexity 4.233 and recall@16 0.587 to 4.182 and
+     * 0.835, gated_deltanet_window from 4.214 and 0.587 to 4.182 and 0.804 (f = 0 and 2.197 in between or worse).
+     */
+    public static final double FACTOR_INIT = 1.0;
+
     /** The window alone: no linear or state-space part, no parameters. */
     public static final String WINDOW_ONLY = "window_only";
 
