@@ -17,6 +17,7 @@ import molt.teacher.model.DecodeEngine;
 import molt.teacher.model.DecoderState;
 import molt.teacher.model.LanguageModel;
 import molt.teacher.model.LlamaModel;
+import molt.teacher.testing.ReferenceLlama;
 import molt.teacher.testing.TinyCheckpoints;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -25,8 +26,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Students decoding in plain Java (hedgehog, hedgehog_window and kept softmax layers, {@code HedgehogStep}) against
- * the engine's steps and the parallel forward, with LoRA merged, GQA, windows that fill and slide many times.
+ * Students decoding in plain Java (hedgehog, hedgehog_window, the windowed mixers, Mamba-2, Gated DeltaNet and kept
+ * softmax layers) against the engine's steps and the parallel forward, with LoRA merged, GQA, windows that fill and
+ * slide many times.
  */
 class JavaDecodingTest {
     /** Feature dim 4, window 5, chunk 8: a 70-token sequence slides the window many times. */
@@ -95,13 +97,7 @@ class JavaDecodingTest {
     }
 
     private static double relErr(float[] a, float[] b) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < a.length; i++) {
-            num += (a[i] - (double) b[i]) * (a[i] - (double) b[i]);
-            den += (double) b[i] * b[i];
-        }
-        return Math.sqrt(num / den);
+        return ReferenceLlama.relErr(a, b);
     }
 
     private static float[] parallel(StudentModel s, long[] toks) {
@@ -126,6 +122,47 @@ class JavaDecodingTest {
                 assertTrue(vsFull < 1e-4, teacher.getFileName() + " prefill " + prefill + ": java vs parallel "
                         + vsFull);
             }
+        }
+    }
+
+    @ParameterizedTest(name = "prefill {0}")
+    @ValueSource(ints = {1, 2, 5, 9})
+    void stateSpaceAndWindowedStudentsDecodeInJavaLikeTheEngine(int prefill) {
+        List<List<String>> plans = List.of(List.of("mamba2_window", "gated_deltanet_window", "window_only"),
+                List.of("mamba2", "gated_deltanet", "softmax"));
+        for (Path teacher : new Path[] {gqa, mha}) {
+            for (List<String> plan : plans) {
+                try (StudentModel s = student(teacher, plan, true)) {
+                    long[] toks = tokens(40, s.config().vocabSize(), prefill + 7);
+                    float[] full = parallel(s, toks);
+                    float[] engine = decode(s, DecodeEngine.DJL, toks, prefill, 30, "djl");
+                    float[] java = decode(s, DecodeEngine.JAVA, toks, prefill, 30, "java");
+                    String what = teacher.getFileName() + " " + plan + " prefill " + prefill;
+                    assertTrue(relErr(java, engine) < 1e-5, what + ": java vs engine " + relErr(java, engine));
+                    assertTrue(relErr(java, full) < 1e-4, what + ": java vs parallel " + relErr(java, full));
+                }
+            }
+        }
+    }
+
+    @Test
+    void stateSpaceStateBytesMatchTheEngine() {
+        try (StudentModel s = student(gqa, List.of("mamba2_window", "gated_deltanet", "window_only"), false);
+             NDManager nd = NDManager.newBaseManager(Device.cpu())) {
+            long[] bytes = new long[2];
+            for (DecodeEngine e : new DecodeEngine[] {DecodeEngine.DJL, DecodeEngine.JAVA}) {
+                s.setDecodeEngine(e);
+                try (DecoderState st = s.newState()) {
+                    s.decode(nd, st, new long[][] {tokens(12, 64, 1)}).close();
+                    for (int j = 0; j < 9; j++) {
+                        s.decode(nd, st, new long[][] {{j}}).close();
+                    }
+                    bytes[e.ordinal() - 1] = st.bytes();
+                    assertEquals(e.setting(), st.engine());
+                }
+            }
+            s.setDecodeEngine(DecodeEngine.AUTO);
+            assertEquals(bytes[0], bytes[1], "engine vs java");
         }
     }
 
@@ -155,7 +192,7 @@ class JavaDecodingTest {
     }
 
     @Test
-    void changedAdaptersAreMergedAgainAndOtherFamiliesStayOnTheEngine() {
+    void changedAdaptersAreMergedAgainAndFamiliesWithoutAJavaStepStayOnTheEngine() {
         try (StudentModel s = student(gqa, List.of("hedgehog_window", "softmax", "hedgehog"), true)) {
             long[] toks = tokens(20, s.config().vocabSize(), 3);
             decode(s, DecodeEngine.AUTO, toks, 4, 10, "java"); // merges the adapters as they are now

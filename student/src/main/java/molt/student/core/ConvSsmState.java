@@ -48,6 +48,11 @@ public final class ConvSsmState extends MatrixState {
         return before;
     }
 
+    /** Convolution i's window of the last 3 inputs [B, H, 3, D], or null before the first token. */
+    public NDArray window(int i) {
+        return windows[i];
+    }
+
     @Override
     public long bytes() {
         return super.bytes() + bytesOf(windows);

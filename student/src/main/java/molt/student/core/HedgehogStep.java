@@ -1,7 +1,6 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import molt.teacher.cpu.CpuStep;
 import molt.teacher.cpu.Kernels;
 import molt.teacher.nd.NativeArrays;
@@ -35,14 +34,10 @@ public final class HedgehogStep implements CpuStep {
     private final float[] gate;
     private final float[] s;
     private final float[] z;
-    private final float[] keys;
-    private final float[] values;
-    private final float scale;
-    private int start;
-    private int n;
+    /** The window's keys and values; null without a window. */
+    private WindowRing ring;
     private final float[] fq;
     private final float[] fk;
-    private final float[] scores;
 
     private HedgehogStep(int heads, int d, int f, int groups, int window, float[] wq, float[] wk, float[] gate,
                          float[] s, float[] z) {
@@ -56,12 +51,8 @@ public final class HedgehogStep implements CpuStep {
         this.gate = gate;
         this.s = s;
         this.z = z;
-        this.keys = new float[heads * window * d];
-        this.values = new float[heads * window * d];
-        this.scale = (float) (1.0 / Math.sqrt(d));
         this.fq = new float[2 * f];
         this.fk = new float[2 * f];
-        this.scores = new float[window];
     }
 
     /**
@@ -85,20 +76,10 @@ public final class HedgehogStep implements CpuStep {
         }
         HedgehogStep step = new HedgehogStep(heads, d, f, groups, window, NativeArrays.values(wq),
                 NativeArrays.values(wk), gate, s, z);
-        WindowBuffer w = st.window();
-        if (window > 0 && w.size() > 0) {
-            try (NDManager scope = NDManager.newBaseManager(wq.getDevice())) {
-                NDArray k = w.keys(scope);
-                if (k.getShape().get(0) != 1) {
-                    return null;
-                }
-                float[] kv = NativeArrays.values(k); // [1, H, n, D]
-                float[] vv = NativeArrays.values(w.values(scope));
-                step.n = Math.toIntExact(w.size());
-                for (int h = 0; h < heads; h++) {
-                    System.arraycopy(kv, h * step.n * d, step.keys, h * window * d, step.n * d);
-                    System.arraycopy(vv, h * step.n * d, step.values, h * window * d, step.n * d);
-                }
+        if (window > 0) {
+            step.ring = WindowRing.of(st.window(), heads, d, window, wq.getDevice());
+            if (step.ring == null) {
+                return null;
             }
         }
         return step;
@@ -128,52 +109,27 @@ public final class HedgehogStep implements CpuStep {
     }
 
     @Override
-    public void step(float[] q, float[] k, float[] v, float[] out) {
+    public void step(Input in, float[] out) {
+        float[] q = in.q;
+        if (window > 0) { // the oldest token leaves the window for the linear term, then the new one joins it
+            ring.push(in.k, in.v, groups, (h, keys, values, off) -> {
+                phi(keys, off, wk, h, fk);
+                add(h, values, off);
+            });
+        }
         for (int h = 0; h < heads; h++) {
-            int kv = h / groups;
             int o = h * d;
             java.util.Arrays.fill(out, o, o + d, 0f);
+            float den = 0;
             if (window == 0) {
-                phi(k, kv * d, wk, h, fk);
-                add(h, v, kv * d);
-                phi(q, o, wq, h, fq);
-                Kernels.addMatVec(fq, 0, s, h * 2 * f * d, d, 2 * f, d, out, o); // phi(q) S [D]
-                float den = Kernels.dot(fq, 0, z, h * 2 * f, 2 * f);
-                divide(out, o, den);
-                continue;
-            }
-            int base = h * window * d;
-            if (n == window) { // the oldest token leaves the window for the linear term
-                phi(keys, base + start * d, wk, h, fk);
-                add(h, values, base + start * d);
-            }
-            int slot = (n == window ? start + n : start + n) % window;
-            System.arraycopy(k, kv * d, keys, base + slot * d, d);
-            System.arraycopy(v, kv * d, values, base + slot * d, d);
-            int held = Math.min(n + 1, window);
-            int first = n == window ? (start + 1) % window : start;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < held; j++) {
-                int at = base + ((first + j) % window) * d;
-                scores[j] = Kernels.dot(q, o, keys, at, d) * scale;
-                max = Math.max(max, scores[j]);
-            }
-            float sum = 0;
-            for (int j = 0; j < held; j++) {
-                float e = (float) Math.exp(scores[j] - max) * gate[h];
-                sum += e;
-                Kernels.axpy(e, values, base + ((first + j) % window) * d, out, o, d);
+                phi(in.k, (h / groups) * d, wk, h, fk);
+                add(h, in.v, (h / groups) * d);
+            } else {
+                den = ring.attend(q, o, h, gate[h], out, o); // sum_s e_s v_s into out; sum_s e_s
             }
             phi(q, o, wq, h, fq);
-            Kernels.addMatVec(fq, 0, s, h * 2 * f * d, d, 2 * f, d, out, o); // + phi(q) S
-            divide(out, o, sum + Kernels.dot(fq, 0, z, h * 2 * f, 2 * f));
-        }
-        if (window > 0) {
-            if (n == window) {
-                start = (start + 1) % window;
-            } else {
-                n++;
-            }
+            Kernels.addMatVec(fq, 0, s, h * 2 * f * d, d, 2 * f, d, out, o); // + phi(q) S [D]
+            divide(out, o, den + Kernels.dot(fq, 0, z, h * 2 * f, 2 * f));
         }
     }
 
@@ -186,6 +142,6 @@ public final class HedgehogStep implements CpuStep {
     /** S and z, plus the window's keys and values as the engine counts them (the n tokens held), 4 bytes each. */
     @Override
     public long bytes() {
-        return 4L * (s.length + z.length + 2L * heads * n * d);
+        return 4L * (s.length + z.length) + (ring == null ? 0 : ring.bytes());
     }
 }

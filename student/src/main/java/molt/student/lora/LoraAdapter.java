@@ -90,12 +90,25 @@ public final class LoraAdapter {
 
     /** Returns {@code w + (alpha / r) B A} for a row-major W [out, in], accumulated in double. */
     public float[] mergeInto(float[] w) {
+        return merged(w, false);
+    }
+
+    /**
+     * Returns {@code W^T + (alpha / r) (B A)^T} for a row-major W^T [in, out] (the engine's stored layout),
+     * accumulated in double.
+     */
+    public float[] mergeIntoTransposed(float[] wT) {
+        return merged(wT, true);
+    }
+
+    /** W [out, in] (or W^T [in, out] when {@code transposed}) plus the scaled update, entry by entry. */
+    private float[] merged(float[] w, boolean transposed) {
         if (w.length != (long) out * in) {
-            throw new IllegalArgumentException("merge: expected W [" + out + ", " + in + "], found " + w.length
-                    + " elements");
+            throw new IllegalArgumentException("merge: expected " + (transposed ? "W^T [" + in + ", " + out
+                    : "W [" + out + ", " + in) + "], found " + w.length + " elements");
         }
-        float[] av = molt.teacher.nd.NativeArrays.values(a);
-        float[] bv = molt.teacher.nd.NativeArrays.values(b);
+        float[] av = molt.teacher.nd.NativeArrays.values(a); // [r, in]
+        float[] bv = molt.teacher.nd.NativeArrays.values(b); // [out, r]
         int r = config.rank();
         double s = config.scaling();
         float[] merged = new float[w.length];
@@ -105,33 +118,8 @@ public final class LoraAdapter {
                 for (int k = 0; k < r; k++) {
                     acc += (double) bv[o * r + k] * av[k * in + i];
                 }
-                merged[o * in + i] = (float) (w[o * in + i] + s * acc);
-            }
-        }
-        return merged;
-    }
-
-    /**
-     * Returns {@code W^T + (alpha / r) (B A)^T} for a row-major W^T [in, out] (the engine's stored layout),
-     * accumulated in double.
-     */
-    public float[] mergeIntoTransposed(float[] wT) {
-        if (wT.length != (long) out * in) {
-            throw new IllegalArgumentException("merge: expected W^T [" + in + ", " + out + "], found " + wT.length
-                    + " elements");
-        }
-        float[] av = molt.teacher.nd.NativeArrays.values(a); // [r, in]
-        float[] bv = molt.teacher.nd.NativeArrays.values(b); // [out, r]
-        int r = config.rank();
-        double s = config.scaling();
-        float[] merged = new float[wT.length];
-        for (int i = 0; i < in; i++) {
-            for (int o = 0; o < out; o++) {
-                double acc = 0;
-                for (int k = 0; k < r; k++) {
-                    acc += (double) bv[o * r + k] * av[k * in + i];
-                }
-                merged[i * out + o] = (float) (wT[i * out + o] + s * acc);
+                int at = transposed ? i * out + o : o * in + i;
+                merged[at] = (float) (w[at] + s * acc);
             }
         }
         return merged;

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.Map;
+import molt.teacher.model.AttentionState;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 import molt.student.core.Activations;
@@ -83,5 +84,82 @@ public final class GatedDeltaNetMixer extends ConvMixer {
         NDArray gate = perHead("gate_proj.weight", hidden); // [B, H, T, D]
         NDArray normed = HeadNorm.rms(o, gain("norm.weight", o));
         return normed.mul(Activations.silu(gate));
+    }
+
+    /**
+     * {@link ConvCpuStep} with the gated delta rule and its output, from a copy of the prefilled state: q, k
+     * L2-normalized; beta = sigmoid(hidden W_beta), g = -exp(A_log) softplus(hidden W_a + dt_bias); S = e^g S;
+     * S += k (beta (v - S^T k))^T; o = S^T q / sqrt(D); out = rmsnorm_per_head(o) w silu(hidden W_gate).
+     */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        molt.student.core.ConvSsmState st = (molt.student.core.ConvSsmState) prefilled;
+        if (!ConvCpuStep.batchOne(st)) {
+            return null;
+        }
+        Map<String, NDArray> p = parameters();
+        float[] wBeta = molt.teacher.nd.NativeArrays.values(p.get("beta_proj.weight")); // [M, H]
+        float[] wA = molt.teacher.nd.NativeArrays.values(p.get("a_proj.weight")); // [M, H]
+        float[] dtBias = molt.teacher.nd.NativeArrays.values(p.get("dt_bias"));
+        float[] aLog = molt.teacher.nd.NativeArrays.values(p.get("A_log"));
+        float[] wGate = molt.teacher.nd.NativeArrays.values(p.get("gate_proj.weight")); // [M, H*D]
+        float[] norm = molt.teacher.nd.NativeArrays.values(p.get("norm.weight")); // [H, D]
+        int model = wBeta.length / heads;
+        float scale = scale();
+        return new ConvCpuStep(p, CONVS, st, heads, headDim, kvGroups) {
+            private final float[] beta = new float[heads];
+            private final float[] a = new float[heads];
+            private final float[] gate = new float[heads * headDim];
+            private final float[] q = new float[headDim];
+            private final float[] k = new float[headDim];
+            private final float[] u = new float[headDim];
+
+            /** x[off ..] of one head, L2-normalized into {@code into}. */
+            private void l2(float[] x, int off, float[] into) {
+                double ss = 0;
+                for (int j = 0; j < d; j++) {
+                    ss += (double) x[off + j] * x[off + j];
+                }
+                float inv = (float) (1.0 / Math.sqrt((float) ss + molt.student.core.HeadNorm.EPS));
+                for (int j = 0; j < d; j++) {
+                    into[j] = x[off + j] * inv;
+                }
+            }
+
+            @Override
+            void recur(float[] hidden, float[] out) {
+                molt.teacher.cpu.Kernels.matVec(hidden, 0, wBeta, model, heads, null, beta, 0);
+                molt.teacher.cpu.Kernels.matVec(hidden, 0, wA, model, heads, null, a, 0);
+                molt.teacher.cpu.Kernels.matVec(hidden, 0, wGate, model, heads * d, null, gate, 0);
+                float[] v = conv[0];
+                for (int h = 0; h < heads; h++) {
+                    float b = (float) (1.0 / (1.0 + Math.exp(-beta[h])));
+                    float decay = (float) Math.exp(softplus(a[h] + dtBias[h]) * -(float) Math.exp(aLog[h]));
+                    l2(conv[2], h * d, q);
+                    l2(conv[1], h * d, k);
+                    int sh = h * d * d;
+                    for (int i = sh; i < sh + d * d; i++) {
+                        s[i] *= decay;
+                    }
+                    java.util.Arrays.fill(u, 0f);
+                    molt.teacher.cpu.Kernels.addMatVec(k, 0, s, sh, d, d, d, u, 0); // S^T k
+                    for (int vv = 0; vv < d; vv++) {
+                        u[vv] = (v[h * d + vv] - u[vv]) * b;
+                    }
+                    for (int kk = 0; kk < d; kk++) {
+                        molt.teacher.cpu.Kernels.axpy(k[kk], u, 0, s, sh + kk * d, d); // S += k u^T
+                    }
+                    java.util.Arrays.fill(out, h * d, (h + 1) * d, 0f);
+                    molt.teacher.cpu.Kernels.addMatVec(q, 0, s, sh, d, d, d, out, h * d); // S^T q
+                    for (int vv = 0; vv < d; vv++) {
+                        out[h * d + vv] *= scale;
+                    }
+                    rmsPerHead(out, h, norm);
+                    for (int vv = 0; vv < d; vv++) {
+                        out[h * d + vv] *= silu(gate[h * d + vv]);
+                    }
+                }
+            }
+        };
     }
 }

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.Map;
+import molt.teacher.model.AttentionState;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 import molt.student.core.Activations;
@@ -93,5 +94,58 @@ public final class Mamba2Mixer extends ConvMixer {
         NDArray withSkip = y.add(x.mul(view("D", x).reshape(1, heads, 1, 1))); // D [H] -> [1, H, 1, 1]
         NDArray gated = withSkip.mul(Activations.silu(perHead("z_proj.weight", hidden))); // z [B, H, T, D]
         return HeadNorm.rms(gated, gain("norm.weight", gated));
+    }
+
+    /**
+     * {@link ConvCpuStep} with Mamba-2's recurrence and output, from a copy of the prefilled state:
+     * dt = softplus(hidden W_dt + dt_bias), S = exp(dt A) S + B (dt x)^T, y = C^T S, out = rmsnorm_per_head((y + D x)
+     * silu(hidden W_z)) w.
+     */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        molt.student.core.ConvSsmState st = (molt.student.core.ConvSsmState) prefilled;
+        if (!ConvCpuStep.batchOne(st)) {
+            return null;
+        }
+        Map<String, NDArray> p = parameters();
+        float[] wz = molt.teacher.nd.NativeArrays.values(p.get("z_proj.weight")); // [M, H*D]
+        float[] wdt = molt.teacher.nd.NativeArrays.values(p.get("dt_proj.weight")); // [M, H]
+        float[] dtBias = molt.teacher.nd.NativeArrays.values(p.get("dt_bias"));
+        float[] aLog = molt.teacher.nd.NativeArrays.values(p.get("A_log"));
+        float[] skip = molt.teacher.nd.NativeArrays.values(p.get("D"));
+        float[] norm = molt.teacher.nd.NativeArrays.values(p.get("norm.weight")); // [H, D]
+        int model = wdt.length / heads;
+        return new ConvCpuStep(p, CONVS, st, heads, headDim, kvGroups) {
+            private final float[] dt = new float[heads];
+            private final float[] z = new float[heads * headDim];
+
+            @Override
+            void recur(float[] hidden, float[] out) {
+                molt.teacher.cpu.Kernels.matVec(hidden, 0, wdt, model, heads, null, dt, 0);
+                molt.teacher.cpu.Kernels.matVec(hidden, 0, wz, model, heads * d, null, z, 0);
+                float[] x = conv[0];
+                float[] b = conv[1];
+                float[] c = conv[2];
+                for (int h = 0; h < heads; h++) {
+                    float step = softplus(dt[h] + dtBias[h]);
+                    float decay = (float) Math.exp(step * -(float) Math.exp(aLog[h])); // exp(dt A)
+                    int sh = h * d * d;
+                    for (int kk = 0; kk < d; kk++) {
+                        float bk = b[h * d + kk];
+                        int row = sh + kk * d;
+                        for (int vv = 0; vv < d; vv++) {
+                            s[row + vv] = bk * (step * x[h * d + vv]) + decay * s[row + vv];
+                        }
+                    }
+                    java.util.Arrays.fill(out, h * d, (h + 1) * d, 0f);
+                    molt.teacher.cpu.Kernels.addMatVec(c, h * d, s, sh, d, d, d, out, h * d); // y = C^T S
+                    for (int vv = 0; vv < d; vv++) {
+                        int at = h * d + vv;
+                        out[at] = (out[at] + skip[h] * x[at]) * silu(z[at]);
+                    }
+                    rmsPerHead(out, h, norm);
+                }
+            }
+        };
     }
 }

@@ -54,14 +54,14 @@ public final class MixerRegistry {
         register(Mamba2Mixer.NAME, Mamba2Mixer::new, Mamba2Mixer::shapes);
         register(GatedDeltaNetMixer.NAME, GatedDeltaNetMixer::new, GatedDeltaNetMixer::shapes);
         register(Mamba2Mixer.NAME + "_window", (m, h, d, md, s) -> WindowedMixer.around(Mamba2Mixer.NAME + "_window", m,
-                h, new Mamba2Mixer(m, h, d, md, s), s),
+                h, d, new Mamba2Mixer(m, h, d, md, s), s),
                 (h, d, md, s) -> WindowedMixer.shapes(Mamba2Mixer.shapes(h, d, md, s), h, true),
                 WindowedMixer.FACTOR_INIT);
         register(GatedDeltaNetMixer.NAME + "_window", (m, h, d, md, s) -> WindowedMixer.around(
-                GatedDeltaNetMixer.NAME + "_window", m, h, new GatedDeltaNetMixer(m, h, d, md, s), s),
+                GatedDeltaNetMixer.NAME + "_window", m, h, d, new GatedDeltaNetMixer(m, h, d, md, s), s),
                 (h, d, md, s) -> WindowedMixer.shapes(GatedDeltaNetMixer.shapes(h, d, md, s), h, true),
                 WindowedMixer.FACTOR_INIT);
-        register(WindowedMixer.WINDOW_ONLY, (m, h, d, md, s) -> WindowedMixer.windowOnly(m, h, s),
+        register(WindowedMixer.WINDOW_ONLY, (m, h, d, md, s) -> WindowedMixer.windowOnly(m, h, d, s),
                 (h, d, md, s) -> WindowedMixer.shapes(Map.of(), h, false));
     }
 

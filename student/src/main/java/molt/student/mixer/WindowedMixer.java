@@ -37,26 +37,31 @@ public final class WindowedMixer extends BaseMixer {
 
     private final Mixer inner;
     private final NDArray factor;
+    private final int heads;
+    private final int headDim;
 
-    private WindowedMixer(String name, NDManager m, int heads, Mixer inner, MixerSettings settings) {
+    private WindowedMixer(String name, NDManager m, int heads, int headDim, Mixer inner, MixerSettings settings) {
         super(name, m, settings, shapes(inner == null ? Map.of() : inner.parameters(), heads, inner != null),
                 d -> new WindowedState(d, inner == null ? null : inner.newState()));
         requireChunkAtLeastWindow();
         this.inner = inner;
+        this.heads = heads;
+        this.headDim = headDim;
         if (inner != null) {
             inner.parameters().forEach(this::param); // the inner mixer's parameters, under their own names
         }
         this.factor = inner == null ? null : constant("window_factor", m, (float) settings.windowFactorInit());
     }
 
-    /** {@code name}: {@code inner} beside the window. */
-    static WindowedMixer around(String name, NDManager m, int heads, Mixer inner, MixerSettings settings) {
-        return new WindowedMixer(name, m, heads, inner, settings);
+    /** {@code name}: {@code inner} beside the window, for heads of dim {@code headDim}. */
+    static WindowedMixer around(String name, NDManager m, int heads, int headDim, Mixer inner,
+                                MixerSettings settings) {
+        return new WindowedMixer(name, m, heads, headDim, inner, settings);
     }
 
     /** The window alone. */
-    static WindowedMixer windowOnly(NDManager m, int heads, MixerSettings settings) {
-        return new WindowedMixer(WINDOW_ONLY, m, heads, null, settings);
+    static WindowedMixer windowOnly(NDManager m, int heads, int headDim, MixerSettings settings) {
+        return new WindowedMixer(WINDOW_ONLY, m, heads, headDim, null, settings);
     }
 
     /** The inner mixer's parameter shapes, then the window factor f [H] when there is an inner mixer. */
@@ -99,5 +104,55 @@ public final class WindowedMixer extends BaseMixer {
         st.window().push(scope, in.k(), in.v(), settings.window(), null);
         NDArray window = SlidingWindow.softmaxStep(scope, in.q(), st.window()); // [B, H, 1, D]
         return inner == null ? window : mix(a, window, in.q());
+    }
+
+    /**
+     * In plain Java, from a copy of the prefilled state: the inner mixer's Java step (none: no Java step here
+     * either), then the window's softmax with its own normalizer, mixed as out = a + g (window - a).
+     */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        WindowedState st = (WindowedState) prefilled;
+        molt.teacher.cpu.CpuStep in = inner == null ? null : inner.cpuStep(st.inner(), kvGroups);
+        molt.student.core.WindowRing ring = molt.student.core.WindowRing.of(st.window(), heads, headDim,
+                settings.window(), device);
+        if ((inner != null && in == null) || ring == null) {
+            return null;
+        }
+        float[] g = null;
+        if (factor != null) {
+            float[] f = molt.teacher.nd.NativeArrays.values(factor);
+            g = new float[f.length];
+            for (int h = 0; h < f.length; h++) {
+                g[h] = (float) (1.0 / (1.0 + Math.exp(-f[h])));
+            }
+        }
+        float[] gate = g;
+        int d = headDim;
+        return new molt.teacher.cpu.CpuStep() {
+            private final float[] a = new float[heads * d];
+            private final float[] w = new float[heads * d];
+
+            @Override
+            public void step(Input input, float[] out) {
+                if (in != null) {
+                    in.step(input, a);
+                }
+                ring.push(input.k, input.v, kvGroups, null);
+                java.util.Arrays.fill(w, 0f);
+                for (int h = 0; h < heads; h++) {
+                    float sum = ring.attend(input.q, h * d, h, 1f, w, h * d);
+                    for (int j = h * d; j < (h + 1) * d; j++) {
+                        float win = w[j] / sum;
+                        out[j] = in == null ? win : a[j] + (win - a[j]) * gate[h];
+                    }
+                }
+            }
+
+            @Override
+            public long bytes() {
+                return (in == null ? 0 : in.bytes()) + ring.bytes();
+            }
+        };
     }
 }

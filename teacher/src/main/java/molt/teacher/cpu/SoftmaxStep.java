@@ -83,7 +83,10 @@ public final class SoftmaxStep implements CpuStep {
     }
 
     @Override
-    public void step(float[] q, float[] k, float[] v, float[] out) {
+    public void step(Input in, float[] out) {
+        float[] q = in.q;
+        float[] k = in.k;
+        float[] v = in.v;
         grow(length + 1);
         for (int h = 0; h < kvHeads; h++) {
             for (int j = 0; j < d; j++) {

@@ -24,9 +24,7 @@ final class CpuDecoding {
     private final float eps;
     private final float[] h;
     private final float[] xn;
-    private final float[] q;
-    private final float[] k;
-    private final float[] v;
+    private final CpuStep.Input in;
     private final float[] a;
     private final float[] gate;
     private final float[] up;
@@ -41,9 +39,7 @@ final class CpuDecoding {
         this.eps = (float) c.rmsNormEps();
         this.h = new float[c.hiddenSize()];
         this.xn = new float[Math.max(c.hiddenSize(), c.qDim())];
-        this.q = new float[c.qDim()];
-        this.k = new float[c.kvDim()];
-        this.v = new float[c.kvDim()];
+        this.in = new CpuStep.Input(c.hiddenSize(), c.qDim(), c.kvDim());
         this.a = new float[Math.max(c.qDim(), c.hiddenSize())];
         this.gate = new float[c.intermediateSize()];
         this.up = new float[c.intermediateSize()];
@@ -57,13 +53,15 @@ final class CpuDecoding {
         System.arraycopy(w.embed, Math.toIntExact(token * hidden), h, 0, hidden);
         rope.row(position, cos, sin);
         for (int i = 0; i < cores.length; i++) {
-            Kernels.rmsNorm(h, w.inputNorm[i], eps, xn);
-            project(i, Projection.Q, xn, q);
-            project(i, Projection.K, xn, k);
-            project(i, Projection.V, xn, v);
-            Kernels.rope(q, c.numHeads(), c.headDim(), cos, sin);
-            Kernels.rope(k, c.numKvHeads(), c.headDim(), cos, sin);
-            cores[i].step(q, k, v, a); // [Hq * D]
+            Kernels.rmsNorm(h, w.inputNorm[i], eps, in.hidden);
+            project(i, Projection.Q, in.hidden, in.qRaw);
+            project(i, Projection.K, in.hidden, in.kRaw);
+            project(i, Projection.V, in.hidden, in.v);
+            System.arraycopy(in.qRaw, 0, in.q, 0, in.q.length);
+            System.arraycopy(in.kRaw, 0, in.k, 0, in.k.length);
+            Kernels.rope(in.q, c.numHeads(), c.headDim(), cos, sin);
+            Kernels.rope(in.k, c.numKvHeads(), c.headDim(), cos, sin);
+            cores[i].step(in, a); // [Hq * D]
             project(i, Projection.O, a, xn); // o [H]
             for (int j = 0; j < hidden; j++) {
                 h[j] += xn[j];

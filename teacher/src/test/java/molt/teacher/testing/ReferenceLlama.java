@@ -241,6 +241,15 @@ public final class ReferenceLlama {
         return Math.sqrt(num / Math.max(den, 1e-300));
     }
 
+    /** {@link #relErr(float[], double[])} against float values. */
+    public static double relErr(float[] a, float[] b) {
+        double[] wide = new double[b.length];
+        for (int i = 0; i < b.length; i++) {
+            wide[i] = b[i];
+        }
+        return relErr(a, wide);
+    }
+
     /** Flattens nested double arrays in row-major order. */
     public static double[] flat(Object nested) {
         java.util.List<Double> out = new java.util.ArrayList<>();
