@@ -69,12 +69,7 @@ class JavaDecodingTest {
     }
 
     private static long[] tokens(int t, int vocab, long seed) {
-        Random r = new Random(seed);
-        long[] x = new long[t];
-        for (int i = 0; i < t; i++) {
-            x[i] = r.nextInt(vocab);
-        }
-        return x;
+        return TinyCheckpoints.randomTokens(t, vocab, seed);
     }
 
     /** Logits [t, V]: prefill p tokens, single steps up to {@code many}, the rest in one call. */

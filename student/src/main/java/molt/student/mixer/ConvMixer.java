@@ -33,6 +33,17 @@ abstract class ConvMixer extends BaseMixer {
         this.convs = convs;
     }
 
+    /** Parameter {@code name}'s values (for the plain-Java step, {@link ConvCpuStep}). */
+    final float[] values(String name) {
+        return molt.teacher.nd.NativeArrays.values(parameters().get(name));
+    }
+
+    /** A prefilled state a plain-Java step can continue (batch 1), or null. */
+    static molt.student.core.ConvSsmState javaState(molt.teacher.model.AttentionState prefilled) {
+        molt.student.core.ConvSsmState st = (molt.student.core.ConvSsmState) prefilled;
+        return ConvCpuStep.batchOne(st) ? st : null;
+    }
+
     /** Weight [H, D, 4] and bias [H, D] of each convolution, in order: the first entries of a shapes map. */
     static Map<String, Shape> convShapes(String[] convs, int heads, int headDim) {
         Map<String, Shape> p = new LinkedHashMap<>();

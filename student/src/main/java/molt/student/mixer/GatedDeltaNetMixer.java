@@ -93,20 +93,19 @@ public final class GatedDeltaNetMixer extends ConvMixer {
      */
     @Override
     public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
-        molt.student.core.ConvSsmState st = (molt.student.core.ConvSsmState) prefilled;
-        if (!ConvCpuStep.batchOne(st)) {
+        molt.student.core.ConvSsmState st = javaState(prefilled);
+        if (st == null) {
             return null;
         }
-        Map<String, NDArray> p = parameters();
-        float[] wBeta = molt.teacher.nd.NativeArrays.values(p.get("beta_proj.weight")); // [M, H]
-        float[] wA = molt.teacher.nd.NativeArrays.values(p.get("a_proj.weight")); // [M, H]
-        float[] dtBias = molt.teacher.nd.NativeArrays.values(p.get("dt_bias"));
-        float[] aLog = molt.teacher.nd.NativeArrays.values(p.get("A_log"));
-        float[] wGate = molt.teacher.nd.NativeArrays.values(p.get("gate_proj.weight")); // [M, H*D]
-        float[] norm = molt.teacher.nd.NativeArrays.values(p.get("norm.weight")); // [H, D]
+        float[] wBeta = values("beta_proj.weight"); // [M, H]
+        float[] wA = values("a_proj.weight"); // [M, H]
+        float[] dtBias = values("dt_bias");
+        float[] aLog = values("A_log");
+        float[] wGate = values("gate_proj.weight"); // [M, H*D]
+        float[] norm = values("norm.weight"); // [H, D]
         int model = wBeta.length / heads;
         float scale = scale();
-        return new ConvCpuStep(p, CONVS, st, heads, headDim, kvGroups) {
+        return new ConvCpuStep(parameters(), CONVS, st, heads, headDim, kvGroups) {
             private final float[] beta = new float[heads];
             private final float[] a = new float[heads];
             private final float[] gate = new float[heads * headDim];

@@ -103,19 +103,18 @@ public final class Mamba2Mixer extends ConvMixer {
      */
     @Override
     public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
-        molt.student.core.ConvSsmState st = (molt.student.core.ConvSsmState) prefilled;
-        if (!ConvCpuStep.batchOne(st)) {
+        molt.student.core.ConvSsmState st = javaState(prefilled);
+        if (st == null) {
             return null;
         }
-        Map<String, NDArray> p = parameters();
-        float[] wz = molt.teacher.nd.NativeArrays.values(p.get("z_proj.weight")); // [M, H*D]
-        float[] wdt = molt.teacher.nd.NativeArrays.values(p.get("dt_proj.weight")); // [M, H]
-        float[] dtBias = molt.teacher.nd.NativeArrays.values(p.get("dt_bias"));
-        float[] aLog = molt.teacher.nd.NativeArrays.values(p.get("A_log"));
-        float[] skip = molt.teacher.nd.NativeArrays.values(p.get("D"));
-        float[] norm = molt.teacher.nd.NativeArrays.values(p.get("norm.weight")); // [H, D]
+        float[] wz = values("z_proj.weight"); // [M, H*D]
+        float[] wdt = values("dt_proj.weight"); // [M, H]
+        float[] dtBias = values("dt_bias");
+        float[] aLog = values("A_log");
+        float[] skip = values("D");
+        float[] norm = values("norm.weight"); // [H, D]
         int model = wdt.length / heads;
-        return new ConvCpuStep(p, CONVS, st, heads, headDim, kvGroups) {
+        return new ConvCpuStep(parameters(), CONVS, st, heads, headDim, kvGroups) {
             private final float[] dt = new float[heads];
             private final float[] z = new float[heads * headDim];
 

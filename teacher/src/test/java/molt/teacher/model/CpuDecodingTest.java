@@ -9,7 +9,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Random;
 import java.util.stream.Stream;
 import molt.teacher.LlamaConfig;
 import molt.teacher.testing.MapWeightSource;
@@ -34,12 +33,7 @@ class CpuDecodingTest {
     }
 
     private static long[] tokens(int t, int vocab, long seed) {
-        Random r = new Random(seed);
-        long[] x = new long[t];
-        for (int i = 0; i < t; i++) {
-            x[i] = r.nextInt(vocab);
-        }
-        return x;
+        return TinyCheckpoints.randomTokens(t, vocab, seed);
     }
 
     private static LlamaModel model(TinyCheckpoints spec) {

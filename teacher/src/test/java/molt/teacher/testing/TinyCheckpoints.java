@@ -44,6 +44,16 @@ public final class TinyCheckpoints {
     private double scale = 0.08;
     private final Map<String, Double> tensorScales = new java.util.HashMap<>();
 
+    /** {@code t} seeded random token ids below {@code vocab}. */
+    public static long[] randomTokens(int t, int vocab, long seed) {
+        java.util.Random r = new java.util.Random(seed);
+        long[] x = new long[t];
+        for (int i = 0; i < t; i++) {
+            x[i] = r.nextInt(vocab);
+        }
+        return x;
+    }
+
     public static TinyCheckpoints builder() {
         return new TinyCheckpoints();
     }
