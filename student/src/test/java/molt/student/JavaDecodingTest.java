@@ -124,7 +124,7 @@ class JavaDecodingTest {
     @ValueSource(ints = {1, 2, 5, 9})
     void stateSpaceAndWindowedStudentsDecodeInJavaLikeTheEngine(int prefill) {
         List<List<String>> plans = List.of(List.of("mamba2_window", "gated_deltanet_window", "window_only"),
-                List.of("mamba2", "gated_deltanet", "softmax"));
+                List.of("mamba2", "gated_deltanet", "retention"));
         for (Path teacher : new Path[] {gqa, mha}) {
             for (List<String> plan : plans) {
                 try (StudentModel s = student(teacher, plan, true)) {
@@ -142,7 +142,7 @@ class JavaDecodingTest {
 
     @Test
     void stateSpaceStateBytesMatchTheEngine() {
-        try (StudentModel s = student(gqa, List.of("mamba2_window", "gated_deltanet", "window_only"), false);
+        try (StudentModel s = student(gqa, List.of("mamba2_window", "gated_deltanet", "retention"), false);
              NDManager nd = NDManager.newBaseManager(Device.cpu())) {
             long[] bytes = new long[2];
             for (DecodeEngine e : new DecodeEngine[] {DecodeEngine.DJL, DecodeEngine.JAVA}) {

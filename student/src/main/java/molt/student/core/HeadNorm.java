@@ -23,4 +23,19 @@ public final class HeadNorm {
     public static NDArray l2(NDArray x) {
         return x.div(x.square().sum(new int[] {-1}, true).add(EPS).sqrt());
     }
+
+    /**
+     * {@link #rms} in plain Java for one head, in place: x[off .. off + d) / sqrt(mean(x^2) + eps) * gain[off ..]
+     * (the gain laid out [H, D] like x).
+     */
+    public static void rmsInPlace(float[] x, int off, int d, float[] gain) {
+        double ms = 0;
+        for (int j = 0; j < d; j++) {
+            ms += (double) x[off + j] * x[off + j];
+        }
+        float inv = (float) (1.0 / Math.sqrt((float) (ms / d) + EPS));
+        for (int j = 0; j < d; j++) {
+            x[off + j] = x[off + j] * inv * gain[off + j];
+        }
+    }
 }

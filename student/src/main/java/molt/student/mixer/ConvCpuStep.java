@@ -89,14 +89,7 @@ abstract class ConvCpuStep implements CpuStep {
 
     /** Head h of x [H * D] in place: x / sqrt(mean(x^2) + eps) * gain[h, :]. */
     final void rmsPerHead(float[] x, int h, float[] gain) {
-        double ms = 0;
-        for (int j = 0; j < d; j++) {
-            ms += (double) x[h * d + j] * x[h * d + j];
-        }
-        float inv = (float) (1.0 / Math.sqrt((float) (ms / d) + HeadNorm.EPS));
-        for (int j = 0; j < d; j++) {
-            x[h * d + j] = x[h * d + j] * inv * gain[h * d + j];
-        }
+        HeadNorm.rmsInPlace(x, h * d, d, gain);
     }
 
     /** S and the three windows, 4 bytes each (as the engine's state counts them). */

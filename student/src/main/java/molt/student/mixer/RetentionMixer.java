@@ -82,4 +82,49 @@ public final class RetentionMixer extends BaseMixer {
             s -> ScalarDecay.step(q, in.k(), in.v(), decays(scope, q.getShape().get(0), 1), scale(q), s));
         return norm(o);
     }
+
+    /**
+     * In plain Java, from a copy of the prefilled S: S = gamma_h S + k v^T, o = q^T S / sqrt(D), then the per-head
+     * RMS norm with its gain (q, k after RoPE; query head h reads key/value head h / groups).
+     */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        NDArray held = ((MatrixState) prefilled).matrix(); // [B, H, D, D]
+        if (held != null && held.getShape().get(0) != 1) {
+            return null;
+        }
+        float[] gain = molt.teacher.nd.NativeArrays.values(normWeight); // [H, D]
+        int heads = logDecay.length;
+        int d = gain.length / heads;
+        float[] s = held == null ? new float[heads * d * d] : molt.teacher.nd.NativeArrays.values(held);
+        float scale = (float) (1.0 / Math.sqrt(d));
+        return new molt.teacher.cpu.CpuStep() {
+            @Override
+            public void step(Input in, float[] out) {
+                for (int h = 0; h < heads; h++) {
+                    int kv = (h / kvGroups) * d;
+                    int sh = h * d * d;
+                    float decay = (float) Math.exp(logDecay[h]);
+                    for (int kk = 0; kk < d; kk++) {
+                        float k = in.k[kv + kk];
+                        int row = sh + kk * d;
+                        for (int vv = 0; vv < d; vv++) {
+                            s[row + vv] = k * in.v[kv + vv] + decay * s[row + vv];
+                        }
+                    }
+                    java.util.Arrays.fill(out, h * d, (h + 1) * d, 0f);
+                    molt.teacher.cpu.Kernels.addMatVec(in.q, h * d, s, sh, d, d, d, out, h * d); // q^T S
+                    for (int j = h * d; j < (h + 1) * d; j++) {
+                        out[j] *= scale;
+                    }
+                    HeadNorm.rmsInPlace(out, h * d, d, gain);
+                }
+            }
+
+            @Override
+            public long bytes() {
+                return 4L * s.length;
+            }
+        };
+    }
 }
