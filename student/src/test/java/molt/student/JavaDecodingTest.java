@@ -124,7 +124,7 @@ class JavaDecodingTest {
     @ValueSource(ints = {1, 2, 5, 9})
     void stateSpaceAndWindowedStudentsDecodeInJavaLikeTheEngine(int prefill) {
         List<List<String>> plans = List.of(List.of("mamba2_window", "gated_deltanet_window", "window_only"),
-                List.of("mamba2", "gated_deltanet", "retention"));
+                List.of("mamba2", "gated_deltanet", "retention"), List.of("gla", "gla_liger", "gla_liger_window"));
         for (Path teacher : new Path[] {gqa, mha}) {
             for (List<String> plan : plans) {
                 try (StudentModel s = student(teacher, plan, true)) {
@@ -187,7 +187,7 @@ class JavaDecodingTest {
     }
 
     @Test
-    void changedAdaptersAreMergedAgainAndFamiliesWithoutAJavaStepStayOnTheEngine() {
+    void changedAdaptersAreMergedAgainEveryMixerHasAJavaFormAndBatchesStayOnTheEngine() {
         try (StudentModel s = student(gqa, List.of("hedgehog_window", "softmax", "hedgehog"), true)) {
             long[] toks = tokens(20, s.config().vocabSize(), 3);
             decode(s, DecodeEngine.AUTO, toks, 4, 10, "java"); // merges the adapters as they are now
@@ -197,10 +197,20 @@ class JavaDecodingTest {
             float[] java = decode(s, DecodeEngine.AUTO, toks, 4, 10, "java");
             assertTrue(relErr(java, parallel(s, toks)) < 1e-4, "after new adapter values");
         }
-        try (StudentModel s = student(gqa, List.of("hedgehog_window", "gla", "softmax"), false)) {
-            long[] toks = tokens(20, s.config().vocabSize(), 4);
-            float[] auto = decode(s, DecodeEngine.AUTO, toks, 4, 10, "djl");
-            assertTrue(relErr(auto, parallel(s, toks)) < 1e-4);
+        // Every registered mixer has a Java form; a batch of two sequences stays on the engine.
+        for (String mixer : molt.student.mixer.MixerRegistry.names()) {
+            try (StudentModel s = student(gqa, List.of(mixer, mixer, "softmax"), false);
+                 NDManager nd = NDManager.newBaseManager(Device.cpu()); DecoderState st = s.newState()) {
+                s.decode(nd, st, new long[][] {{1, 2}}).close();
+                s.decode(nd, st, new long[][] {{3}}).close();
+                assertEquals("java", st.engine(), mixer);
+            }
+        }
+        try (StudentModel s = student(gqa, List.of("hedgehog_window", "gla", "softmax"), false);
+             NDManager nd = NDManager.newBaseManager(Device.cpu()); DecoderState st = s.newState()) {
+            s.decode(nd, st, new long[][] {{1, 2}, {3, 4}}).close();
+            s.decode(nd, st, new long[][] {{5}, {6}}).close();
+            assertEquals("djl", st.engine());
         }
     }
 }

@@ -92,4 +92,48 @@ public final class GlaMixer extends BaseMixer {
             s -> KeyDecay.step(q, in.k(), in.v(), gate(in.k()), scale(q), s));
         return HeadNorm.rms(o, p("output_norm.weight", o));
     }
+
+    /**
+     * In plain Java ({@link molt.student.core.KeyDecayStep}), from a copy of the prefilled S: gk = logsigmoid(k W1
+     * W2 + b) / 16 per head, o = q^T S / sqrt(D), then the per-head RMS norm with its gain.
+     */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        float[] gain = molt.teacher.nd.NativeArrays.values(parameters().get("output_norm.weight")); // [H, 1, D]
+        float[] w1 = molt.teacher.nd.NativeArrays.values(parameters().get("gate_down.weight")); // [H, D, R]
+        float[] w2 = molt.teacher.nd.NativeArrays.values(parameters().get("gate_up.weight")); // [H, R, D]
+        float[] b = molt.teacher.nd.NativeArrays.values(parameters().get("gate_up.bias")); // [H, 1, D]
+        long[] shape = parameters().get("gate_down.weight").getShape().getShape(); // [H, D, R]
+        int heads = Math.toIntExact(shape[0]);
+        int dim = Math.toIntExact(shape[1]);
+        molt.student.core.KeyDecayStep core = molt.student.core.KeyDecayStep.of((MatrixState) prefilled, heads, dim);
+        if (core == null) {
+            return null;
+        }
+        float scale = (float) (1.0 / Math.sqrt(dim));
+        return new molt.teacher.cpu.CpuStep() {
+            private final float[] low = new float[RANK];
+            private final float[] pre = new float[dim];
+            private final float[] gk = new float[dim];
+
+            @Override
+            public void step(Input in, float[] out) {
+                for (int h = 0; h < heads; h++) {
+                    int kv = (h / kvGroups) * dim;
+                    java.util.Arrays.fill(low, 0f);
+                    molt.teacher.cpu.Kernels.addMatVec(in.k, kv, w1, h * dim * RANK, RANK, dim, RANK, low, 0);
+                    System.arraycopy(b, h * dim, pre, 0, dim);
+                    molt.teacher.cpu.Kernels.addMatVec(low, 0, w2, h * RANK * dim, dim, RANK, dim, pre, 0);
+                    core.logDecay(pre, 0, gk);
+                    core.step(h, in.q, h * dim, in.k, kv, in.v, kv, gk, scale, out, h * dim);
+                    molt.student.core.HeadNorm.rmsInPlace(out, h * dim, dim, gain);
+                }
+            }
+
+            @Override
+            public long bytes() {
+                return core.bytes();
+            }
+        };
+    }
 }

@@ -21,8 +21,13 @@ import molt.teacher.model.AttentionState;
 public final class LigerMixer extends BaseMixer {
     public static final String NAME = "gla_liger";
 
+    private final int heads;
+    private final int headDim;
+
     public LigerMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
         super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixState::new);
+        this.heads = heads;
+        this.headDim = headDim;
     }
 
     /** No parameters. */
@@ -48,5 +53,42 @@ public final class LigerMixer extends BaseMixer {
     public NDArray step(NDManager scope, AttentionState state, AttentionInput in) {
         return ((MatrixState) state).step(scope, in.q(), in.v(),
             s -> KeyDecay.step(in.q().softmax(-1), in.k().softmax(-1), in.v(), KeyDecay.logDecay(in.k()), 1f, s));
+    }
+
+    /**
+     * In plain Java ({@link molt.student.core.KeyDecayStep}), from a copy of the prefilled S: q and k through a
+     * softmax over the head dimension, gk = logsigmoid(k) / 16, scale 1.
+     */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        molt.student.core.KeyDecayStep core = molt.student.core.KeyDecayStep.of((MatrixState) prefilled, heads,
+                headDim);
+        if (core == null) {
+            return null;
+        }
+        int d = headDim;
+        return new molt.teacher.cpu.CpuStep() {
+            private final float[] q = new float[d];
+            private final float[] k = new float[d];
+            private final float[] gk = new float[d];
+
+            @Override
+            public void step(Input in, float[] out) {
+                for (int h = 0; h < heads; h++) {
+                    int kv = (h / kvGroups) * d;
+                    System.arraycopy(in.q, h * d, q, 0, d);
+                    System.arraycopy(in.k, kv, k, 0, d);
+                    molt.teacher.cpu.Kernels.softmax(q, 0, d);
+                    molt.teacher.cpu.Kernels.softmax(k, 0, d);
+                    core.logDecay(in.k, kv, gk);
+                    core.step(h, q, 0, k, 0, in.v, kv, gk, 1f, out, h * d);
+                }
+            }
+
+            @Override
+            public long bytes() {
+                return core.bytes();
+            }
+        };
     }
 }

@@ -23,10 +23,15 @@ public final class LigerWindowMixer extends BaseMixer {
 
     private final LigerMixer liger;
 
+    private final int heads;
+    private final int headDim;
+
     public LigerWindowMixer(NDManager m, int heads, int headDim, MixerSettings settings) {
         super(NAME, m, settings, shapes(heads, headDim, 0, settings), MatrixWindowState::new);
         requireChunkAtLeastWindow();
         this.liger = new LigerMixer(m, heads, headDim, settings);
+        this.heads = heads;
+        this.headDim = headDim;
     }
 
     /** No parameters. */
@@ -51,5 +56,39 @@ public final class LigerWindowMixer extends BaseMixer {
         NDArray g = liger.step(scope, st, in);
         st.window().push(scope, in.k(), in.v(), settings.window(), null);
         return g.add(SlidingWindow.softmaxStep(scope, in.q(), st.window())).mul(Scalars.of(0.5f));
+    }
+
+    /** In plain Java: {@code gla_liger}'s Java step and the window's softmax, averaged (from copies of the state). */
+    @Override
+    public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
+        MatrixWindowState st = (MatrixWindowState) prefilled;
+        molt.teacher.cpu.CpuStep g = liger.cpuStep(st, kvGroups);
+        molt.student.core.WindowRing ring = molt.student.core.WindowRing.of(st.window(), heads, headDim,
+                settings.window(), device);
+        if (g == null || ring == null) {
+            return null;
+        }
+        int d = headDim;
+        return new molt.teacher.cpu.CpuStep() {
+            private final float[] w = new float[heads * d];
+
+            @Override
+            public void step(Input in, float[] out) {
+                g.step(in, out);
+                ring.push(in.k, in.v, kvGroups, null);
+                java.util.Arrays.fill(w, 0f);
+                for (int h = 0; h < heads; h++) {
+                    float sum = ring.attend(in.q, h * d, h, 1f, w, h * d);
+                    for (int j = h * d; j < (h + 1) * d; j++) {
+                        out[j] = (out[j] + w[j] / sum) * 0.5f;
+                    }
+                }
+            }
+
+            @Override
+            public long bytes() {
+                return g.bytes() + ring.bytes();
+            }
+        };
     }
 }
