@@ -105,6 +105,15 @@ public final class WindowRing {
         return sum;
     }
 
+    /** Head h's softmax attention over the window for q (at {@code qOff}), written to out[outOff .. outOff + D). */
+    public void softmax(float[] q, int qOff, int h, float[] out, int outOff) {
+        java.util.Arrays.fill(out, outOff, outOff + d, 0f);
+        float inv = 1f / attend(q, qOff, h, 1f, out, outOff);
+        for (int j = outOff; j < outOff + d; j++) {
+            out[j] *= inv;
+        }
+    }
+
     /** Bytes of the keys and values held, as the engine's window counts them (n tokens, 4 bytes each). */
     public long bytes() {
         return 2L * heads * n * d * Float.BYTES;

@@ -76,12 +76,11 @@ public final class LigerWindowMixer extends BaseMixer {
             public void step(Input in, float[] out) {
                 g.step(in, out);
                 ring.push(in.k, in.v, kvGroups, null);
-                java.util.Arrays.fill(w, 0f);
                 for (int h = 0; h < heads; h++) {
-                    float sum = ring.attend(in.q, h * d, h, 1f, w, h * d);
-                    for (int j = h * d; j < (h + 1) * d; j++) {
-                        out[j] = (out[j] + w[j] / sum) * 0.5f;
-                    }
+                    ring.softmax(in.q, h * d, h, w, h * d);
+                }
+                for (int j = 0; j < heads * d; j++) {
+                    out[j] = (out[j] + w[j]) * 0.5f;
                 }
             }
 

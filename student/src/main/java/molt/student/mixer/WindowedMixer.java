@@ -139,12 +139,10 @@ public final class WindowedMixer extends BaseMixer {
                     in.step(input, a);
                 }
                 ring.push(input.k, input.v, kvGroups, null);
-                java.util.Arrays.fill(w, 0f);
                 for (int h = 0; h < heads; h++) {
-                    float sum = ring.attend(input.q, h * d, h, 1f, w, h * d);
+                    ring.softmax(input.q, h * d, h, w, h * d);
                     for (int j = h * d; j < (h + 1) * d; j++) {
-                        float win = w[j] / sum;
-                        out[j] = in == null ? win : a[j] + (win - a[j]) * gate[h];
+                        out[j] = in == null ? w[j] : a[j] + (w[j] - a[j]) * gate[h];
                     }
                 }
             }
