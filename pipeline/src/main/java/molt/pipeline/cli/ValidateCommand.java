@@ -57,12 +57,7 @@ public final class ValidateCommand implements Callable<Integer> {
                 teacher, mixers, 100.0 * mixers / teacher, second, 100.0 * second / teacher,
                 trainMixers ? " (adapters and mixers: train_mixers)" : "");
         for (var v : cfg.variants()) {
-            List<String> own = new java.util.ArrayList<>();
-            for (int i = 0; i < cfg.stages().size(); i++) {
-                if (!v.stagesOf(cfg).get(i).equals(cfg.stages().get(i))) {
-                    own.add(cfg.stages().get(i).name());
-                }
-            }
+            List<String> own = v.overrides(cfg).stream().map(molt.pipeline.config.StageSpec::name).toList();
             System.out.printf("# variant %s: plan %s; LoRA rank %d%s%s%n", v.name(),
                     String.join(", ", v.student().plan(c.numLayers()).layers()), v.lora().rank(),
                     v.skip().isEmpty() ? "" : "; skips " + String.join(", ", v.skip()),

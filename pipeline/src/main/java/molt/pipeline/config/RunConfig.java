@@ -42,6 +42,18 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
         public List<StageSpec> stagesOf(RunConfig run) {
             return stages == null ? run.stages() : stages;
         }
+
+        /** The stages whose settings the variant overrides, in the run's order (empty when it overrides none). */
+        public List<StageSpec> overrides(RunConfig run) {
+            List<StageSpec> own = stagesOf(run);
+            List<StageSpec> out = new ArrayList<>();
+            for (int i = 0; i < own.size(); i++) {
+                if (!own.get(i).equals(run.stages().get(i))) {
+                    out.add(own.get(i));
+                }
+            }
+            return out;
+        }
     }
 
     /** The names no variant may take: the evaluation's rows for the teacher and the run's own student. */
@@ -455,12 +467,10 @@ public record RunConfig(String name, Path outputDir, long seed, String device, i
             lora(n.putObject("lora"), v.lora());
             ArrayNode skip = n.putArray("skip");
             v.skip().forEach(skip::add);
-            List<StageSpec> vstages = v.stagesOf(this);
-            ObjectNode own = null; // only when the variant overrides a stage: older resolved configs stay as they were
-            for (int i = 0; i < stages.size(); i++) {
-                StageSpec st = vstages.get(i);
-                if (!st.equals(stages.get(i))) {
-                    own = own != null ? own : n.putObject("stages");
+            List<StageSpec> overridden = v.overrides(this);
+            if (!overridden.isEmpty()) { // only then: older resolved configs stay as they were
+                ObjectNode own = n.putObject("stages");
+                for (StageSpec st : overridden) {
                     st.toJson(own.putObject(st.name()).put("name", st.name()).put("type", st.type()));
                 }
             }

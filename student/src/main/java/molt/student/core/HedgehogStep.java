@@ -27,7 +27,6 @@ public final class HedgehogStep implements CpuStep {
     private final int d;
     private final int f;
     private final int groups;
-    private final int window;
     private final float[] wq;
     private final float[] wk;
     /** g_h = sigmoid(f_h) [H]; null without a window. */
@@ -39,13 +38,12 @@ public final class HedgehogStep implements CpuStep {
     private final float[] fq;
     private final float[] fk;
 
-    private HedgehogStep(int heads, int d, int f, int groups, int window, float[] wq, float[] wk, float[] gate,
-                         float[] s, float[] z) {
+    private HedgehogStep(int heads, int d, int f, int groups, float[] wq, float[] wk, float[] gate, float[] s,
+                         float[] z) {
         this.heads = heads;
         this.d = d;
         this.f = f;
         this.groups = groups;
-        this.window = window;
         this.wq = wq;
         this.wk = wk;
         this.gate = gate;
@@ -74,8 +72,8 @@ public final class HedgehogStep implements CpuStep {
             s = NativeArrays.values(st.linearState()); // [1, H, 2F, D]
             z = NativeArrays.values(st.normalizer()); // [1, H, 2F, 1]
         }
-        HedgehogStep step = new HedgehogStep(heads, d, f, groups, window, NativeArrays.values(wq),
-                NativeArrays.values(wk), gate, s, z);
+        HedgehogStep step = new HedgehogStep(heads, d, f, groups, NativeArrays.values(wq), NativeArrays.values(wk),
+                gate, s, z);
         if (window > 0) {
             step.ring = WindowRing.of(st.window(), heads, d, window, wq.getDevice());
             if (step.ring == null) {
@@ -111,7 +109,7 @@ public final class HedgehogStep implements CpuStep {
     @Override
     public void step(Input in, float[] out) {
         float[] q = in.q;
-        if (window > 0) { // the oldest token leaves the window for the linear term, then the new one joins it
+        if (ring != null) { // the oldest token leaves the window for the linear term, then the new one joins it
             ring.push(in.k, in.v, groups, (h, keys, values, off) -> {
                 phi(keys, off, wk, h, fk);
                 add(h, values, off);
@@ -121,7 +119,7 @@ public final class HedgehogStep implements CpuStep {
             int o = h * d;
             java.util.Arrays.fill(out, o, o + d, 0f);
             float den = 0;
-            if (window == 0) {
+            if (ring == null) {
                 phi(in.k, (h / groups) * d, wk, h, fk);
                 add(h, in.v, (h / groups) * d);
             } else {

@@ -53,8 +53,7 @@ public final class KeyDecayStep {
     /** GLA's log-decay logsigmoid(x) / 16 of x[off .. off + D) into gk. */
     public void logDecay(float[] x, int off, float[] gk) {
         for (int j = 0; j < d; j++) {
-            float a = x[off + j];
-            gk[j] = (float) ((Math.min(a, 0) - Math.log1p(Math.exp(-Math.abs(a)))) / 16.0);
+            gk[j] = -Kernels.softplus(-x[off + j]) / 16f; // logsigmoid(x) = -softplus(-x)
         }
     }
 

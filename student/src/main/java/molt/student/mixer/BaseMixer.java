@@ -101,6 +101,15 @@ abstract class BaseMixer implements Mixer {
         return g.reshape(1, f.getShape().get(0), 1, 1); // [1, H, 1, 1]
     }
 
+    /** sigmoid(f) per head as Java values (the window weights of the plain-Java steps). */
+    static float[] headGateValues(NDArray f) {
+        float[] g = molt.teacher.nd.NativeArrays.values(f);
+        for (int h = 0; h < g.length; h++) {
+            g[h] = molt.teacher.cpu.Kernels.sigmoid(g[h]);
+        }
+        return g;
+    }
+
     /** For windowed mixers: every query's window must fit in its own and the previous chunk. */
     final void requireChunkAtLeastWindow() {
         if (settings.chunkSize() < settings.window()) {

@@ -5,6 +5,7 @@ import java.util.Map;
 import molt.student.core.ConvSsmState;
 import molt.student.core.HeadNorm;
 import molt.teacher.cpu.CpuStep;
+import molt.teacher.cpu.Kernels;
 import molt.teacher.nd.NativeArrays;
 
 /**
@@ -69,7 +70,7 @@ abstract class ConvCpuStep implements CpuStep {
                         acc += window[i][(h * 3 + t) * d + j] * weight[i][c * 4 + t];
                     }
                     acc += src[i][c] * weight[i][c * 4 + 3];
-                    conv[i][c] = silu(acc);
+                    conv[i][c] = Kernels.silu(acc);
                 }
                 int w0 = h * 3 * d; // the window moves on: [x_{t-2}, x_{t-1}, x_t]
                 System.arraycopy(window[i], w0 + d, window[i], w0, 2 * d);
@@ -77,14 +78,6 @@ abstract class ConvCpuStep implements CpuStep {
             }
         }
         recur(in.hidden, out);
-    }
-
-    static float silu(float x) {
-        return (float) (x / (1.0 + Math.exp(-x)));
-    }
-
-    static float softplus(float x) {
-        return (float) (Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))));
     }
 
     /** Head h of x [H * D] in place: x / sqrt(mean(x^2) + eps) * gain[h, :]. */

@@ -132,8 +132,8 @@ public final class GatedDeltaNetMixer extends ConvMixer {
                 molt.teacher.cpu.Kernels.matVec(hidden, 0, wGate, model, heads * d, null, gate, 0);
                 float[] v = conv[0];
                 for (int h = 0; h < heads; h++) {
-                    float b = (float) (1.0 / (1.0 + Math.exp(-beta[h])));
-                    float decay = (float) Math.exp(softplus(a[h] + dtBias[h]) * -(float) Math.exp(aLog[h]));
+                    float b = molt.teacher.cpu.Kernels.sigmoid(beta[h]);
+                    float decay = (float) Math.exp(molt.teacher.cpu.Kernels.softplus(a[h] + dtBias[h]) * -(float) Math.exp(aLog[h]));
                     l2(conv[2], h * d, q);
                     l2(conv[1], h * d, k);
                     int sh = h * d * d;
@@ -155,7 +155,7 @@ public final class GatedDeltaNetMixer extends ConvMixer {
                     }
                     rmsPerHead(out, h, norm);
                     for (int vv = 0; vv < d; vv++) {
-                        out[h * d + vv] *= silu(gate[h * d + vv]);
+                        out[h * d + vv] *= molt.teacher.cpu.Kernels.silu(gate[h * d + vv]);
                     }
                 }
             }

@@ -72,11 +72,6 @@ public final class HedgehogWindowMixer extends BaseMixer {
     /** {@link HedgehogStep} with the window, from a copy of the prefilled state; g_h = sigmoid(f_h). */
     @Override
     public molt.teacher.cpu.CpuStep cpuStep(AttentionState prefilled, int kvGroups) {
-        float[] f = molt.teacher.nd.NativeArrays.values(factor);
-        float[] g = new float[f.length];
-        for (int h = 0; h < f.length; h++) {
-            g[h] = (float) (1.0 / (1.0 + Math.exp(-f[h])));
-        }
-        return HedgehogStep.of((HedgehogState) prefilled, wq, wk, g, settings.window(), kvGroups);
+        return HedgehogStep.of((HedgehogState) prefilled, wq, wk, headGateValues(factor), settings.window(), kvGroups);
     }
 }

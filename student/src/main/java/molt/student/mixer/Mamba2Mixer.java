@@ -126,7 +126,7 @@ public final class Mamba2Mixer extends ConvMixer {
                 float[] b = conv[1];
                 float[] c = conv[2];
                 for (int h = 0; h < heads; h++) {
-                    float step = softplus(dt[h] + dtBias[h]);
+                    float step = molt.teacher.cpu.Kernels.softplus(dt[h] + dtBias[h]);
                     float decay = (float) Math.exp(step * -(float) Math.exp(aLog[h])); // exp(dt A)
                     int sh = h * d * d;
                     for (int kk = 0; kk < d; kk++) {
@@ -140,7 +140,7 @@ public final class Mamba2Mixer extends ConvMixer {
                     molt.teacher.cpu.Kernels.addMatVec(c, h * d, s, sh, d, d, d, out, h * d); // y = C^T S
                     for (int vv = 0; vv < d; vv++) {
                         int at = h * d + vv;
-                        out[at] = (out[at] + skip[h] * x[at]) * silu(z[at]);
+                        out[at] = (out[at] + skip[h] * x[at]) * molt.teacher.cpu.Kernels.silu(z[at]);
                     }
                     rmsPerHead(out, h, norm);
                 }

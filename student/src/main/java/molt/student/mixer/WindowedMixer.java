@@ -119,15 +119,7 @@ public final class WindowedMixer extends BaseMixer {
         if ((inner != null && in == null) || ring == null) {
             return null;
         }
-        float[] g = null;
-        if (factor != null) {
-            float[] f = molt.teacher.nd.NativeArrays.values(factor);
-            g = new float[f.length];
-            for (int h = 0; h < f.length; h++) {
-                g[h] = (float) (1.0 / (1.0 + Math.exp(-f[h])));
-            }
-        }
-        float[] gate = g;
+        float[] gate = factor == null ? null : headGateValues(factor);
         int d = headDim;
         return new molt.teacher.cpu.CpuStep() {
             private final float[] a = new float[heads * d];

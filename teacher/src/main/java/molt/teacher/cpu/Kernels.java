@@ -107,9 +107,23 @@ public final class Kernels {
     /** The SwiGLU gate in place: gate[i] = silu(gate[i]) * up[i] over n entries. */
     public static void siluMul(float[] gate, float[] up, int n) {
         for (int i = 0; i < n; i++) {
-            float g = gate[i];
-            gate[i] = (float) (g / (1.0 + Math.exp(-g))) * up[i];
+            gate[i] = silu(gate[i]) * up[i];
         }
+    }
+
+    /** sigmoid(x) = 1 / (1 + e^-x). */
+    public static float sigmoid(float x) {
+        return (float) (1.0 / (1.0 + Math.exp(-x)));
+    }
+
+    /** silu(x) = x sigmoid(x). */
+    public static float silu(float x) {
+        return (float) (x / (1.0 + Math.exp(-x)));
+    }
+
+    /** softplus(x) = log(1 + e^x), as max(x, 0) + log(1 + e^-|x|) so that e^x never overflows. */
+    public static float softplus(float x) {
+        return (float) (Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))));
     }
 
     /**

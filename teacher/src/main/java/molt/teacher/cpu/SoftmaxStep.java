@@ -102,22 +102,9 @@ public final class SoftmaxStep implements CpuStep {
             }
             java.util.Arrays.fill(scores, 0, length, 0f);
             Kernels.addMatVec(scaled, 0, keysT[kv], 0, capacity, d, length, scores, 0); // [length]
-            float max = Float.NEGATIVE_INFINITY;
-            for (int t = 0; t < length; t++) {
-                max = Math.max(max, scores[t]);
-            }
-            float sum = 0;
-            for (int t = 0; t < length; t++) {
-                float e = (float) Math.exp(scores[t] - max);
-                scores[t] = e;
-                sum += e;
-            }
+            Kernels.softmax(scores, 0, length);
             java.util.Arrays.fill(out, h * d, (h + 1) * d, 0f);
             Kernels.addMatVec(scores, 0, values[kv], 0, d, length, d, out, h * d); // [D]
-            float inv = 1f / sum;
-            for (int j = 0; j < d; j++) {
-                out[h * d + j] *= inv;
-            }
         }
     }
 

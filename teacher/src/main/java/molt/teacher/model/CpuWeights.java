@@ -25,21 +25,12 @@ final class CpuWeights {
     /** W^T [H, V], or null when the head is tied to {@link #embed}. */
     final float[] headT;
 
-    private CpuWeights(int layers) {
-        inputNorm = new float[layers][];
-        postNorm = new float[layers][];
-        weightsT = new float[layers][Projection.values().length][];
-        biases = new float[layers][Projection.values().length][];
-        embed = null;
-        norm = null;
-        headT = null;
-    }
-
-    private CpuWeights(CpuWeights layers, float[] embed, float[] norm, float[] headT) {
-        this.inputNorm = layers.inputNorm;
-        this.postNorm = layers.postNorm;
-        this.weightsT = layers.weightsT;
-        this.biases = layers.biases;
+    private CpuWeights(float[][] inputNorm, float[][] postNorm, float[][][] weightsT, float[][][] biases, float[] embed,
+                       float[] norm, float[] headT) {
+        this.inputNorm = inputNorm;
+        this.postNorm = postNorm;
+        this.weightsT = weightsT;
+        this.biases = biases;
         this.embed = embed;
         this.norm = norm;
         this.headT = headT;
@@ -47,19 +38,24 @@ final class CpuWeights {
 
     /** The weights of {@code stored} (F32, projections transposed) as {@code projector} applies them. */
     static CpuWeights of(LlamaConfig c, Map<String, NDArray> stored, Projector projector) {
-        CpuWeights w = new CpuWeights(c.numLayers());
-        for (int i = 0; i < c.numLayers(); i++) {
-            w.inputNorm[i] = NativeArrays.values(stored.get(LlamaWeights.layer(i, "input_layernorm.weight")));
-            w.postNorm[i] = NativeArrays.values(stored.get(LlamaWeights.layer(i, "post_attention_layernorm.weight")));
+        int layers = c.numLayers();
+        float[][] inputNorm = new float[layers][];
+        float[][] postNorm = new float[layers][];
+        float[][][] weightsT = new float[layers][Projection.values().length][];
+        float[][][] biases = new float[layers][Projection.values().length][];
+        for (int i = 0; i < layers; i++) {
+            inputNorm[i] = NativeArrays.values(stored.get(LlamaWeights.layer(i, "input_layernorm.weight")));
+            postNorm[i] = NativeArrays.values(stored.get(LlamaWeights.layer(i, "post_attention_layernorm.weight")));
             for (Projection p : Projection.values()) {
                 float[] wT = NativeArrays.values(stored.get(p.prefix(i) + "weight"));
-                w.weightsT[i][p.ordinal()] = projector.effectiveWeightT(i, p, wT);
+                weightsT[i][p.ordinal()] = projector.effectiveWeightT(i, p, wT);
                 NDArray b = stored.get(p.prefix(i) + "bias");
-                w.biases[i][p.ordinal()] = b == null ? null : NativeArrays.values(b);
+                biases[i][p.ordinal()] = b == null ? null : NativeArrays.values(b);
             }
         }
         NDArray head = stored.get("lm_head.weight");
-        return new CpuWeights(w, NativeArrays.values(stored.get("model.embed_tokens.weight")),
+        return new CpuWeights(inputNorm, postNorm, weightsT, biases,
+                NativeArrays.values(stored.get("model.embed_tokens.weight")),
                 NativeArrays.values(stored.get("model.norm.weight")), head == null ? null : NativeArrays.values(head));
     }
 }

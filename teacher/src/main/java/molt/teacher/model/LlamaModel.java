@@ -305,12 +305,10 @@ public final class LlamaModel implements LanguageModel {
         return layers;
     }
 
-    /** Token ids [B, T] to embeddings [B, T, H], created in {@code scope}. */
-    private NDArray embed(NDManager scope, long[][] tokens) {
-        int b = tokens.length;
+    /** Refuses a batch [B, T] of sequences of different lengths or with ids outside the vocabulary. */
+    private void checkIds(long[][] tokens) {
         int t = tokens[0].length;
-        long[] flat = new long[b * t];
-        for (int i = 0; i < b; i++) {
+        for (int i = 0; i < tokens.length; i++) {
             if (tokens[i].length != t) {
                 throw new InputException("batch: every sequence must have the same length; sequence 0 has " + t
                         + " tokens, sequence " + i + " has " + tokens[i].length);
@@ -321,8 +319,27 @@ public final class LlamaModel implements LanguageModel {
                     throw new InputException("token id " + id + " at position " + j + " is outside the vocabulary [0, "
                             + config.vocabSize() + ")");
                 }
-                flat[i * t + j] = id;
             }
+        }
+    }
+
+    /** Refuses t tokens from position {@code start} on that run past max_position_embeddings. */
+    private void checkPositions(long start, int t) {
+        long end = start + t;
+        if (end > config.maxPositionEmbeddings()) {
+            throw new InputException("positions " + start + ".." + (end - 1) + " exceed the model's "
+                    + "max_position_embeddings " + config.maxPositionEmbeddings() + " (config.json)");
+        }
+    }
+
+    /** Token ids [B, T] to embeddings [B, T, H], created in {@code scope}. */
+    private NDArray embed(NDManager scope, long[][] tokens) {
+        checkIds(tokens);
+        int b = tokens.length;
+        int t = tokens[0].length;
+        long[] flat = new long[b * t];
+        for (int i = 0; i < b; i++) {
+            System.arraycopy(tokens[i], 0, flat, i * t, t);
         }
         if (flat.length == 1) {
             // One token: its row as a view of the table (one native call; an index array and gather take ten).
@@ -365,11 +382,7 @@ public final class LlamaModel implements LanguageModel {
             throw new IllegalArgumentException("expected one attention core per layer (" + layers.size()
                     + "), found " + cores.size());
         }
-        long end = pass.start() + tokens[0].length;
-        if (end > config.maxPositionEmbeddings()) {
-            throw new InputException("positions " + pass.start() + ".." + (end - 1) + " exceed the model's "
-                    + "max_position_embeddings " + config.maxPositionEmbeddings() + " (config.json)");
-        }
+        checkPositions(pass.start(), tokens[0].length);
         NDArray h = embed(scope, tokens);
         DecoderLayer.Positions at = DecoderLayer.Positions.of(scope, rope, tokens.length, tokens[0].length,
                 pass.start()); // RoPE's tables once for every layer
@@ -641,10 +654,6 @@ public final class LlamaModel implements LanguageModel {
         this.decodeEngine = engine;
     }
 
-    public DecodeEngine decodeEngine() {
-        return decodeEngine;
-    }
-
     /** Drops the Java copies of the weights (a student's LoRA or mixer parameters changed; they are made again). */
     public void forgetCpuWeights() {
         synchronized (cpuWeights) {
@@ -664,12 +673,7 @@ public final class LlamaModel implements LanguageModel {
         if (engine == DecodeEngine.DJL || st.engineOnly() || st.position() == 0 || tokens[0].length != 1) {
             return false;
         }
-        String why = tokens.length != 1 ? "a batch of " + tokens.length
-                : !Device.Type.CPU.equals(device.getDeviceType()) ? "device " + device
-                : precision != Precision.F32 ? "precision " + precision.setting()
-                : trainable ? "weights that train"
-                : engine == DecodeEngine.AUTO && LlamaWeights.parameterCount(config) > DecodeEngine.AUTO_MAX_PARAMETERS
-                        ? "more than " + DecodeEngine.AUTO_MAX_PARAMETERS + " parameters" : null;
+        String why = javaBlocker(tokens.length, engine);
         molt.teacher.cpu.CpuStep[] steps = new molt.teacher.cpu.CpuStep[cores.size()];
         for (int i = 0; why == null && i < cores.size(); i++) {
             steps[i] = cores.get(i).cpuStep(st.get(i, cores.get(i)), config.kvGroups());
@@ -693,6 +697,26 @@ public final class LlamaModel implements LanguageModel {
         return true;
     }
 
+    /** Why a step of {@code batch} sequences cannot run in plain Java under {@code engine}; null when it can. */
+    private String javaBlocker(int batch, DecodeEngine engine) {
+        if (batch != 1) {
+            return "a batch of " + batch;
+        }
+        if (!Device.Type.CPU.equals(device.getDeviceType())) {
+            return "device " + device;
+        }
+        if (precision != Precision.F32) {
+            return "precision " + precision.setting();
+        }
+        if (trainable) {
+            return "weights that train";
+        }
+        if (engine == DecodeEngine.AUTO && LlamaWeights.parameterCount(config) > DecodeEngine.AUTO_MAX_PARAMETERS) {
+            return "more than " + DecodeEngine.AUTO_MAX_PARAMETERS + " parameters";
+        }
+        return null;
+    }
+
     /** Tokens [1, t] through the plain-Java steps of {@code st}: logits [1, t, V] attached to {@code out}. */
     private NDArray decodeInJava(NDManager out, DecoderState st, long[][] tokens) {
         if (tokens.length != 1) {
@@ -701,15 +725,8 @@ public final class LlamaModel implements LanguageModel {
         }
         int t = tokens[0].length;
         int v = config.vocabSize();
-        if (st.position() + t > config.maxPositionEmbeddings()) {
-            throw new InputException("positions " + st.position() + ".." + (st.position() + t - 1) + " exceed the "
-                    + "model's max_position_embeddings " + config.maxPositionEmbeddings() + " (config.json)");
-        }
-        for (long id : tokens[0]) {
-            if (id < 0 || id >= v) {
-                throw new InputException("token id " + id + " is outside the vocabulary [0, " + v + ")");
-            }
-        }
+        checkPositions(st.position(), t);
+        checkIds(tokens);
         float[] all = t == 1 ? null : new float[t * v];
         float[] last = null;
         for (int j = 0; j < t; j++) {
