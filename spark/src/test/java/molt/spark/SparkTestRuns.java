@@ -39,21 +39,9 @@ final class SparkTestRuns {
                 checkpoint:
                   every_steps: 2
                   keep_last: 2
-                teacher:
-                  path: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                  rows_per_shard: 16
-                student:
-                  mixer: hedgehog_window
-                  feature_dim: 4
-                  window: 8
-                  chunk_size: 16
-                lora:
-                  rank: 2
-                  alpha: 4
+                """.formatted(dir.resolve("run"))
+                + PipelineTestSupport.sources(scheme + teacher.toAbsolutePath(), scheme + source.toAbsolutePath())
+                + PipelineTestSupport.STUDENT + PipelineTestSupport.LORA + """
                 variants:
                   wide:
                     student: {mixer: hedgehog, feature_dim: 8}
@@ -77,7 +65,7 @@ final class SparkTestRuns {
                     val_batches: 2
                   - name: export
                     type: export
-                """.formatted(dir.resolve("run"), scheme + teacher.toAbsolutePath(), scheme + source.toAbsolutePath());
+                """;
         return Files.writeString(dir.resolve("spark-tiny.yaml"), yaml);
     }
 

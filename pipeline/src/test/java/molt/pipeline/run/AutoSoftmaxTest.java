@@ -38,13 +38,8 @@ class AutoSoftmaxTest {
                 name: auto
                 output_dir: %s
                 seed: 2
-                teacher:
-                  path: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                  rows_per_shard: 16
+                """.formatted(dir.resolve("run"))
+                + PipelineTestSupport.sources(teacher, PipelineTestSupport.corpus(dir)) + """
                 student:
                   mixer: hedgehog_window
                   feature_dim: 4
@@ -52,9 +47,7 @@ class AutoSoftmaxTest {
                   chunk_size: 16
                   softmax_layers: auto
                   softmax_budget: 1
-                lora:
-                  rank: 2
-                  alpha: 4
+                """ + PipelineTestSupport.LORA + """
                 stages:
                   - name: transfer
                     type: attention_transfer
@@ -68,7 +61,7 @@ class AutoSoftmaxTest {
                   - name: export
                     type: export
                 %s
-                """.formatted(dir.resolve("run"), teacher, PipelineTestSupport.corpus(dir), variants);
+                """.formatted(variants);
         Path f = dir.resolve("auto.yaml");
         Files.writeString(f, yaml);
         return f;

@@ -28,6 +28,38 @@ public final class PipelineTestSupport {
         return f;
     }
 
+    /**
+     * The YAML sections every tiny test run shares: {@code teacher} (its path) and {@code data} (32-token sequences
+     * of {@code source}, a tenth held out, 16 rows per shard), at the top level.
+     */
+    public static String sources(Object teacher, Object source) {
+        return """
+                teacher:
+                  path: %s
+                data:
+                  source: %s
+                  seq_len: 32
+                  val_fraction: 0.1
+                  rows_per_shard: 16
+                """.formatted(teacher, source);
+    }
+
+    /** The tiny runs' student: hedgehog_window, feature dim 4, window 8, chunk 16. */
+    public static final String STUDENT = """
+            student:
+              mixer: hedgehog_window
+              feature_dim: 4
+              window: 8
+              chunk_size: 16
+            """;
+
+    /** The tiny runs' LoRA: rank 2, alpha 4. */
+    public static final String LORA = """
+            lora:
+              rank: 2
+              alpha: 4
+            """;
+
     public static Path config(Path dir, Path teacher, Path corpus, String extra) throws Exception {
         String yaml = """
                 name: tiny
@@ -36,21 +68,7 @@ public final class PipelineTestSupport {
                 checkpoint:
                   every_steps: 2
                   keep_last: 2
-                teacher:
-                  path: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                  rows_per_shard: 16
-                student:
-                  mixer: hedgehog_window
-                  feature_dim: 4
-                  window: 8
-                  chunk_size: 16
-                lora:
-                  rank: 2
-                  alpha: 4
+                """.formatted(dir.resolve("run")) + sources(teacher, corpus) + STUDENT + LORA + """
                 stages:
                   - name: transfer
                     type: attention_transfer
@@ -66,7 +84,7 @@ public final class PipelineTestSupport {
                     val_batches: 2
                   - name: export
                     type: export
-                """.formatted(dir.resolve("run"), teacher, corpus) + extra;
+                """ + extra;
         Path f = dir.resolve("tiny.yaml");
         Files.writeString(f, yaml);
         return f;

@@ -53,18 +53,8 @@ class LayerGroupsTest {
                 checkpoint:
                   every_steps: 2
                   keep_last: 2
-                teacher:
-                  path: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                  rows_per_shard: 16
-                student:
-                  mixer: hedgehog_window
-                  feature_dim: 4
-                  window: 8
-                  chunk_size: 16
+                """.formatted(name, dir.resolve(name)) + PipelineTestSupport.sources(teacher, corpus)
+                + PipelineTestSupport.STUDENT + """
                 stages:
                   - name: transfer
                     type: attention_transfer
@@ -75,7 +65,7 @@ class LayerGroupsTest {
                     val_every: 1
                     val_batches: 2
                     layer_groups: %d
-                """.formatted(name, dir.resolve(name), teacher, corpus, tokens, groups);
+                """.formatted(tokens, groups);
         Path f = dir.resolve(name + ".yaml");
         Files.writeString(f, yaml);
         return f;

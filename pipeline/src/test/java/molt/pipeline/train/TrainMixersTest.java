@@ -24,21 +24,9 @@ class TrainMixersTest {
                 name: %s
                 output_dir: %s
                 seed: 4
-                teacher:
-                  path: %s
-                data:
-                  source: %s
-                  seq_len: 32
-                  val_fraction: 0.1
-                  rows_per_shard: 16
-                student:
-                  mixer: hedgehog_window
-                  feature_dim: 4
-                  window: 8
-                  chunk_size: 16
-                lora:
-                  rank: 2
-                  alpha: 4
+                """.formatted(name, dir.resolve(name))
+                + PipelineTestSupport.sources(teacher, PipelineTestSupport.corpus(dir))
+                + PipelineTestSupport.STUDENT + PipelineTestSupport.LORA + """
                 stages:
                   - name: transfer
                     type: attention_transfer
@@ -52,7 +40,7 @@ class TrainMixersTest {
                     val_batches: 1
                     val_every: 1
                 %s
-                """.formatted(name, dir.resolve(name), teacher, PipelineTestSupport.corpus(dir), lora);
+                """.formatted(lora);
         Path cfg = Files.writeString(dir.resolve(name + ".yaml"), yaml);
         CliTestSupport.Run r = CliTestSupport.run("run", cfg.toString());
         assertEquals(0, r.exit(), r.err());
