@@ -37,7 +37,8 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        molt.teacher.nd.NativeMemory.configure(); // before the engine allocates: resident memory follows what is live
+        // before the engine allocates; a run switches to TIGHT for large teachers (Runner.resolve)
+        molt.teacher.nd.NativeMemory.configure(molt.teacher.nd.NativeMemory.Mode.REUSE);
         System.exit(execute(args));
     }
 

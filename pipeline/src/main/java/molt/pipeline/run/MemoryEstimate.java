@@ -24,7 +24,9 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
     static final long BASE = 700L << 20;
 
     public static MemoryEstimate of(RunConfig cfg, LlamaConfig c) {
-        Precision p = Precision.resolve(cfg.precision(), molt.teacher.LlamaWeights.parameterCount(c));
+        long params = molt.teacher.LlamaWeights.parameterCount(c);
+        Precision p = Precision.resolve(cfg.precision(), params);
+        boolean reuse = molt.teacher.nd.NativeMemory.modeFor(params) == molt.teacher.nd.NativeMemory.Mode.REUSE;
         StudentPlan plan = cfg.student().plan(c.numLayers());
         long mixers = 0;
         int mixerLayers = 0;
@@ -44,8 +46,8 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
                 .anyMatch(s -> s.recompute().equals("true") || (s.recompute().equals("auto") && p == Precision.F16));
         int featureDim = cfg.student().settings().featureDim();
         return new MemoryEstimate(BASE, frozen(c, p), 16 * mixers, 16 * lora,
-                transferStep(c, p, b, t, tappedLayers(cfg, mixerLayers), featureDim),
-                recompute ? recomputedLoraStep(c, p, b, t, featureDim) : loraStep(c, p, b, t, featureDim));
+                transferStep(c, p, b, t, tappedLayers(cfg, mixerLayers), featureDim, reuse),
+                recompute ? recomputedLoraStep(c, p, b, t, featureDim, reuse) : loraStep(c, p, b, t, featureDim));
     }
 
     /**
@@ -101,13 +103,17 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
     /**
      * Attention transfer: the teacher's taps for every mixer layer it trains at once (hidden, q, k, v, attention
      * output), one layer of the teacher's forward at a time (with its widened weights), and one mixer layer's forward
-     * and backward (each layer's term is backpropagated before the next is computed).
+     * and backward (each layer's term is backpropagated before the next is computed). With {@code reuse} (the
+     * allocator's {@link molt.teacher.nd.NativeMemory.Mode#REUSE}) the heap also holds the freed blocks of one more
+     * such layer.
      */
-    static long transferStep(LlamaConfig c, Precision p, long b, long t, int mixerLayers, int featureDim) {
+    static long transferStep(LlamaConfig c, Precision p, long b, long t, int mixerLayers, int featureDim,
+                             boolean reuse) {
         long hq = c.numHeads();
         long d = c.headDim();
         long taps = 4 * b * t * (c.hiddenSize() + 2 * hq * d + 2L * c.numKvHeads() * d) * mixerLayers;
-        return taps + Math.max(teacherLayer(c, b, t) + widenedLayer(c, p), 2 * mixerLayer(c, b, t, featureDim));
+        long layer = Math.max(teacherLayer(c, b, t) + widenedLayer(c, p), 2 * mixerLayer(c, b, t, featureDim));
+        return taps + (reuse ? 2 : 1) * layer;
     }
 
     /** LoRA without recomputation: every layer's activations and widened weights kept for backward, whole logits. */
@@ -122,16 +128,17 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
     /**
      * LoRA with recomputation: the L + 1 layer inputs, one layer recomputed with its gradients and widened weights,
      * and one slice of positions through the LM head (logits, log-softmax and their gradients; a 16-bit head is
-     * widened a block of 2^24 values at a time).
+     * widened a block of 2^24 values at a time). With {@code reuse} the heap also holds the freed blocks of the larger
+     * of the two once more.
      */
-    static long recomputedLoraStep(LlamaConfig c, Precision p, long b, long t, int featureDim) {
+    static long recomputedLoraStep(LlamaConfig c, Precision p, long b, long t, int featureDim, boolean reuse) {
         long inputs = 4 * b * t * c.hiddenSize() * (c.numLayers() + 2L);
         long layer = 2 * (4 * b * t * (14L * c.hiddenSize() + 4L * c.intermediateSize()) + mixerLayer(c, b, t, featureDim))
                 + widenedLayer(c, p);
         long positions = Math.min(t, Math.max(1, (1L << 26) / (b * c.vocabSize())));
         // logits, their gradient and the loss's arrays for one slice, and one widened block of the head's rows
         long head = 4 * 4 * b * positions * c.vocabSize() + (p == Precision.F16 ? 4L << 24 : 0);
-        return inputs + Math.max(layer, head);
+        return inputs + (reuse ? 2 : 1) * Math.max(layer, head);
     }
 
     /** Peak of an attention-transfer step. */

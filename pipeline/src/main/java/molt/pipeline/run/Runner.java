@@ -233,6 +233,10 @@ public final class Runner {
                     molt.teacher.LlamaWeights.parameterCount(teacher), r.threads(), r.precision());
         }
         molt.teacher.Threads.set(r.threads());
+        if (molt.teacher.nd.NativeMemory.mode() != null) { // molt set the allocator at start: now for this teacher
+            molt.teacher.nd.NativeMemory.configure(
+                    molt.teacher.nd.NativeMemory.modeFor(molt.teacher.LlamaWeights.parameterCount(teacher)));
+        }
         return r;
     }
 

@@ -5,14 +5,18 @@ import com.sun.jna.Native;
 import org.apache.logging.log4j.LogManager;
 
 /**
- * Hands freed native memory back to the operating system. libtorch allocates CPU tensors with the C library's
- * malloc; glibc keeps freed blocks of up to 32 MiB in its arenas for reuse, so a process's resident memory stays at
- * its highest point: after attention transfer the LoRA stage started 4 GiB above what it held (measured at the
- * SmolLM2-135M shape). {@link #trim} (glibc's malloc_trim) releases every free page; on other C libraries it does
- * nothing.
+ * How the C library's allocator treats the arrays libtorch frees. libtorch allocates CPU tensors with glibc's malloc,
+ * and a training step allocates and frees gigabytes of short-lived arrays. Two settings ({@link Mode}) trade speed
+ * against resident memory; {@link #trim} (glibc's malloc_trim), called at each training step's start, hands the
+ * previous step's freed pages back in both. On other C libraries nothing here does anything.
  */
 public final class NativeMemory {
     private static final CLib C = load();
+
+    /** Teachers from this many parameters up train with {@link Mode#TIGHT}, smaller ones with {@link Mode#REUSE}. */
+    public static final long REUSE_BELOW_PARAMETERS = 1_000_000_000L;
+
+    private static volatile Mode current;
 
     private NativeMemory() {
     }
@@ -30,27 +34,64 @@ public final class NativeMemory {
     private static final int M_MMAP_THRESHOLD = -3;
     private static final int M_ARENA_MAX = -8;
 
-    /** Blocks from this size up get pages of their own, returned to the system when freed. */
+    /** {@link Mode#TIGHT}: blocks from this size up get pages of their own, returned to the system when freed. */
     static final int MMAP_THRESHOLD = 1 << 20;
+    /** {@link Mode#REUSE}: blocks below this size come from the heap (larger ones are mapped on their own). */
+    static final int REUSE_MMAP_THRESHOLD = 1 << 29;
+
+    /** The allocator's settings. */
+    public enum Mode {
+        /**
+         * Freed blocks stay in the heap for the step's next arrays (blocks below 512 MiB come from the heap, which is
+         * never trimmed on free, in one arena); the step's start trims it. No fresh pages are faulted in for arrays
+         * the step has freed before. Measured at the SmolLM2-135M shape: attention transfer 34% and LoRA 32% more
+         * tokens/s than {@link #TIGHT}, at 0.3 and 0.55 GiB more peak memory (docs/BENCHMARKS.md).
+         */
+        REUSE,
+        /**
+         * Resident memory follows what is live: blocks of 1 MiB and more are mapped on their own and unmapped when
+         * freed, the heap's top is trimmed from 1 MiB of free space, and at most 2 arenas exist. Every large array
+         * then faults in fresh zeroed pages (at the SmolLM2 shape 40% of the step's CPU time went to the kernel).
+         * Measured at the Llama-3.2-1B shape: LoRA's step peaked 1.3 GiB lower than with {@link #REUSE}, and at the
+         * Llama-3-8B shape it is what keeps a step under 20 GiB.
+         */
+        TIGHT
+    }
+
+    /** The mode molt uses for training a teacher of this many parameters. */
+    public static Mode modeFor(long parameters) {
+        return parameters >= REUSE_BELOW_PARAMETERS ? Mode.TIGHT : Mode.REUSE;
+    }
 
     /**
-     * Sets glibc's allocator so that resident memory follows what is live (call once, before the engine allocates):
-     * blocks of 1 MiB and more are mapped on their own and unmapped when freed (by default the threshold grows to
-     * 32 MiB as large blocks are freed, and freed blocks below it stay in the heap, where the layer-by-layer
-     * allocations of a training step fragment it), the heap's top is trimmed from 1 MiB of free space, and at most 2
-     * arenas exist. Measured at the Llama-3.2-1B shape: LoRA's step peaked 0.5 GiB lower (docs/BENCHMARKS.md). Does
-     * nothing when the user set any MALLOC_ variable (their choice stands) or off glibc; true when applied.
+     * Sets glibc's allocator to {@code mode} (at start, before the engine allocates, and again once a run knows its
+     * teacher's size: blocks allocated before keep where they are). Does nothing when the user set any MALLOC_
+     * variable (their choice stands) or off glibc; true when applied.
      */
-    public static boolean configure() {
+    public static boolean configure(Mode mode) {
         if (C == null || System.getenv().keySet().stream().anyMatch(k -> k.startsWith("MALLOC_"))) {
             return false;
         }
         try {
-            return C.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 && C.mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD) == 1
-                    && C.mallopt(M_TOP_PAD, 0) == 1 && C.mallopt(M_ARENA_MAX, 2) == 1;
+            boolean ok = mode == Mode.TIGHT
+                    ? C.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 && C.mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD) == 1
+                            && C.mallopt(M_TOP_PAD, 0) == 1 && C.mallopt(M_ARENA_MAX, 2) == 1
+                    : C.mallopt(M_MMAP_THRESHOLD, REUSE_MMAP_THRESHOLD) == 1
+                            && C.mallopt(M_TRIM_THRESHOLD, Integer.MAX_VALUE) == 1 && C.mallopt(M_TOP_PAD, 0) == 1
+                            && C.mallopt(M_ARENA_MAX, 1) == 1;
+            if (ok && current != mode) {
+                LogManager.getLogger(NativeMemory.class).debug("allocator: {}", mode);
+                current = mode;
+            }
+            return ok;
         } catch (RuntimeException | LinkageError e) {
             return false;
         }
+    }
+
+    /** The mode last applied, or null when molt left the allocator alone. */
+    public static Mode mode() {
+        return current;
     }
 
     private static CLib load() {

@@ -7,25 +7,98 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
-/** The allocator settings molt applies at start (glibc only) leave arrays working as before. */
+/** The allocator settings molt applies (glibc only): arrays work as before, and REUSE does reuse freed blocks. */
 class NativeMemoryTest {
-    @Test
-    void glibcAcceptsTheSettingsAndArraysStillWork() {
+    private static final int MIB = 1 << 20;
+
+    private static void assumeGlibcSettingsApply() {
         assumeTrue(System.getProperty("os.name").toLowerCase(java.util.Locale.ROOT).contains("linux"));
         assumeTrue(System.getenv().keySet().stream().noneMatch(k -> k.startsWith("MALLOC_")));
-        assertTrue(NativeMemory.configure(), "mallopt refused a setting");
-        try (NDManager m = NDManager.newBaseManager()) {
-            for (int i = 0; i < 20; i++) { // blocks above and below the 1 MiB threshold, allocated and freed
-                NDArray big = m.ones(new Shape(NativeMemory.MMAP_THRESHOLD / 2)); // 2 MiB of F32
-                NDArray small = m.ones(new Shape(1000));
-                assertEquals(NativeMemory.MMAP_THRESHOLD / 2.0, big.sum().getFloat(), 0);
-                assertEquals(1000f, small.sum().getFloat(), 0);
-                big.close();
-                small.close();
+    }
+
+    @Test
+    void glibcAcceptsBothModesAndArraysStillWork() {
+        assumeGlibcSettingsApply();
+        for (NativeMemory.Mode mode : NativeMemory.Mode.values()) {
+            assertTrue(NativeMemory.configure(mode), "mallopt refused a setting of " + mode);
+            assertEquals(mode, NativeMemory.mode());
+            try (NDManager m = NDManager.newBaseManager()) {
+                for (int i = 0; i < 20; i++) { // blocks above and below the 1 MiB threshold, allocated and freed
+                    NDArray big = m.ones(new Shape(NativeMemory.MMAP_THRESHOLD / 2)); // 2 MiB of F32
+                    NDArray small = m.ones(new Shape(1000));
+                    assertEquals(NativeMemory.MMAP_THRESHOLD / 2.0, big.sum().getFloat(), 0);
+                    assertEquals(1000f, small.sum().getFloat(), 0);
+                    big.close();
+                    small.close();
+                }
             }
+            NativeMemory.trim();
         }
-        NativeMemory.trim();
+        NativeMemory.configure(NativeMemory.Mode.REUSE);
+    }
+
+    /**
+     * 4 MiB arrays allocated, filled and freed 40 times: TIGHT maps each one afresh (about 1,024 page faults each),
+     * REUSE hands the freed block back to the next one (faults only for the first).
+     */
+    @Test
+    void reuseAvoidsFaultingInFreedBlocksAgain() throws IOException {
+        assumeGlibcSettingsApply();
+        long tight = faultsFor(NativeMemory.Mode.TIGHT);
+        long reuse = faultsFor(NativeMemory.Mode.REUSE);
+        assertTrue(tight > 40 * 4 * MIB / 4096 / 2, "TIGHT should fault in every fresh block: " + tight);
+        assertTrue(reuse * 4 < tight, "REUSE should reuse the freed blocks: " + reuse + " faults vs TIGHT " + tight);
+    }
+
+    /** Measured on a thread started after the setting, as molt's threads are (a thread keeps its first arena). */
+    private static long faultsFor(NativeMemory.Mode mode) throws IOException {
+        assertTrue(NativeMemory.configure(mode));
+        long[] faults = new long[1];
+        IOException[] failed = new IOException[1];
+        Thread t = new Thread(() -> {
+            try {
+                faults[0] = faultsOfFreshBlocks();
+            } catch (IOException e) {
+                failed[0] = e;
+            }
+        });
+        t.start();
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException(e);
+        } finally {
+            NativeMemory.trim();
+            NativeMemory.configure(NativeMemory.Mode.REUSE);
+        }
+        if (failed[0] != null) {
+            throw failed[0];
+        }
+        return faults[0];
+    }
+
+    private static long faultsOfFreshBlocks() throws IOException {
+        try (NDManager m = NDManager.newBaseManager()) {
+            m.ones(new Shape(4 * MIB / 4)).close(); // the first block may fault in either mode
+            long before = minorFaults();
+            for (int i = 0; i < 40; i++) {
+                NDArray a = m.ones(new Shape(4 * MIB / 4)); // 4 MiB of F32, every page written
+                a.close();
+            }
+            return minorFaults() - before;
+        }
+    }
+
+    /** Minor page faults of this process so far (/proc/self/stat, field 10). */
+    private static long minorFaults() throws IOException {
+        String stat = Files.readString(Path.of("/proc/self/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(f[7]); // fields after the name start at field 3 (state)
     }
 }
