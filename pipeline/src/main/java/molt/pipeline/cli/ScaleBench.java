@@ -103,11 +103,12 @@ final class ScaleBench implements Callable<Integer> {
             Path teacher = model != null ? model : checkpoint(work);
             LlamaConfig c = LlamaConfig.read(teacher);
             RunConfig rc = Runner.resolve(ConfigLoader.load(config(work, teacher), List.of()));
-            double gemm = BenchCommand.gemmGflops(ai.djl.Device.cpu(), 2048, 3);
+            double before = BenchCommand.gemmGflops(ai.djl.Device.cpu(), 2048, 3);
             try (StopSignal stop = StopSignal.manual()) {
                 Runner.run(rc, stop);
             }
-            report(rc, c, teacher, work.resolve("run/metrics.jsonl"), gemm);
+            double after = BenchCommand.gemmGflops(ai.djl.Device.cpu(), 2048, 3);
+            report(rc, c, teacher, work.resolve("run/metrics.jsonl"), before, after);
         } finally {
             delete(work);
         }
@@ -260,7 +261,13 @@ final class ScaleBench implements Callable<Integer> {
         return 2 * (c.numLayers() * 2.0 * MemoryEstimate.layerWeights(c) + head) + 3 * c.numLayers() * adapters;
     }
 
-    private void report(RunConfig rc, LlamaConfig c, Path teacher, Path metrics, double gemm) throws IOException {
+    /**
+     * The report; the shares divide by the higher of the GEMM rates measured before and after the stages (on a shared
+     * machine a rate measured once may be depressed, which would overstate every share).
+     */
+    private void report(RunConfig rc, LlamaConfig c, Path teacher, Path metrics, double before, double after)
+            throws IOException {
+        double gemm = Math.max(before, after);
         StageRates at = StageRates.of(metrics, "transfer", warmup);
         StageRates lora = StageRates.of(metrics, "finetune", warmup);
         double atFlops = transferFlopsPerToken(c, seqLen);
@@ -269,7 +276,8 @@ final class ScaleBench implements Callable<Integer> {
         System.out.printf("model: %s (%,d parameters), %d-token sequences, batch 1, %s frozen weights, %d thread(s), "
                 + "LoRA recompute %s%n", model != null ? teacher : shape, LlamaWeights.parameterCount(c), seqLen,
                 rc.precision(), rc.threads(), recompute);
-        System.out.printf("F32 GEMM (2048^3, same run, %d thread(s)): %.1f GFLOP/s%n", rc.threads(), gemm);
+        System.out.printf("F32 GEMM (2048^3, same run, %d thread(s)): %.1f GFLOP/s before the stages, %.1f after; "
+                + "shares below are of the higher%n", rc.threads(), before, after);
         System.out.println("FLOPs per token counted: transfer = layers x (2 x projection weights + 2 x heads x "
                 + "head_dim x T) [the teacher forward, causal attention at T^2/2; mixers not counted]; LoRA = "
                 + "2 x (layers x 2 x projection weights + 2 x vocab x hidden) + 3 x layers x 2 x rank x (in + out) "

@@ -83,7 +83,8 @@ public final class LlamaBlocks {
         long tq = q.getShape().get(2);
         long tk = k.getShape().get(2);
         double scale = 1.0 / Math.sqrt(q.getShape().get(3));
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(Scalars.of((float) scale)); // [B, Hq, Tq, Tk]
+        // scaled and masked in place: autograd keeps q and k for the product's backward, not the product itself
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).muli(Scalars.of((float) scale)); // [B, Hq, Tq, Tk]
         if (tk - 1 <= offset) {
             // No key lies after the first query (a decoding step): the mask would add 0 everywhere.
             NDArray probs = Ops.softmax(scores, -1);
@@ -94,8 +95,7 @@ public final class LlamaBlocks {
         NDArray kPos = scope.arange(0, tk, 1, DataType.INT64).reshape(1, tk); // [1, Tk]
         // Future keys get -1e30 added (exp underflows to exactly 0); DJL's where() does not broadcast.
         NDArray future = kPos.gt(qPos).toType(DataType.FLOAT32, false).mul(Scalars.of(-1e30f)); // [Tq, Tk]
-        NDArray masked = scores.add(future);
-        NDArray probs = masked.softmax(-1);
+        NDArray probs = scores.addi(future).softmax(-1);
         NDArray out = probs.matMul(v); // [B, Hq, Tq, D]
         return withWeights ? new NDList(out, probs) : new NDList(out);
     }
