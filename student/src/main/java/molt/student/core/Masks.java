@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import molt.teacher.nd.Scalars;
 
 /** Masks from index comparisons (DJL has no triu/tril), as 0/1 float arrays [rows, cols], and chunking. */
@@ -45,11 +46,56 @@ public final class Masks {
     }
 
     /**
-     * Chunk {@code ci} preceded by chunk {@code ci - 1} (chunk 0 alone) along time: the keys or values that a
-     * sliding window of at most one chunk can reach from chunk {@code ci}'s queries.
+     * x [B, H, T, X] as {@code count} chunks of {@code chunk} along time, zeros after T:
+     * [B, H, count, chunk, X] (one pad and one reshape, whatever the number of chunks).
      */
-    public static NDArray withPrevious(NDList chunks, int ci) {
-        return ci == 0 ? chunks.get(0) : chunks.get(ci - 1).concat(chunks.get(ci), 2);
+    public static NDArray toChunks(NDManager scope, NDArray x, int count, int chunk) {
+        Shape s = x.getShape();
+        long padded = (long) count * chunk;
+        NDArray full = s.get(2) == padded ? x
+                : x.concat(scope.zeros(new Shape(s.get(0), s.get(1), padded - s.get(2), s.get(3))), 2); // [B, H, count * chunk, X]
+        return full.reshape(s.get(0), s.get(1), count, chunk, s.get(3)); // [B, H, count, chunk, X]
+    }
+
+    /** The inverse of {@link #toChunks}: [B, H, count, chunk, X] -> [B, H, t, X]. */
+    public static NDArray fromChunks(NDArray x, long t) {
+        Shape s = x.getShape();
+        NDArray full = x.reshape(s.get(0), s.get(1), s.get(2) * s.get(3), s.get(4)); // [B, H, count * chunk, X]
+        return full.getShape().get(2) == t ? full : full.get(":, :, 0:" + t);
+    }
+
+    /**
+     * Each chunk preceded by the chunk before it (zeros before the first): [B, H, count, chunk, X] ->
+     * [B, H, count, 2 * chunk, X], the keys or values a window of at most one chunk can reach from each chunk.
+     */
+    public static NDArray withPreviousChunk(NDManager scope, NDArray xc) {
+        Shape s = xc.getShape();
+        NDArray first = scope.zeros(new Shape(s.get(0), s.get(1), 1, s.get(3), s.get(4))); // [B, H, 1, chunk, X]
+        NDArray previous = s.get(2) == 1 ? first : first.concat(xc.get(":, :, 0:" + (s.get(2) - 1)), 2); // [B, H, count, chunk, X]
+        return previous.concat(xc, 3); // [B, H, count, 2 * chunk, X]
+    }
+
+    /**
+     * The positions in {@link #withPreviousChunk}'s blocks: queries [count, chunk, 1] at c * chunk + i and keys
+     * [count, 1, 2 * chunk] at (c - 1) * chunk + j (negative for the zeros before the first chunk).
+     */
+    public static NDArray[] blockPositions(NDManager m, int count, int chunk) {
+        NDArray qp = m.arange(0, (long) count * chunk, 1, DataType.INT64).reshape(count, chunk, 1); // [count, chunk, 1]
+        NDArray start = m.arange(-chunk, (long) (count - 2) * chunk + 1, chunk, DataType.INT64)
+                .reshape(count, 1, 1); // [count, 1, 1]: (c - 1) * chunk
+        NDArray kp = start.add(m.arange(0, 2L * chunk, 1, DataType.INT64).reshape(1, 1, 2L * chunk)); // [count, 1, 2 * chunk]
+        return new NDArray[] {qp, kp};
+    }
+
+    /** 1 where query - window < key <= query and the key exists (position >= 0), for {@link #blockPositions}. */
+    public static NDArray window(NDArray[] p, int window) {
+        NDArray inside = p[1].lte(p[0]).logicalAnd(p[1].gt(p[0].sub(window))).logicalAnd(p[1].gte(0));
+        return inside.toType(DataType.FLOAT32, false);
+    }
+
+    /** 1 where the key exists and key <= query - window (it has left the window), for {@link #blockPositions}. */
+    public static NDArray beforeWindow(NDArray[] p, int window) {
+        return p[1].lte(p[0].sub(window)).logicalAnd(p[1].gte(0)).toType(DataType.FLOAT32, false);
     }
 
     /** Query positions [rows, 1] starting at {@code q0}, key positions [1, cols] starting at {@code k0}. */
@@ -63,18 +109,5 @@ public final class Masks {
     public static NDArray causal(NDManager m, long q0, long rows, long k0, long cols) {
         NDArray[] p = positions(m, q0, rows, k0, cols);
         return p[1].lte(p[0]).toType(DataType.FLOAT32, false);
-    }
-
-    /** 1 where query - window < key <= query: the sliding window of the {@code window} most recent tokens. */
-    public static NDArray window(NDManager m, long q0, long rows, long k0, long cols, int window) {
-        NDArray[] p = positions(m, q0, rows, k0, cols);
-        NDArray inside = p[1].lte(p[0]).logicalAnd(p[1].gt(p[0].sub(window)));
-        return inside.toType(DataType.FLOAT32, false);
-    }
-
-    /** 1 where key <= query - window: the tokens that have left the window. */
-    public static NDArray beforeWindow(NDManager m, long q0, long rows, long k0, long cols, int window) {
-        NDArray[] p = positions(m, q0, rows, k0, cols);
-        return p[1].lte(p[0].sub(window)).toType(DataType.FLOAT32, false);
     }
 }

@@ -1,7 +1,6 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import molt.teacher.nd.Scalars;
 
@@ -11,25 +10,29 @@ import molt.teacher.nd.Scalars;
  * linear term ({@link WindowedLinearAttention}). Training and decoding use exactly this window.
  *
  * <p>Chunked form (chunk C >= w): the window of every query in chunk c lies in chunks c-1 and c, so each chunk
- * builds one [C, 2C] score block against the previous and current keys ({@link #block}). The window mask comes from
- * index comparisons and is added (as {@link Masks#MASKED}) before any row max, softmax or exponential, so nothing
+ * has one [C, 2C] score block against the previous and current keys, and all chunks' blocks are computed at once
+ * ({@link #blocks}: one batched product, whatever the number of chunks). The window mask comes from index
+ * comparisons and is added (as {@link Masks#MASKED}) before any row max, softmax or exponential, so nothing
  * overflows. Decoding keeps the last w keys and values in a {@link WindowBuffer}.
  *
- * <p>Shapes: q, k, v [B, H, T, D]; a block's scores [B, H, n, m] for the chunk's n queries and m block keys.
+ * <p>Shapes: q, k, v [B, H, T, D]; NC = ceil(T / C) chunks, the sequence padded with zeros to NC * C; the blocks'
+ * scores [B, H, NC, C, 2C].
  */
 public final class SlidingWindow {
     private SlidingWindow() {
     }
 
     /**
-     * One chunk's score block: queries at c0..c0+n-1 against the block's m keys at p0..p0+m-1 (the previous chunk, if
-     * any, then this one).
+     * Every chunk's score block: the chunk's C queries against the 2C keys of the previous chunk and its own (zeros,
+     * masked out, before the first chunk).
      *
-     * @param values the block's values [B, H, m, D]
-     * @param inside the window mask [n, m]: 1 where the key is in the query's window
-     * @param masked the scaled scores [B, H, n, m], {@link Masks#MASKED} outside the window
+     * @param count the number of chunks NC
+     * @param positions {@link Masks#blockPositions} of the blocks
+     * @param values the blocks' values [B, H, NC, 2C, D]
+     * @param inside the window mask [NC, C, 2C]: 1 where the key is in the query's window
+     * @param masked the scaled scores [B, H, NC, C, 2C], {@link Masks#MASKED} outside the window
      */
-    public record Block(long c0, long p0, long n, long m, NDArray values, NDArray inside, NDArray masked) {
+    public record Blocks(int count, NDArray[] positions, NDArray values, NDArray inside, NDArray masked) {
     }
 
     /** The scale 1/sqrt(D) of the window's scores, for q [B, H, T, D]. */
@@ -37,33 +40,28 @@ public final class SlidingWindow {
         return (float) (1.0 / Math.sqrt(q.getShape().get(3)));
     }
 
-    /** Chunk {@code ci}'s block, from q, k, v split into chunks of {@code chunk}. */
-    static Block block(NDManager scope, NDList qs, NDList ks, NDList vs, int ci, int chunk, int window, float scale) {
-        long c0 = (long) ci * chunk;
-        long p0 = Math.max(0, c0 - chunk);
-        NDArray qc = qs.get(ci); // [B, H, n, D]
-        NDArray kb = Masks.withPrevious(ks, ci); // [B, H, m, D]
-        NDArray vb = Masks.withPrevious(vs, ci); // [B, H, m, D]
-        long n = qc.getShape().get(2);
-        long m = kb.getShape().get(2);
-        NDArray win = Masks.window(scope, c0, n, p0, m, window); // [n, m]
-        NDArray scores = qc.matMul(kb.transpose(0, 1, 3, 2)).mul(Scalars.of(scale)); // [B, H, n, m]
-        return new Block(c0, p0, n, m, vb, win, scores.add(Masks.additive(win)));
+    /** The number of chunks of {@code chunk} that cover x [B, H, T, ...]. */
+    static int chunkCount(NDArray x, int chunk) {
+        return Math.toIntExact((x.getShape().get(2) + chunk - 1) / chunk);
+    }
+
+    /** All chunks' score blocks for q, k, v [B, H, T, D]. */
+    static Blocks blocks(NDManager scope, NDArray q, NDArray k, NDArray v, int chunk, int window, float scale) {
+        int count = chunkCount(q, chunk);
+        NDArray qc = Masks.toChunks(scope, q, count, chunk); // [B, H, NC, C, D]
+        NDArray kb = Masks.withPreviousChunk(scope, Masks.toChunks(scope, k, count, chunk)); // [B, H, NC, 2C, D]
+        NDArray vb = Masks.withPreviousChunk(scope, Masks.toChunks(scope, v, count, chunk)); // [B, H, NC, 2C, D]
+        NDArray[] positions = Masks.blockPositions(scope, count, chunk);
+        NDArray win = Masks.window(positions, window); // [NC, C, 2C]
+        NDArray scores = qc.matMul(kb.transpose(0, 1, 2, 4, 3)).mul(Scalars.of(scale)); // [B, H, NC, C, 2C]
+        return new Blocks(count, positions, vb, win, scores.add(Masks.additive(win)));
     }
 
     /** Window softmax attention with its own normalizer, chunked: q, k, v [B, H, T, D] -> [B, H, T, D]. */
     public static NDArray softmax(NDManager scope, NDArray q, NDArray k, NDArray v, int chunk, int window) {
-        float scale = scale(q);
-        NDList qs = Masks.chunks(q, chunk);
-        NDList ks = Masks.chunks(k, chunk);
-        NDList vs = Masks.chunks(v, chunk);
-        NDList outs = new NDList();
-        for (int ci = 0; ci < qs.size(); ci++) {
-            Block b = block(scope, qs, ks, vs, ci, chunk, window, scale);
-            NDArray probs = b.masked().softmax(-1).mul(b.inside()); // [B, H, n, m]
-            outs.add(probs.matMul(b.values())); // [B, H, n, D]
-        }
-        return Masks.unchunk(outs);
+        Blocks b = blocks(scope, q, k, v, chunk, window, scale(q));
+        NDArray probs = b.masked().softmax(-1).mul(b.inside()); // [B, H, NC, C, 2C]
+        return Masks.fromChunks(probs.matMul(b.values()), q.getShape().get(2)); // [B, H, T, D]
     }
 
     /** The recurrent form for one query q [B, H, 1, D] against the buffered window: [B, H, 1, D]. */

@@ -1,6 +1,7 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -19,10 +20,11 @@ import molt.teacher.model.AttentionInput;
  *
  * with m_t the largest window score and g_h the window's per-head weight.
  *
- * <p>Chunked form: {@link SlidingWindow}'s [C, 2C] block per chunk, whose window scores are exponentiated after the
- * row max of the masked scores, and whose keys before the window enter the linear term (mask from index comparisons);
- * the linear state carries every token before chunk c-1. The recurrent form keeps the last w keys and values plus
- * S, z of the tokens that left the window ({@link HedgehogState}).
+ * <p>Chunked form: {@link SlidingWindow#blocks}' [C, 2C] block per chunk, all chunks at once, whose window scores are
+ * exponentiated after the row max of the masked scores, and whose keys before the window enter the linear term (mask
+ * from index comparisons); chunk c's linear state carries every token before chunk c-1 (S_c = S_{c-1} + phi(K_{c-2})^T
+ * V_{c-2}, a short loop of additions). The recurrent form keeps the last w keys and values plus S, z of the tokens
+ * that left the window ({@link HedgehogState}).
  *
  * <p>Shapes: q, k, v [B, H, T, D]; phi [B, H, T, F2]; S [B, H, F2, D]; z [B, H, F2, 1]; gate [1, H, 1, 1].
  */
@@ -38,48 +40,46 @@ public final class WindowedLinearAttention {
                                  int window, boolean withState) {
         NDArray v = in.v();
         Shape s = v.getShape();
+        long t = s.get(2);
         long f2 = fq.getShape().get(3);
-        NDArray lagS = scope.zeros(new Shape(s.get(0), s.get(1), f2, s.get(3))); // tokens before the previous chunk
-        NDArray lagZ = scope.zeros(new Shape(s.get(0), s.get(1), f2, 1));
-        NDList outs = new NDList();
-        NDList qs = Masks.chunks(in.q(), chunk);
-        NDList fqs = Masks.chunks(fq, chunk);
-        NDList ks = Masks.chunks(in.k(), chunk);
-        NDList fks = Masks.chunks(fk, chunk);
-        NDList vs = Masks.chunks(v, chunk);
-        float scale = SlidingWindow.scale(in.q());
-        long lastP0 = 0;
-        NDArray[] last = {lagS, lagZ};
-        for (int ci = 0; ci < qs.size(); ci++) {
-            SlidingWindow.Block b = SlidingWindow.block(scope, qs, ks, vs, ci, chunk, window, scale);
-            NDArray fqc = fqs.get(ci); // [B, H, n, F2]
-            NDArray fkb = Masks.withPrevious(fks, ci); // [B, H, m, F2]
-            NDArray before = Masks.beforeWindow(scope, b.c0(), b.n(), b.p0(), b.m(), window); // [n, m]
-            NDArray rowMax = b.masked().max(new int[] {-1}, true); // [B, H, n, 1]; m_t is part of the function
-            NDArray e = b.masked().sub(rowMax).exp().mul(b.inside()).mul(gate); // [B, H, n, m]
-            NDArray lin = fqc.matMul(fkb.transpose(0, 1, 3, 2)).mul(before); // [B, H, n, m]
-            outs.add(LinearAttention.read(e.add(lin), b.values(), fqc, lagS, lagZ));
-            lastP0 = b.p0();
-            last = new NDArray[] {lagS, lagZ};
-            if (ci > 0) {
-                // The previous chunk [p0, c0) moves behind the next chunk's block: fold it into the lag state.
-                NDArray kT = fks.get(ci - 1).transpose(0, 1, 3, 2); // [B, H, F2, C]
-                NDArray[] folded = LinearAttention.fold(lagS, lagZ, kT, vs.get(ci - 1));
-                lagS = folded[0];
-                lagZ = folded[1];
-            }
+        SlidingWindow.Blocks b = SlidingWindow.blocks(scope, in.q(), in.k(), v, chunk, window, SlidingWindow.scale(in.q()));
+        int count = b.count();
+        NDArray fqc = Masks.toChunks(scope, fq, count, chunk); // [B, H, NC, C, F2]
+        NDArray fkc = Masks.toChunks(scope, fk, count, chunk); // [B, H, NC, C, F2]
+        NDArray fkb = Masks.withPreviousChunk(scope, fkc); // [B, H, NC, 2C, F2]
+        NDArray before = Masks.beforeWindow(b.positions(), window); // [NC, C, 2C]
+        NDArray rowMax = b.masked().max(new int[] {-1}, true); // [B, H, NC, C, 1]; m_t is part of the function
+        NDArray g = gate.reshape(1, s.get(1), 1, 1, 1); // [1, H, 1, 1, 1]
+        NDArray e = b.masked().sub(rowMax).exp().mul(b.inside()).mul(g); // [B, H, NC, C, 2C]
+        NDArray lin = fqc.matMul(fkb.transpose(0, 1, 2, 4, 3)).mul(before); // [B, H, NC, C, 2C]
+        // Each chunk's tokens as a state increment, then chunk c's lag state: every chunk before c - 1.
+        NDArray kT = fkc.transpose(0, 1, 2, 4, 3); // [B, H, NC, F2, C]
+        NDList kv = kT.matMul(Masks.toChunks(scope, v, count, chunk)).split(count, 2); // NC x [B, H, 1, F2, D]
+        NDList kz = kT.sum(new int[] {-1}, true).split(count, 2); // NC x [B, H, 1, F2, 1]
+        NDArray[] lagS = new NDArray[count];
+        NDArray[] lagZ = new NDArray[count];
+        for (int c = 0; c < count; c++) {
+            lagS[c] = c < 2 ? scope.zeros(new Shape(s.get(0), s.get(1), 1, f2, s.get(3))) : lagS[c - 1].add(kv.get(c - 2));
+            lagZ[c] = c < 2 ? scope.zeros(new Shape(s.get(0), s.get(1), 1, f2, 1)) : lagZ[c - 1].add(kz.get(c - 2));
         }
-        NDArray out = Masks.unchunk(outs);
+        NDArray states = count == 1 ? lagS[0] : NDArrays.concat(new NDList(lagS), 2); // [B, H, NC, F2, D]
+        NDArray norms = count == 1 ? lagZ[0] : NDArrays.concat(new NDList(lagZ), 2); // [B, H, NC, F2, 1]
+        NDArray out = Masks.fromChunks(LinearAttention.read(e.add(lin), b.values(), fqc, states, norms), t); // [B, H, T, D]
         if (!withState) {
             return new NDList(out);
         }
-        // Linear state over tokens [0, T-w): the lag state of the last chunk plus its block's tokens before T-w.
-        long linEnd = s.get(2) - window;
+        // Linear state over tokens [0, T-w): the last chunk's lag state plus its block's tokens before T-w.
+        NDArray lastS = lagS[count - 1].squeeze(2); // [B, H, F2, D]
+        NDArray lastZ = lagZ[count - 1].squeeze(2); // [B, H, F2, 1]
+        long lastP0 = Math.max(0, (long) (count - 2) * chunk);
+        long linEnd = t - window;
         if (linEnd > lastP0) {
             String r = ":, :, " + lastP0 + ":" + linEnd;
-            last = LinearAttention.fold(last[0], last[1], fk.get(r).transpose(0, 1, 3, 2), v.get(r)); // [B, H, F2, n]
+            NDArray[] folded = LinearAttention.fold(lastS, lastZ, fk.get(r).transpose(0, 1, 3, 2), v.get(r)); // [B, H, F2, n]
+            lastS = folded[0];
+            lastZ = folded[1];
         }
-        return new NDList(out, last[0], last[1]);
+        return new NDList(out, lastS, lastZ);
     }
 
     /**
