@@ -214,7 +214,9 @@ class StudentModelTest {
             assertNull(m.loraConfig());
             assertNotNull(a.loraConfig());
             double errMerged = relErr(logits(m, toks), unmerged);
-            assertTrue(errMerged < 1e-5, "merged export vs unmerged student: " + errMerged);
+            // W + BA rounded to F32 against W x + B (A x): float rounding only (measured 8.4e-6 with the per-chunk
+            // window blocks, 1.0e-5 with the batched ones); a wrong merge is off by orders of magnitude more
+            assertTrue(errMerged < 2e-5, "merged export vs unmerged student: " + errMerged);
             assertTrue(relErr(logits(a, toks), unmerged) < 1e-7, "adapters export reloads the same function");
             assertTrue(relErr(recurrent(m, toks, 5), unmerged) < 1e-4, "reloaded student decodes recurrently");
         }
