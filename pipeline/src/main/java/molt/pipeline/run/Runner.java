@@ -234,8 +234,15 @@ public final class Runner {
         }
         molt.teacher.Threads.set(r.threads());
         if (molt.teacher.nd.NativeMemory.mode() != null) { // molt set the allocator at start: now for this teacher
-            molt.teacher.nd.NativeMemory.configure(
-                    molt.teacher.nd.NativeMemory.modeFor(molt.teacher.LlamaWeights.parameterCount(teacher)));
+            long params = molt.teacher.LlamaWeights.parameterCount(teacher);
+            molt.teacher.nd.NativeMemory.Mode mode = molt.teacher.nd.NativeMemory.modeFor(params);
+            boolean change = mode != molt.teacher.nd.NativeMemory.mode(); // REUSE from the start: logged when left
+            if (molt.teacher.nd.NativeMemory.configure(mode) && change) {
+                LOG.info("allocator: {} (teacher {} {} parameters)", mode == molt.teacher.nd.NativeMemory.Mode.REUSE
+                        ? "freed blocks reused within a step" : "large blocks returned to the system when freed",
+                        params < molt.teacher.nd.NativeMemory.REUSE_BELOW_PARAMETERS ? "below" : "at or above",
+                        String.format("%,d", molt.teacher.nd.NativeMemory.REUSE_BELOW_PARAMETERS));
+            }
         }
         return r;
     }
