@@ -44,7 +44,7 @@ class NativeMemoryTest {
 
     /**
      * 4 MiB arrays allocated, filled and freed 40 times: TIGHT maps each one afresh (about 1,024 page faults each),
-     * REUSE hands the freed block back to the next one (faults only for the first). Each mode is measured in a fresh
+     * REUSE hands the freed block back to the next one (mostly: see below). Each mode is measured in a fresh
      * JVM, as molt runs: which arena a thread allocates from is fixed at its first allocation, so the heap state that
      * other tests leave in this JVM would blur the comparison.
      */
@@ -54,7 +54,10 @@ class NativeMemoryTest {
         long tight = faultsInFreshJvm(NativeMemory.Mode.TIGHT);
         long reuse = faultsInFreshJvm(NativeMemory.Mode.REUSE);
         assertTrue(tight > 40 * 4 * MIB / 4096 / 2, "TIGHT should fault in every fresh block: " + tight);
-        assertTrue(reuse * 4 < tight, "REUSE should reuse the freed blocks: " + reuse + " faults vs TIGHT " + tight);
+        // The JVM's main thread allocates from an arena made before molt's settings (a second heap there is given
+        // back once wholly free), so REUSE's share varies from run to run: 3.6x to over 10x fewer faults measured;
+        // REUSE set to TIGHT's threshold measures 1.0x.
+        assertTrue(reuse * 2 < tight, "REUSE should reuse the freed blocks: " + reuse + " faults vs TIGHT " + tight);
     }
 
     private static long faultsInFreshJvm(NativeMemory.Mode mode) throws Exception {
