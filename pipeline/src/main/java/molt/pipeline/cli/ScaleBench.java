@@ -215,11 +215,15 @@ final class ScaleBench implements Callable<Integer> {
         }
     }
 
-    /** One stage's timed steps from metrics.jsonl: median tokens/s, largest step peak, mean phase seconds. */
-    record StageRates(double tokensPerSecond, long peakMib, Map<String, Double> phases) {
+    /**
+     * One stage's timed steps from metrics.jsonl: median tokens/s, largest step peak, mean page faults per step (-1
+     * where not recorded), mean phase seconds.
+     */
+    record StageRates(double tokensPerSecond, long peakMib, long faultsPerStep, Map<String, Double> phases) {
         static StageRates of(Path metrics, String stage, int warmup) throws IOException {
             List<Double> rates = new ArrayList<>();
             long peak = -1;
+            long faults = 0;
             Map<String, Double> phases = new LinkedHashMap<>();
             int n = 0;
             for (JsonNode r : molt.pipeline.run.MetricsLog.records(metrics)) {
@@ -228,6 +232,7 @@ final class ScaleBench implements Callable<Integer> {
                 }
                 rates.add(r.path("tokens_per_s").asDouble());
                 peak = Math.max(peak, r.path("peak_rss_mib").asLong(-1));
+                faults = faults < 0 || !r.has("page_faults") ? -1 : faults + r.path("page_faults").asLong();
                 r.path("phase_s").fields().forEachRemaining(p -> phases.merge(p.getKey(), p.getValue().asDouble(),
                         Double::sum));
                 n++;
@@ -238,7 +243,7 @@ final class ScaleBench implements Callable<Integer> {
             int steps = n;
             phases.replaceAll((k, v) -> v / steps);
             Collections.sort(rates);
-            return new StageRates(rates.get(rates.size() / 2), peak, phases);
+            return new StageRates(rates.get(rates.size() / 2), peak, faults < 0 ? -1 : faults / steps, phases);
         }
     }
 
@@ -283,8 +288,12 @@ final class ScaleBench implements Callable<Integer> {
                 + "2 x (layers x 2 x projection weights + 2 x vocab x hidden) + 3 x layers x 2 x rank x (in + out) "
                 + "[forward and activation gradients through frozen weights and the LM head, adapters' three products;"
                 + " mixers not counted]");
-        System.out.printf("%-10s %10s %10s %8s %10s %12s %12s  %s%n", "stage", "tokens/s", "GFLOP/s", "of GEMM",
-                "GFLOP/tok", "peak RSS", "estimate", "seconds per step: data / prepare / forward / backward / optimizer");
+        System.out.printf("allocator: %s%n", molt.teacher.nd.NativeMemory.mode() == null
+                ? "glibc's own settings (a MALLOC_ variable is set, or not glibc)"
+                : molt.teacher.nd.NativeMemory.mode().name().toLowerCase(java.util.Locale.ROOT));
+        System.out.printf("%-10s %10s %10s %8s %10s %12s %12s %13s  %s%n", "stage", "tokens/s", "GFLOP/s", "of GEMM",
+                "GFLOP/tok", "peak RSS", "estimate", "faults/step",
+                "seconds per step: data / prepare / forward / backward / optimizer");
         row("transfer", at, atFlops, gemm, est.transferBytes());
         row("lora", lora, loraFlops, gemm, est.loraBytes());
         double hours = (20e6 / at.tokensPerSecond() + 20e6 / lora.tokensPerSecond()) / 3600;
@@ -295,8 +304,9 @@ final class ScaleBench implements Callable<Integer> {
         double gflops = r.tokensPerSecond() * flopsPerToken / 1e9;
         StringBuilder phases = new StringBuilder();
         r.phases().values().forEach(v -> phases.append(phases.length() == 0 ? "" : " / ").append(String.format("%.2f", v)));
-        System.out.printf("%-10s %10.1f %10.1f %7.0f%% %10.3f %8.2f GiB %8.2f GiB  %s%n", name, r.tokensPerSecond(),
-                gflops, 100 * gflops / gemm, flopsPerToken / 1e9, r.peakMib() / 1024.0, estimateBytes / (double) (1L << 30),
+        System.out.printf("%-10s %10.1f %10.1f %7.0f%% %10.3f %8.2f GiB %8.2f GiB %13s  %s%n", name,
+                r.tokensPerSecond(), gflops, 100 * gflops / gemm, flopsPerToken / 1e9, r.peakMib() / 1024.0,
+                estimateBytes / (double) (1L << 30), r.faultsPerStep() < 0 ? "-" : String.format("%,d", r.faultsPerStep()),
                 phases);
     }
 

@@ -63,7 +63,11 @@ class ScaleBenchTest {
             assertTrue(Double.parseDouble(f[1]) > 0, row); // tokens/s
             assertTrue(f[3].endsWith("%"), row);
             assertTrue(Double.parseDouble(f[5]) > 0 && Double.parseDouble(f[7]) > 0, row); // peak RSS, estimate
+            if (System.getProperty("os.name").toLowerCase(java.util.Locale.ROOT).contains("linux")) {
+                assertTrue(Long.parseLong(f[9].replace(",", "")) > 0, row); // page faults per step: arrays were made
+            }
         }
+        assertTrue(out.contains("allocator: "), out);
         assertEquals(2, CliTestSupport.run("bench", "scale", "--shape", "gpt-5").exit());
     }
 }

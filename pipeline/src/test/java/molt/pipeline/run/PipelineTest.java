@@ -28,6 +28,7 @@ class PipelineTest {
         for (com.fasterxml.jackson.databind.JsonNode n : steps) {
             assertTrue(n.path("grad_norm").asDouble() > 0, n.toString());
             assertTrue(n.path("peak_rss_mib").asLong() > 0 && n.path("phase_s").has("backward"), n.toString());
+            assertTrue(n.path("page_faults").asLong(-1) >= 0, n.toString()); // this step's minor page faults
         }
         Path run = dir.resolve("run");
         JsonNode report = JSON.readTree(run.resolve("report.json").toFile());
