@@ -1,6 +1,7 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
+import molt.teacher.cpu.CpuStep;
 import molt.teacher.cpu.Kernels;
 import molt.teacher.nd.NativeArrays;
 
@@ -60,5 +61,29 @@ public final class KeyDecayStep {
     /** S, 4 bytes per entry. */
     public long bytes() {
         return 4L * s.length;
+    }
+
+    /** What a mixer does for query head h around {@link #step}: its q, k and log-decays, the step, any norm after. */
+    @FunctionalInterface
+    public interface Head {
+        /** Head h of one token; its key/value head's values start at {@code kv} in in.k and in.v. */
+        void step(int h, CpuStep.Input in, int kv, float[] out);
+    }
+
+    /** The Java step that runs {@code head} for each of {@code heads} query heads over this S (h reads h / groups). */
+    public CpuStep perHead(int heads, int kvGroups, Head head) {
+        return new CpuStep() {
+            @Override
+            public void step(Input in, float[] out) {
+                for (int h = 0; h < heads; h++) {
+                    head.step(h, in, (h / kvGroups) * d, out);
+                }
+            }
+
+            @Override
+            public long bytes() {
+                return KeyDecayStep.this.bytes();
+            }
+        };
     }
 }

@@ -111,29 +111,17 @@ public final class GlaMixer extends BaseMixer {
             return null;
         }
         float scale = (float) (1.0 / Math.sqrt(dim));
-        return new molt.teacher.cpu.CpuStep() {
-            private final float[] low = new float[RANK];
-            private final float[] pre = new float[dim];
-            private final float[] gk = new float[dim];
-
-            @Override
-            public void step(Input in, float[] out) {
-                for (int h = 0; h < heads; h++) {
-                    int kv = (h / kvGroups) * dim;
-                    java.util.Arrays.fill(low, 0f);
-                    molt.teacher.cpu.Kernels.addMatVec(in.k, kv, w1, h * dim * RANK, RANK, dim, RANK, low, 0);
-                    System.arraycopy(b, h * dim, pre, 0, dim);
-                    molt.teacher.cpu.Kernels.addMatVec(low, 0, w2, h * RANK * dim, dim, RANK, dim, pre, 0);
-                    core.logDecay(pre, 0, gk);
-                    core.step(h, in.q, h * dim, in.k, kv, in.v, kv, gk, scale, out, h * dim);
-                    molt.student.core.HeadNorm.rmsInPlace(out, h * dim, dim, gain);
-                }
-            }
-
-            @Override
-            public long bytes() {
-                return core.bytes();
-            }
-        };
+        float[] low = new float[RANK];
+        float[] pre = new float[dim];
+        float[] gk = new float[dim];
+        return core.perHead(heads, kvGroups, (h, in, kv, out) -> {
+            java.util.Arrays.fill(low, 0f);
+            molt.teacher.cpu.Kernels.addMatVec(in.k, kv, w1, h * dim * RANK, RANK, dim, RANK, low, 0);
+            System.arraycopy(b, h * dim, pre, 0, dim);
+            molt.teacher.cpu.Kernels.addMatVec(low, 0, w2, h * RANK * dim, dim, RANK, dim, pre, 0);
+            core.logDecay(pre, 0, gk);
+            core.step(h, in.q, h * dim, in.k, kv, in.v, kv, gk, scale, out, h * dim);
+            molt.student.core.HeadNorm.rmsInPlace(out, h * dim, dim, gain);
+        });
     }
 }

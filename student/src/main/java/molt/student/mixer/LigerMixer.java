@@ -67,28 +67,16 @@ public final class LigerMixer extends BaseMixer {
             return null;
         }
         int d = headDim;
-        return new molt.teacher.cpu.CpuStep() {
-            private final float[] q = new float[d];
-            private final float[] k = new float[d];
-            private final float[] gk = new float[d];
-
-            @Override
-            public void step(Input in, float[] out) {
-                for (int h = 0; h < heads; h++) {
-                    int kv = (h / kvGroups) * d;
-                    System.arraycopy(in.q, h * d, q, 0, d);
-                    System.arraycopy(in.k, kv, k, 0, d);
-                    molt.teacher.cpu.Kernels.softmax(q, 0, d);
-                    molt.teacher.cpu.Kernels.softmax(k, 0, d);
-                    core.logDecay(in.k, kv, gk);
-                    core.step(h, q, 0, k, 0, in.v, kv, gk, 1f, out, h * d);
-                }
-            }
-
-            @Override
-            public long bytes() {
-                return core.bytes();
-            }
-        };
+        float[] q = new float[d];
+        float[] k = new float[d];
+        float[] gk = new float[d];
+        return core.perHead(heads, kvGroups, (h, in, kv, out) -> {
+            System.arraycopy(in.q, h * d, q, 0, d);
+            System.arraycopy(in.k, kv, k, 0, d);
+            molt.teacher.cpu.Kernels.softmax(q, 0, d);
+            molt.teacher.cpu.Kernels.softmax(k, 0, d);
+            core.logDecay(in.k, kv, gk);
+            core.step(h, q, 0, k, 0, in.v, kv, gk, 1f, out, h * d);
+        });
     }
 }
