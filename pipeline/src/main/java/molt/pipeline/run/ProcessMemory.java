@@ -6,13 +6,11 @@ import java.nio.file.Path;
 
 /**
  * This process's resident memory as Linux reports it: the current RSS, and the peak since the last
- * {@link #resetPeak} (VmHWM, which writing 5 to /proc/self/clear_refs resets), and its page faults. Elsewhere every
- * value is -1.
+ * {@link #resetPeak} (VmHWM, which writing 5 to /proc/self/clear_refs resets). Elsewhere every value is -1.
  */
 public final class ProcessMemory {
     private static final Path STATUS = Path.of("/proc/self/status");
     private static final Path CLEAR_REFS = Path.of("/proc/self/clear_refs");
-    private static final Path STAT = Path.of("/proc/self/stat");
 
     private ProcessMemory() {
     }
@@ -25,21 +23,6 @@ public final class ProcessMemory {
     /** The largest resident memory in MiB since the process started or since {@link #resetPeak}, or -1. */
     public static long peakMib() {
         return field("VmHWM:");
-    }
-
-    /**
-     * Minor page faults of this process so far (/proc/self/stat, field 10), or -1: each is a page the kernel mapped and
-     * zeroed on first touch, which is what the allocator's settings ({@link molt.teacher.nd.NativeMemory}) trade
-     * against resident memory.
-     */
-    public static long minorFaults() {
-        try {
-            String stat = Files.readString(STAT);
-            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" "); // fields from 3 (state) on
-            return Long.parseLong(f[7]);
-        } catch (IOException | RuntimeException e) {
-            return -1; // not Linux
-        }
     }
 
     /** Starts a new peak at the current RSS; false where the kernel does not allow it. */

@@ -268,7 +268,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
         long t0 = System.nanoTime();
         molt.teacher.nd.NativeMemory.trim(); // the last step's freed arrays leave the process before this one starts
         boolean peak = molt.pipeline.run.ProcessMemory.resetPeak();
-        long faults = molt.pipeline.run.ProcessMemory.minorFaults();
+        long faults = molt.teacher.nd.NativeMemory.minorFaults();
         StepTimes times = new StepTimes();
         java.util.List<BatchReader.Batch> batches = batches(st);
         times.data = System.nanoTime() - t0;
@@ -314,7 +314,7 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
             rec.put("peak_rss_mib", molt.pipeline.run.ProcessMemory.peakMib()); // this step's peak, before validation
         }
         if (faults >= 0) {
-            rec.put("page_faults", molt.pipeline.run.ProcessMemory.minorFaults() - faults); // this step's, likewise
+            rec.put("page_faults", molt.teacher.nd.NativeMemory.minorFaults() - faults); // this step's, likewise
         }
         times.write(rec.putObject("phase_s"));
         if (st.inLanes) {

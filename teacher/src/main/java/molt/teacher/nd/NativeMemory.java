@@ -106,6 +106,20 @@ public final class NativeMemory {
         }
     }
 
+    /**
+     * Minor page faults of this process so far (/proc/self/stat, field 10), or -1 off Linux: each is a page the
+     * kernel mapped and zeroed on first touch, what the two {@link Mode}s trade against resident memory.
+     */
+    public static long minorFaults() {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" "); // fields from 3 (state) on
+            return Long.parseLong(f[7]);
+        } catch (java.io.IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
     /** Returns free native memory to the system; true when the C library released some. */
     public static boolean trim() {
         if (C == null) {

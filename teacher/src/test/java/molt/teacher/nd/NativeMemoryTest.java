@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
@@ -72,26 +70,19 @@ class NativeMemoryTest {
 
     /** The child JVM: sets the mode, then prints the faults of 40 fresh 4 MiB arrays on its main thread. */
     public static final class Probe {
-        public static void main(String[] args) throws IOException {
+        public static void main(String[] args) {
             if (!NativeMemory.configure(NativeMemory.Mode.valueOf(args[0]))) {
                 throw new IllegalStateException("mallopt refused " + args[0]);
             }
             try (NDManager m = NDManager.newBaseManager()) {
                 m.ones(new Shape(4 * MIB / 4)).close(); // the first block may fault in either mode
-                long before = minorFaults();
+                long before = NativeMemory.minorFaults();
                 for (int i = 0; i < 40; i++) {
                     NDArray a = m.ones(new Shape(4 * MIB / 4)); // 4 MiB of F32, every page written
                     a.close();
                 }
-                System.out.println(minorFaults() - before);
+                System.out.println(NativeMemory.minorFaults() - before);
             }
         }
-    }
-
-    /** Minor page faults of this process so far (/proc/self/stat, field 10). */
-    private static long minorFaults() throws IOException {
-        String stat = Files.readString(Path.of("/proc/self/stat"));
-        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-        return Long.parseLong(f[7]); // fields after the name start at field 3 (state)
     }
 }
