@@ -60,6 +60,8 @@ final class ScaleBench implements Callable<Integer> {
     /** Shards hold at most this many bytes (Hugging Face's sharding, as in the real checkpoints). */
     static final long SHARD_BYTES = 2L << 30;
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Ops listed per profiled stage. */
+    private static final int PROFILE_LINES = 20;
 
     @Option(names = "--shape", defaultValue = "smollm2-135m",
             description = "smollm2-135m, llama-3.2-1b or llama-3-8b. Default: ${DEFAULT-VALUE}.")
@@ -93,6 +95,10 @@ final class ScaleBench implements Callable<Integer> {
             + "Default: ${DEFAULT-VALUE}.")
     String recompute;
 
+    @Option(names = "--profile", description = "Profile one more step per stage, after the timed ones, with "
+            + "libtorch's profiler: DIR/<stage>-step-N.trace.json (Chrome trace) and the ops with the most self time.")
+    Path profile;
+
     @Override
     public Integer call() throws Exception {
         if (steps < 1 || warmup < 0 || seqLen < 2) {
@@ -104,19 +110,36 @@ final class ScaleBench implements Callable<Integer> {
             LlamaConfig c = LlamaConfig.read(teacher);
             RunConfig rc = Runner.resolve(ConfigLoader.load(config(work, teacher), List.of()));
             double before = BenchCommand.gemmGflops(ai.djl.Device.cpu(), 2048, 3);
+            if (profile != null) {
+                molt.pipeline.train.StepProfiler.request(profile, profiledStep());
+            }
             try (StopSignal stop = StopSignal.manual()) {
                 Runner.run(rc, stop);
+            } finally {
+                molt.pipeline.train.StepProfiler.clear();
             }
             double after = BenchCommand.gemmGflops(ai.djl.Device.cpu(), 2048, 3);
             report(rc, c, teacher, work.resolve("run/metrics.jsonl"), before, after);
+            if (profile != null) {
+                for (String stage : List.of("transfer", "finetune")) {
+                    Path trace = molt.pipeline.train.StepProfiler.trace(profile, stage, profiledStep());
+                    System.out.printf("%s step %d, profiled (%s):%n", stage, profiledStep(), trace);
+                    TraceSummary.read(trace).lines(PROFILE_LINES).forEach(System.out::println);
+                }
+            }
         } finally {
             delete(work);
         }
         return 0;
     }
 
+    /** The step each stage profiles: the one after the warm-up and timed steps. */
+    private long profiledStep() {
+        return warmup + steps + 1L;
+    }
+
     private Path config(Path work, Path teacher) throws IOException {
-        long tokens = (long) (steps + warmup) * seqLen;
+        long tokens = (long) (steps + warmup + (profile != null ? 1 : 0)) * seqLen;
         Path yaml = work.resolve("bench.yaml");
         Files.writeString(yaml, """
                 output_dir: %s
@@ -220,14 +243,15 @@ final class ScaleBench implements Callable<Integer> {
      * where not recorded), mean phase seconds.
      */
     record StageRates(double tokensPerSecond, long peakMib, long faultsPerStep, Map<String, Double> phases) {
-        static StageRates of(Path metrics, String stage, int warmup) throws IOException {
+        static StageRates of(Path metrics, String stage, int warmup, int steps) throws IOException {
             List<Double> rates = new ArrayList<>();
             long peak = -1;
             long faults = 0;
             Map<String, Double> phases = new LinkedHashMap<>();
             int n = 0;
             for (JsonNode r : molt.pipeline.run.MetricsLog.records(metrics)) {
-                if (!r.path("stage").asText().equals(stage) || r.path("step").asInt() <= warmup) {
+                int step = r.path("step").asInt();
+                if (!r.path("stage").asText().equals(stage) || step <= warmup || step > warmup + steps) {
                     continue;
                 }
                 rates.add(r.path("tokens_per_s").asDouble());
@@ -240,10 +264,10 @@ final class ScaleBench implements Callable<Integer> {
             if (rates.isEmpty()) {
                 throw new IllegalStateException("no timed steps of " + stage + " in " + metrics);
             }
-            int steps = n;
-            phases.replaceAll((k, v) -> v / steps);
+            int timed = n;
+            phases.replaceAll((k, v) -> v / timed);
             Collections.sort(rates);
-            return new StageRates(rates.get(rates.size() / 2), peak, faults < 0 ? -1 : faults / steps, phases);
+            return new StageRates(rates.get(rates.size() / 2), peak, faults < 0 ? -1 : faults / timed, phases);
         }
     }
 
@@ -273,8 +297,8 @@ final class ScaleBench implements Callable<Integer> {
     private void report(RunConfig rc, LlamaConfig c, Path teacher, Path metrics, double before, double after)
             throws IOException {
         double gemm = Math.max(before, after);
-        StageRates at = StageRates.of(metrics, "transfer", warmup);
-        StageRates lora = StageRates.of(metrics, "finetune", warmup);
+        StageRates at = StageRates.of(metrics, "transfer", warmup, steps);
+        StageRates lora = StageRates.of(metrics, "finetune", warmup, steps);
         double atFlops = transferFlopsPerToken(c, seqLen);
         double loraFlops = loraFlopsPerToken(c, rc.lora().toConfig());
         MemoryEstimate est = MemoryEstimate.of(rc, c);

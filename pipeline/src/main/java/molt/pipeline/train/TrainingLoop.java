@@ -217,7 +217,13 @@ public abstract class TrainingLoop<S extends TrainingSpec, P> {
                 checkpoint(store, st, Double.NaN);
                 throw new StageStopped(ctx.id(), st.step);
             }
-            double val = step(st, budget.total());
+            java.nio.file.Path trace = StepProfiler.begin(ctx.id(), st.step + 1);
+            double val;
+            try {
+                val = step(st, budget.total());
+            } finally {
+                StepProfiler.end(trace);
+            }
             logProgress(st, budget.total(), start);
             if (st.step % cfg.checkpoint().everySteps() == 0 || st.step == budget.total()) {
                 checkpoint(store, st, val);
