@@ -1,6 +1,7 @@
 package molt.pipeline.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
@@ -69,5 +70,25 @@ class ScaleBenchTest {
         }
         assertTrue(out.contains("allocator: "), out);
         assertEquals(2, CliTestSupport.run("bench", "scale", "--shape", "gpt-5").exit());
+    }
+
+    @Test
+    void profilesOneMoreStepPerStageOutsideTheRates(@TempDir Path dir) throws Exception {
+        Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
+                .write(dir.resolve("m"));
+        new ByteTokenizer().save(model);
+        Path traces = dir.resolve("traces");
+        CliTestSupport.Run r = CliTestSupport.run("bench", "scale", "--model", model.toString(), "--seq-len", "32",
+                "--steps", "1", "--warmup", "1", "--precision", "f32", "--profile", traces.toString());
+        assertEquals(0, r.exit(), r.err());
+        for (String stage : List.of("transfer", "finetune")) {
+            Path trace = traces.resolve(stage + "-step-3.trace.json"); // after one warm-up and one timed step
+            assertTrue(Files.isRegularFile(trace), r.out());
+            TraceSummary t = TraceSummary.read(trace);
+            assertTrue(t.ops().stream().anyMatch(o -> o.name().equals("aten::mm") && o.calls() > 0), t.ops().toString());
+            assertTrue(r.out().contains(stage + " step 3, profiled"), r.out());
+        }
+        assertTrue(r.out().contains("in libtorch's ops, all"), r.out());
+        assertFalse(Files.exists(traces.resolve("transfer-step-2.trace.json")), "only the extra step is profiled");
     }
 }
