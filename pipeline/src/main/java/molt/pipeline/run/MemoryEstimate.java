@@ -88,10 +88,14 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
         return p == Precision.F16 ? 4 * layerWeights(c) : 0;
     }
 
-    /** One layer's forward arrays: norms, projections, RoPE, the [B, Hq, T, T] scores and weights, the MLP. */
+    /**
+     * One layer's forward arrays: norms, projections, RoPE, the MLP, and the [B, Hq, T, T] scores and weights unless
+     * attention is fused ({@link molt.teacher.nd.FusedAttention}, which the teacher's forward uses when on).
+     */
     private static long teacherLayer(LlamaConfig c, long b, long t) {
         long hq = c.numHeads();
-        return 4 * b * (3 * hq * t * t + t * (4L * c.intermediateSize() + 8L * c.hiddenSize()
+        long scores = molt.teacher.nd.FusedAttention.enabled() ? 0 : 3 * hq * t * t;
+        return 4 * b * (scores + t * (4L * c.intermediateSize() + 8L * c.hiddenSize()
                 + 4L * c.numKvHeads() * c.headDim() * c.kvGroups()));
     }
 

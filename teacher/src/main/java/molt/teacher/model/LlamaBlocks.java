@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.FusedAttention;
 import molt.teacher.nd.Ops;
 import molt.teacher.nd.Scalars;
 
@@ -76,12 +77,20 @@ public final class LlamaBlocks {
     /**
      * Causal softmax attention. q [B, Hq, Tq, D] holds positions offset..offset+Tq-1 and k, v [B, Hq, Tk, D]
      * positions 0..Tk-1 (already GQA-expanded). Returns out [B, Hq, Tq, D] and, when {@code withWeights}, the
-     * attention weights [B, Hq, Tq, Tk]. The mask is built from index comparisons before the softmax.
+     * attention weights [B, Hq, Tq, Tk]. The mask is built from index comparisons before the softmax. A whole
+     * sequence (offset 0, Tq = Tk) through which no gradient flows, without weights, takes {@link FusedAttention}'s
+     * single op instead (the same function to float rounding).
      */
     public static NDList softmaxAttention(NDManager scope, NDArray q, NDArray k, NDArray v, long offset,
                                           boolean withWeights) {
         long tq = q.getShape().get(2);
         long tk = k.getShape().get(2);
+        if (!withWeights && offset == 0 && tq == tk && !FusedAttention.anyRequiresGradient(q, k, v)) {
+            NDArray fused = FusedAttention.causal(scope, q, k, v); // one op, no [B, Hq, T, T] arrays
+            if (fused != null) {
+                return new NDList(fused);
+            }
+        }
         double scale = 1.0 / Math.sqrt(q.getShape().get(3));
         // scaled and masked in place: autograd keeps q and k for the product's backward, not the product itself
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).muli(Scalars.of((float) scale)); // [B, Hq, Tq, Tk]

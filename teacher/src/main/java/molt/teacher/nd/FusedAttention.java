@@ -1,0 +1,110 @@
+package molt.teacher.nd;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValueUtils;
+import ai.djl.pytorch.jni.JniUtils;
+import org.apache.logging.log4j.LogManager;
+
+/**
+ * Causal softmax attention in one libtorch op, {@code scaled_dot_product_attention} (flash attention on CPU, its
+ * fused kernels on GPU), reached through a {@link TorchScriptModule} since DJL has no binding for it. It never
+ * builds the [B, H, T, T] scores: at the SmolLM2-135M shape (9 heads of 64, 1024 tokens, 2 threads) it took 9.7 ms
+ * per layer against 36 ms for the scores, mask, softmax and product it replaces (docs/BENCHMARKS.md).
+ *
+ * <p>Used where no gradient flows through the attention (the teacher's forward for attention transfer's targets and
+ * KL, evaluation, prefill); training through softmax attention keeps the explicit ops, so teacher pretraining and
+ * its pinned digests are unchanged. The environment variable {@code MOLT_FUSED_ATTENTION=0} turns it off; if the
+ * engine cannot load the module, molt logs why once and uses the explicit ops.
+ *
+ * <p>Shapes: q, k, v [B, H, T, D] (keys and values already repeated to the query heads), out [B, H, T, D].
+ */
+public final class FusedAttention {
+    /** The module's forward: causal, no mask, no dropout, scale 1/sqrt(D). */
+    private static final String BODY = """
+              def forward(self: __torch__.CausalAttention,
+                q: Tensor,
+                k: Tensor,
+                v: Tensor) -> Tensor:
+                return torch.scaled_dot_product_attention(q, k, v, None, 0., True)
+            """;
+    private static final Object LOCK = new Object();
+    private static volatile PtSymbolBlock module;
+    private static volatile boolean unavailable = !enabled();
+    private static final java.util.concurrent.atomic.AtomicLong CALLS = new java.util.concurrent.atomic.AtomicLong();
+
+    private FusedAttention() {
+    }
+
+    /**
+     * Causal attention over q, k, v [B, H, T, D] (query t sees keys 0..t), owned by {@code scope}; null when fused
+     * attention is off or could not be loaded (the caller then computes it op by op).
+     */
+    public static NDArray causal(NDManager scope, NDArray q, NDArray k, NDArray v) {
+        PtSymbolBlock m = module();
+        if (m == null) {
+            return null;
+        }
+        // "training" mode only means the result is an ordinary tensor (not an inference tensor), so later in-place ops
+        // on it are allowed; no graph is recorded, as none of the inputs requires a gradient here.
+        NDArray out = IValueUtils.forward(m, new NDList(q, k, v), true).singletonOrThrow();
+        out.attach(scope);
+        CALLS.incrementAndGet();
+        return out;
+    }
+
+    /** How many attentions this process has computed fused (for tests and diagnostics). */
+    public static long calls() {
+        return CALLS.get();
+    }
+
+    /**
+     * True when a backward may run through attention over these inputs: autograd is recording and some input requires
+     * a gradient or came from an op it recorded. DJL reports the first only for leaves and tells the second only by
+     * walking the graph, so while autograd records this answers true.
+     */
+    public static boolean anyRequiresGradient(NDArray... arrays) {
+        if (JniUtils.isGradMode()) {
+            return true;
+        }
+        for (NDArray a : arrays) {
+            if (JniUtils.requiresGrad((PtNDArray) a)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** True unless {@code MOLT_FUSED_ATTENTION=0} turned fused attention off (asks nothing of the engine). */
+    public static boolean enabled() {
+        return !"0".equals(System.getenv("MOLT_FUSED_ATTENTION"));
+    }
+
+    /** True when fused attention is in use (not turned off, and the module loaded). */
+    public static boolean available() {
+        return module() != null;
+    }
+
+    private static PtSymbolBlock module() {
+        PtSymbolBlock m = module;
+        if (m != null || unavailable) {
+            return m;
+        }
+        synchronized (LOCK) {
+            if (module == null && !unavailable) {
+                try {
+                    module = TorchScriptModule.load((PtNDManager) NDManager.newBaseManager(), "CausalAttention", BODY);
+                } catch (RuntimeException e) {
+                    unavailable = true;
+                    LogManager.getLogger(FusedAttention.class).warn(
+                            "fused attention unavailable ({}); attention is computed op by op", e.toString());
+                }
+            }
+            return module;
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package molt.teacher.nd;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import molt.teacher.model.LlamaBlocks;
+import org.junit.jupiter.api.Test;
+
+/** Fused causal attention against plain double-precision loops, and where LlamaBlocks takes it. */
+class FusedAttentionTest {
+
+    /** out[b, h, t] = sum_{s <= t} softmax_s(q_t . k_s / sqrt(D)) v_s, in double precision. */
+    private static double[] reference(float[] q, float[] k, float[] v, int bh, int t, int d) {
+        double[] out = new double[bh * t * d];
+        for (int x = 0; x < bh; x++) {
+            for (int i = 0; i < t; i++) {
+                double[] s = new double[i + 1];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    double dot = 0;
+                    for (int c = 0; c < d; c++) {
+                        dot += (double) q[(x * t + i) * d + c] * k[(x * t + j) * d + c];
+                    }
+                    s[j] = dot / Math.sqrt(d);
+                    max = Math.max(max, s[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    s[j] = Math.exp(s[j] - max);
+                    sum += s[j];
+                }
+                for (int j = 0; j <= i; j++) {
+                    for (int c = 0; c < d; c++) {
+                        out[(x * t + i) * d + c] += s[j] / sum * v[(x * t + j) * d + c];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void matchesPlainLoopsAndIsWhatLlamaBlocksUsesWithoutGradients() {
+        assertTrue(FusedAttention.available(), "the TorchScript module must load on molt's engine");
+        try (NDManager m = NDManager.newBaseManager()) {
+            for (int t : new int[] {1, 5, 70}) {
+                int b = 2;
+                int h = 3;
+                int d = 16;
+                NDArray q = m.randomNormal(new Shape(b, h, t, d));
+                NDArray k = m.randomNormal(new Shape(b, h, t, d));
+                NDArray v = m.randomNormal(new Shape(b, h, t, d));
+                double[] want = reference(q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), b * h, t, d);
+                long before = FusedAttention.calls();
+                try (NDManager scope = m.newSubManager()) {
+                    NDArray out = LlamaBlocks.softmaxAttention(scope, q, k, v, 0, false).get(0);
+                    assertEquals(before + 1, FusedAttention.calls(), "a whole sequence without gradients is fused");
+                    assertEquals(new Shape(b, h, t, d), out.getShape());
+                    float[] got = out.toFloatArray();
+                    for (int i = 0; i < got.length; i++) {
+                        assertEquals(want[i], got[i], 2e-6, "T=" + t + " at " + i);
+                    }
+                    assertEquals(scope, out.getManager(), "the result belongs to the caller's scope");
+                    out.addi(1f); // an ordinary tensor: in-place ops on it are allowed
+                }
+            }
+        }
+    }
+
+    @Test
+    void attentionThatTrainsOrDecodesIsComputedOpByOp() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, 8, 4));
+            NDArray k = m.randomNormal(new Shape(1, 2, 8, 4));
+            NDArray v = m.randomNormal(new Shape(1, 2, 8, 4));
+            long before = FusedAttention.calls();
+            q.setRequiresGradient(true);
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray out = LlamaBlocks.softmaxAttention(m, q, k, v, 0, false).get(0);
+                gc.backward(out.sum());
+            }
+            assertTrue(q.getGradient().abs().sum().getFloat() > 0, "the gradient reaches q");
+            q.setRequiresGradient(false);
+            LlamaBlocks.softmaxAttention(m, q.get(":, :, 7:8"), k, v, 7, false); // one decoding step
+            LlamaBlocks.softmaxAttention(m, q, k, v, 0, true); // the weights are asked for
+            assertEquals(before, FusedAttention.calls());
+        }
+    }
+
+    @Test
+    void repeatedCallsKeepNoArraysBehind() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, 16, 8));
+            int base = m.getManagedArrays().size();
+            for (int i = 0; i < 50; i++) {
+                try (NDManager scope = m.newSubManager()) {
+                    FusedAttention.causal(scope, q, q, q);
+                }
+            }
+            assertEquals(base, m.getManagedArrays().size());
+        }
+    }
+
+    @Test
+    void moduleNamesMustBeIdentifiers() {
+        assertThrows(IllegalArgumentException.class, () -> TorchScriptModule.archive("not a name", ""));
+    }
+}
