@@ -24,10 +24,11 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: 'teacher' (forward tokens/s by model size), 'mixers' (mixers vs softmax "
-                + "attention), each beside the fp32 GEMM rate measured in the same run; 'decode' (a model's decoding "
+                + "attention), 'attention' (causal attention op by op against fused), each beside the fp32 GEMM rate "
+                + "measured in the same run; 'decode' (a model's decoding "
                 + "speed beside its teacher's); 'scale' (attention transfer and LoRA at real model shapes); 'data', 'train', 'soak'.",
         subcommands = {BenchCommand.Teacher.class, MixerBench.class, DataBench.class, TrainBench.class, ScaleBench.class,
-            SoakBench.class, DecodeBench.class})
+            SoakBench.class, DecodeBench.class, AttentionBench.class})
 public final class BenchCommand implements Runnable {
 
     @Override
