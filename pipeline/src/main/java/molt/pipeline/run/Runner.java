@@ -150,6 +150,7 @@ public final class Runner {
          * shard found complete is kept (a retried or repeated unit redoes only what is missing).
          */
         public void execute(Unit unit, MetricsLog metricsLog, List<EvaluateStage.Target> students) throws IOException {
+            molt.teacher.nd.Autograd.offForThisThread(); // a Spark task's thread computes as the driver's main thread
             Job job = job(unit.jobId());
             RunConfig config = unit.softmaxLayers() == null ? job.config()
                     : job.config().withStudent(job.config().student().withSoftmaxLayers(unit.softmaxLayers()));

@@ -50,7 +50,11 @@ public final class CompletionServer implements AutoCloseable {
         this.modelId = modelId;
         this.vocab = model.config().vocabSize();
         this.maxBody = maxBody;
-        this.worker = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(Math.max(1, queue)));
+        this.worker = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(Math.max(1, queue)),
+                r -> new Thread(() -> { // the model runs here: autograd off, as in the thread that loaded it
+                    molt.teacher.nd.Autograd.offForThisThread();
+                    r.run();
+                }, "molt-serve-worker"));
         this.app = Javalin.create(c -> {
             c.showJavalinBanner = false;
             c.http.maxRequestSize = maxBody;

@@ -426,7 +426,8 @@ public final class LlamaModel implements LanguageModel {
      * slice's backward run at once (so [B, T, V] logits never exist whole); then, from the last layer down, each
      * layer recomputed with autograd in a scope of its own and its gradient sent back through backward(sum(y * g)),
      * which hands the layer's parameters and input exactly the gradient g of its output. Parameter gradients are
-     * those of one backward through the whole graph; the peak holds the weights, L + 1 layer inputs and one layer's
+     * those of one backward through the whole graph (to float rounding where a softmax layer's first pass, without
+     * autograd, was fused: {@link molt.teacher.nd.FusedAttention}); the peak holds the weights, L + 1 layer inputs and one layer's
      * arrays (with its widened weights when they are 16-bit). {@code beforeLayer} runs before each layer's forward in
      * both passes (to make random draws such as dropout repeat). Returns the loss.
      */

@@ -94,6 +94,26 @@ class FusedAttentionTest {
     }
 
     @Test
+    void aNewThreadComputesAsTheMainOneOnceAutogradIsOffThere() throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, 8, 4));
+            long[] fused = new long[2];
+            Thread t = new Thread(() -> {
+                long before = FusedAttention.calls();
+                LlamaBlocks.softmaxAttention(m, q, q, q, 0, false); // a new thread: PyTorch's autograd is on
+                fused[0] = FusedAttention.calls() - before;
+                Autograd.offForThisThread();
+                LlamaBlocks.softmaxAttention(m, q, q, q, 0, false);
+                fused[1] = FusedAttention.calls() - before - fused[0];
+            });
+            t.start();
+            t.join();
+            assertEquals(0, fused[0], "with autograd on, the explicit ops");
+            assertEquals(1, fused[1], "with autograd off, fused, as in the thread that loaded the engine");
+        }
+    }
+
+    @Test
     void repeatedCallsKeepNoArraysBehind() {
         try (NDManager m = NDManager.newBaseManager()) {
             NDArray q = m.randomNormal(new Shape(1, 2, 16, 8));
