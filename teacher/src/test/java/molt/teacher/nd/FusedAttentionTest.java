@@ -10,39 +10,21 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import molt.teacher.model.LlamaBlocks;
+import molt.teacher.testing.ReferenceLlama;
 import org.junit.jupiter.api.Test;
 
 /** Fused causal attention against plain double-precision loops, and where LlamaBlocks takes it. */
 class FusedAttentionTest {
 
-    /** out[b, h, t] = sum_{s <= t} softmax_s(q_t . k_s / sqrt(D)) v_s, in double precision. */
-    private static double[] reference(float[] q, float[] k, float[] v, int bh, int t, int d) {
-        double[] out = new double[bh * t * d];
-        for (int x = 0; x < bh; x++) {
-            for (int i = 0; i < t; i++) {
-                double[] s = new double[i + 1];
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j <= i; j++) {
-                    double dot = 0;
-                    for (int c = 0; c < d; c++) {
-                        dot += (double) q[(x * t + i) * d + c] * k[(x * t + j) * d + c];
-                    }
-                    s[j] = dot / Math.sqrt(d);
-                    max = Math.max(max, s[j]);
-                }
-                double sum = 0;
-                for (int j = 0; j <= i; j++) {
-                    s[j] = Math.exp(s[j] - max);
-                    sum += s[j];
-                }
-                for (int j = 0; j <= i; j++) {
-                    for (int c = 0; c < d; c++) {
-                        out[(x * t + i) * d + c] += s[j] / sum * v[(x * t + j) * d + c];
-                    }
-                }
+    /** Each of the bh heads of x [bh * t * d] as [t][d]. */
+    private static double[][] head(float[] x, int head, int t, int d) {
+        double[][] h = new double[t][d];
+        for (int i = 0; i < t; i++) {
+            for (int c = 0; c < d; c++) {
+                h[i][c] = x[(head * t + i) * d + c];
             }
         }
-        return out;
+        return h;
     }
 
     @Test
@@ -56,15 +38,23 @@ class FusedAttentionTest {
                 NDArray q = m.randomNormal(new Shape(b, h, t, d));
                 NDArray k = m.randomNormal(new Shape(b, h, t, d));
                 NDArray v = m.randomNormal(new Shape(b, h, t, d));
-                double[] want = reference(q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), b * h, t, d);
+                float[] qf = q.toFloatArray();
+                float[] kf = k.toFloatArray();
+                float[] vf = v.toFloatArray();
                 long before = FusedAttention.calls();
                 try (NDManager scope = m.newSubManager()) {
                     NDArray out = LlamaBlocks.softmaxAttention(scope, q, k, v, 0, false).get(0);
                     assertEquals(before + 1, FusedAttention.calls(), "a whole sequence without gradients is fused");
                     assertEquals(new Shape(b, h, t, d), out.getShape());
                     float[] got = out.toFloatArray();
-                    for (int i = 0; i < got.length; i++) {
-                        assertEquals(want[i], got[i], 2e-6, "T=" + t + " at " + i);
+                    for (int x = 0; x < b * h; x++) {
+                        double[][] want = ReferenceLlama.causalAttention(head(qf, x, t, d), head(kf, x, t, d),
+                                head(vf, x, t, d), null); // double-precision loops
+                        for (int i = 0; i < t; i++) {
+                            for (int c = 0; c < d; c++) {
+                                assertEquals(want[i][c], got[(x * t + i) * d + c], 2e-6, "T=" + t + " head " + x);
+                            }
+                        }
                     }
                     assertEquals(scope, out.getManager(), "the result belongs to the caller's scope");
                     out.addi(1f); // an ordinary tensor: in-place ops on it are allowed

@@ -89,29 +89,9 @@ public final class ReferenceLlama {
             double[][][] wts = new double[hq][T][T];
             int groups = hq / hkv;
             for (int h = 0; h < hq; h++) {
-                int kvh = h / groups;
+                double[][] oh = causalAttention(ql[h], kl[h / groups], vl[h / groups], wts[h]); // [T][d]
                 for (int i = 0; i < T; i++) {
-                    double max = Double.NEGATIVE_INFINITY;
-                    double[] s = new double[i + 1];
-                    for (int j = 0; j <= i; j++) {
-                        double dot = 0;
-                        for (int e = 0; e < d; e++) {
-                            dot += ql[h][i][e] * kl[kvh][j][e];
-                        }
-                        s[j] = dot / Math.sqrt(d);
-                        max = Math.max(max, s[j]);
-                    }
-                    double z = 0;
-                    for (int j = 0; j <= i; j++) {
-                        s[j] = Math.exp(s[j] - max);
-                        z += s[j];
-                    }
-                    for (int j = 0; j <= i; j++) {
-                        wts[h][i][j] = s[j] / z;
-                        for (int e = 0; e < d; e++) {
-                            out[i][h][e] += wts[h][i][j] * vl[kvh][j][e];
-                        }
-                    }
+                    out[i][h] = oh[i];
                 }
             }
             attnOut[l] = out;
@@ -158,6 +138,43 @@ public final class ReferenceLlama {
             y[i] = x[i] * inv * w[i];
         }
         return y;
+    }
+
+    /**
+     * One head's causal softmax attention in double precision: q, k, v [T][d] -> out [T][d], scores scaled by
+     * 1/sqrt(d); the weights go into {@code weights} [T][T] when it is not null.
+     */
+    public static double[][] causalAttention(double[][] q, double[][] k, double[][] v, double[][] weights) {
+        int t = q.length;
+        int d = q[0].length;
+        double[][] out = new double[t][d];
+        for (int i = 0; i < t; i++) {
+            double max = Double.NEGATIVE_INFINITY;
+            double[] s = new double[i + 1];
+            for (int j = 0; j <= i; j++) {
+                double dot = 0;
+                for (int e = 0; e < d; e++) {
+                    dot += q[i][e] * k[j][e];
+                }
+                s[j] = dot / Math.sqrt(d);
+                max = Math.max(max, s[j]);
+            }
+            double z = 0;
+            for (int j = 0; j <= i; j++) {
+                s[j] = Math.exp(s[j] - max);
+                z += s[j];
+            }
+            for (int j = 0; j <= i; j++) {
+                double w = s[j] / z;
+                if (weights != null) {
+                    weights[i][j] = w;
+                }
+                for (int e = 0; e < d; e++) {
+                    out[i][e] += w * v[j][e];
+                }
+            }
+        }
+        return out;
     }
 
     private static double[] lin(double[] x, float[] wt, float[] b, int out) {
