@@ -78,14 +78,15 @@ public final class LlamaBlocks {
      * Causal softmax attention. q [B, Hq, Tq, D] holds positions offset..offset+Tq-1 and k, v [B, Hq, Tk, D]
      * positions 0..Tk-1 (already GQA-expanded). Returns out [B, Hq, Tq, D] and, when {@code withWeights}, the
      * attention weights [B, Hq, Tq, Tk]. The mask is built from index comparisons before the softmax. A whole
-     * sequence (offset 0, Tq = Tk) through which no gradient flows, without weights, takes {@link FusedAttention}'s
-     * single op instead (the same function to float rounding).
+     * sequence (offset 0, Tq = Tk) without weights takes {@link FusedAttention}'s single op instead (the same function
+     * to float rounding) when no gradient flows through it or from {@link FusedAttention#TRAINING_FROM} tokens up.
      */
     public static NDList softmaxAttention(NDManager scope, NDArray q, NDArray k, NDArray v, long offset,
                                           boolean withWeights) {
         long tq = q.getShape().get(2);
         long tk = k.getShape().get(2);
-        if (!withWeights && offset == 0 && tq == tk && !FusedAttention.anyRequiresGradient(q, k, v)) {
+        if (!withWeights && offset == 0 && tq == tk
+                && (tq >= FusedAttention.TRAINING_FROM || !FusedAttention.anyRequiresGradient(q, k, v))) {
             NDArray fused = FusedAttention.causal(scope, q, k, v); // one op, no [B, Hq, T, T] arrays
             if (fused != null) {
                 return new NDList(fused);

@@ -17,8 +17,10 @@ import org.apache.logging.log4j.LogManager;
  * per layer against 36 ms for the scores, mask, softmax and product it replaces (docs/BENCHMARKS.md).
  *
  * <p>Used where no gradient flows through the attention (the teacher's forward for attention transfer's targets and
- * KL, evaluation, prefill); training through softmax attention keeps the explicit ops, so teacher pretraining and
- * its pinned digests are unchanged. The environment variable {@code MOLT_FUSED_ATTENTION=0} turns it off; if the
+ * KL, evaluation, prefill), and in training from {@link #TRAINING_FROM} tokens up (autograd runs through the module:
+ * its backward is the op's own). Shorter sequences keep the explicit ops while training, where they cost little, so
+ * the pretraining of short-sequence teachers (the quickstart's, and its pinned digests) is unchanged. The environment
+ * variable {@code MOLT_FUSED_ATTENTION=0} turns it off; if the
  * engine cannot load the module, molt logs why once and uses the explicit ops.
  *
  * <p>Shapes: q, k, v [B, H, T, D] (keys and values already repeated to the query heads), out [B, H, T, D].
@@ -32,6 +34,11 @@ public final class FusedAttention {
                 v: Tensor) -> Tensor:
                 return torch.scaled_dot_product_attention(q, k, v, None, 0., True)
             """;
+    /**
+     * From this many tokens, attention that trains is fused too: forward and backward of one SmolLM2-shaped layer
+     * (9 heads of 64) took 35.5 against 81.8 ms at 1,024 tokens and 105 against 388 ms at 2,048 (docs/BENCHMARKS.md).
+     */
+    public static final int TRAINING_FROM = 1024;
     private static final Object LOCK = new Object();
     private static volatile PtSymbolBlock module;
     private static volatile boolean unavailable = !enabled();
@@ -49,8 +56,8 @@ public final class FusedAttention {
         if (m == null) {
             return null;
         }
-        // "training" mode only means the result is an ordinary tensor (not an inference tensor), so later in-place ops
-        // on it are allowed; no graph is recorded, as none of the inputs requires a gradient here.
+        // "training" mode: the result is an ordinary tensor (not an inference tensor), so in-place ops on it are
+        // allowed, and while autograd records, the op's backward joins the graph.
         NDArray out = IValueUtils.forward(m, new NDList(q, k, v), true).singletonOrThrow();
         out.attach(scope);
         CALLS.incrementAndGet();

@@ -83,6 +83,70 @@ class FusedAttentionTest {
         }
     }
 
+    /**
+     * Gradients of L = sum(out * g) for one head, in double precision: dV_j = sum_i P_ij g_i; dS_ij = P_ij (g_i.v_j -
+     * g_i.out_i); dQ_i = sum_j dS_ij k_j / sqrt(d); dK_j = sum_i dS_ij q_i / sqrt(d). Returns {dQ, dK, dV}, each [t][d].
+     */
+    private static double[][][] referenceGradients(double[][] q, double[][] k, double[][] v, double[][] g) {
+        int t = q.length;
+        int d = q[0].length;
+        double[][] p = new double[t][t];
+        double[][] out = ReferenceLlama.causalAttention(q, k, v, p);
+        double[][][] grads = new double[3][t][d];
+        for (int i = 0; i < t; i++) {
+            double gOut = 0;
+            for (int c = 0; c < d; c++) {
+                gOut += g[i][c] * out[i][c];
+            }
+            for (int j = 0; j <= i; j++) {
+                double gv = 0;
+                for (int c = 0; c < d; c++) {
+                    gv += g[i][c] * v[j][c];
+                    grads[2][j][c] += p[i][j] * g[i][c];
+                }
+                double ds = p[i][j] * (gv - gOut) / Math.sqrt(d);
+                for (int c = 0; c < d; c++) {
+                    grads[0][i][c] += ds * k[j][c];
+                    grads[1][j][c] += ds * q[i][c];
+                }
+            }
+        }
+        return grads;
+    }
+
+    @Test
+    void attentionThatTrainsIsFusedFromTrainingFromWithTheReferenceGradients() {
+        int t = FusedAttention.TRAINING_FROM;
+        int d = 4;
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray k = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray v = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray g = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray[] inputs = {q, k, v};
+            for (NDArray x : inputs) {
+                x.setRequiresGradient(true);
+            }
+            long before = FusedAttention.calls();
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray out = LlamaBlocks.softmaxAttention(m, q, k, v, 0, false).get(0);
+                gc.backward(out.mul(g).sum());
+            }
+            assertEquals(before + 1, FusedAttention.calls(), "from TRAINING_FROM tokens, training is fused too");
+            double[][][] want = referenceGradients(head(q.toFloatArray(), 0, t, d), head(k.toFloatArray(), 0, t, d),
+                    head(v.toFloatArray(), 0, t, d), head(g.toFloatArray(), 0, t, d));
+            for (int n = 0; n < 3; n++) {
+                float[] got = inputs[n].getGradient().toFloatArray();
+                for (int i = 0; i < t; i++) {
+                    for (int c = 0; c < d; c++) {
+                        assertEquals(want[n][i][c], got[i * d + c], 2e-5 * (1 + Math.abs(want[n][i][c])),
+                                "gradient " + "qkv".charAt(n) + " at " + i + "," + c);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void aNewThreadComputesAsTheMainOneOnceAutogradIsOffThere() throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
