@@ -38,11 +38,20 @@ final class MixerBench implements Callable<Integer> {
             description = "Decode context lengths. Default: ${DEFAULT-VALUE}.")
     List<Integer> contexts;
     @Option(names = "--device", defaultValue = "cpu") String device;
+    @Option(names = "--chunk-size", description = "Chunk length of the training forms (at least the window). "
+            + "Default: the students' default.") Integer chunkSize;
 
     @Override
     public Integer call() {
         Device d = Devices.resolve(device);
         MixerSettings s = MixerSettings.lolcats();
+        if (chunkSize != null) {
+            if (chunkSize < s.window()) {
+                throw new molt.teacher.InputException("--chunk-size must be at least the window (" + s.window()
+                        + "), found " + chunkSize);
+            }
+            s = new MixerSettings(s.featureDim(), s.window(), chunkSize, s.windowFactorInit());
+        }
         double gemm = BenchCommand.gemmGflops(d, 2048, 3);
         System.out.printf("fp32 GEMM: %.1f GFLOP/s; B=1, H=%d, D=%d, feature_dim %d, window %d, chunk %d%n", gemm,
                 heads, headDim, s.featureDim(), s.window(), s.chunkSize());
