@@ -20,8 +20,8 @@ import org.apache.logging.log4j.LogManager;
  * KL, evaluation, prefill), and in training from {@link #TRAINING_FROM} tokens up (autograd runs through the module:
  * its backward is the op's own). Shorter sequences keep the explicit ops while training, where they cost little, so
  * the pretraining of short-sequence teachers (the quickstart's, and its pinned digests) is unchanged. The environment
- * variable {@code MOLT_FUSED_ATTENTION=0} turns it off; if the
- * engine cannot load the module, molt logs why once and uses the explicit ops.
+ * variable {@code MOLT_FUSED_ATTENTION=0} turns it off; if the engine cannot load the module, molt logs why once and
+ * uses the explicit ops.
  *
  * <p>Shapes: q, k, v [B, H, T, D] (keys and values already repeated to the query heads), out [B, H, T, D].
  */
