@@ -50,6 +50,9 @@ final class AttentionBench implements Callable<Integer> {
         if (reps < 1 || heads < 1 || headDim < 1 || lengths.stream().anyMatch(t -> t < 1)) {
             throw new InputException("--reps, --heads, --head-dim and every --lengths value must be >= 1");
         }
+        if (!threads.equals("auto") && !threads.matches("[1-9][0-9]{0,3}")) {
+            throw new InputException("--threads: expected a number from 1 or auto, found '" + threads + "'");
+        }
         int n = threads.equals("auto") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(threads);
         molt.teacher.Threads.set(n);
         Device d = Devices.resolve(device);

@@ -21,5 +21,8 @@ class AttentionBenchTest {
             assertTrue(f[3].endsWith("x"), row);
         }
         assertEquals(2, CliTestSupport.run("bench", "attention", "--lengths", "0").exit());
+        CliTestSupport.Run bad = CliTestSupport.run("bench", "attention", "--threads", "x");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--threads: expected a number from 1 or auto, found 'x'"), bad.err());
     }
 }
