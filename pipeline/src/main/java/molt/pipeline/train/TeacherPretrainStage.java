@@ -72,7 +72,32 @@ public final class TeacherPretrainStage extends TrainingLoop<TeacherPretrainSpec
         ObjectNode key = settingsKey(cfg);
         key.put("format", FORMAT).put("djl", molt.pipeline.BuildInfo.djlVersion())
                 .put("libtorch", ai.djl.engine.Engine.getEngine("PyTorch").getVersion()).put("threads", cfg.threads());
+        if (trainsThroughFusedAttention(cfg)) {
+            key.put("fused_attention_from", molt.teacher.nd.FusedAttention.TRAINING_FROM);
+        }
         return cacheDir(cfg, key);
+    }
+
+    /**
+     * True when some pretraining sequence is long enough to train through fused attention
+     * ({@link molt.teacher.nd.FusedAttention#TRAINING_FROM}): such a teacher's weights differ in float rounding from
+     * the ones molt made before that, so its key differs too. Shorter pretraining computes what it always did and
+     * keeps its key (the quickstart's teacher among them).
+     */
+    static boolean trainsThroughFusedAttention(RunConfig cfg) {
+        if (!molt.teacher.nd.FusedAttention.enabled()) {
+            return false;
+        }
+        int longest = cfg.data().seqLen();
+        for (var st : cfg.stages()) {
+            if (st instanceof TeacherPretrainSpec p) {
+                TeacherPretrainSpec.Repeats r = p.pretrain().repeats();
+                if (r.warmupSteps() > 0 || r.every() > 0) {
+                    longest = Math.max(longest, r.seqLen());
+                }
+            }
+        }
+        return longest >= molt.teacher.nd.FusedAttention.TRAINING_FROM;
     }
 
     /**

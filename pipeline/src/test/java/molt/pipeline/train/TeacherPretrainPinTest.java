@@ -55,6 +55,19 @@ class TeacherPretrainPinTest {
         }
     }
 
+    @Test
+    void pretrainingLongEnoughToFuseItsAttentionHasACacheKeyOfItsOwn() {
+        Path file = Path.of("..", "configs", "quickstart.yaml");
+        molt.pipeline.config.RunConfig quickstart = molt.pipeline.config.ConfigLoader.load(file, java.util.List.of());
+        assertEquals(false, TeacherPretrainStage.trainsThroughFusedAttention(quickstart), "320 tokens: explicit ops");
+        molt.pipeline.config.RunConfig longer = molt.pipeline.config.ConfigLoader.load(file,
+                java.util.List.of("data.seq_len=" + molt.teacher.nd.FusedAttention.TRAINING_FROM));
+        assertEquals(true, TeacherPretrainStage.trainsThroughFusedAttention(longer));
+        molt.pipeline.config.RunConfig longCurriculum = molt.pipeline.config.ConfigLoader.load(file,
+                java.util.List.of("stages[0].repeat_seq_len=2048"));
+        assertEquals(true, TeacherPretrainStage.trainsThroughFusedAttention(longCurriculum));
+    }
+
     /** "vendor/isa": /proc/cpuinfo's vendor_id and the widest of avx512, avx2 and sse in its flags; null if unread. */
     static String cpuKind() throws IOException {
         Path info = Path.of("/proc/cpuinfo");
