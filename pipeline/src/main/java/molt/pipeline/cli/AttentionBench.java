@@ -4,10 +4,9 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.Callable;
+import molt.pipeline.eval.DecodeTiming;
 import molt.teacher.Devices;
 import molt.teacher.InputException;
 import molt.teacher.model.LlamaBlocks;
@@ -69,18 +68,18 @@ final class AttentionBench implements Callable<Integer> {
                 NDArray q = m.randomNormal(new Shape(1, heads, t, headDim));
                 NDArray k = m.randomNormal(new Shape(1, heads, t, headDim));
                 NDArray v = m.randomNormal(new Shape(1, heads, t, headDim));
-                List<Double> explicit = new ArrayList<>();
-                List<Double> fused = new ArrayList<>();
+                double[] explicit = new double[reps];
+                double[] fused = new double[reps];
                 for (int r = -1; r < reps; r++) { // r = -1: one untimed warm-up of each
                     double a = time(m, s -> LlamaBlocks.softmaxAttention(s, q, k, v, 0, true).get(0));
                     double b = time(m, s -> FusedAttention.causal(s, q, k, v));
                     if (r >= 0) {
-                        explicit.add(a);
-                        fused.add(b);
+                        explicit[r] = a;
+                        fused[r] = b;
                     }
                 }
-                double e = median(explicit);
-                double f = median(fused);
+                double e = DecodeTiming.median(explicit);
+                double f = DecodeTiming.median(fused);
                 double flops = 2.0 * 2 * heads * (double) t * t / 2 * headDim; // QK^T and PV over the causal half
                 System.out.printf("%8d %14.2f %12.2f %7.1fx %22.1f%n", t, e, f, e / f, flops / (f * 1e6));
             }
@@ -97,11 +96,5 @@ final class AttentionBench implements Callable<Integer> {
             attention.apply(s).getFloat(0, 0, 0, 0);
             return (System.nanoTime() - t0) / 1e6;
         }
-    }
-
-    private static double median(List<Double> xs) {
-        List<Double> s = new ArrayList<>(xs);
-        Collections.sort(s);
-        return s.get(s.size() / 2);
     }
 }

@@ -88,10 +88,8 @@ record TraceSummary(List<Op> ops, double totalMicros) {
     List<String> lines(int top) {
         List<String> out = new ArrayList<>();
         out.add(String.format("  %-44s %8s %10s %7s", "op (self time)", "calls", "ms", "share"));
-        double shown = 0;
         for (int i = 0; i < Math.min(top, ops.size()); i++) {
             Op o = ops.get(i);
-            shown += o.selfMicros();
             out.add(String.format("  %-44s %,8d %10.1f %6.1f%%", o.name(), o.calls(), o.selfMicros() / 1e3,
                     100 * o.selfMicros() / totalMicros));
         }

@@ -85,8 +85,7 @@ public final class LlamaBlocks {
                                           boolean withWeights) {
         long tq = q.getShape().get(2);
         long tk = k.getShape().get(2);
-        if (!withWeights && offset == 0 && tq == tk
-                && (tq >= FusedAttention.TRAINING_FROM || !FusedAttention.anyRequiresGradient(q, k, v))) {
+        if (!withWeights && offset == 0 && tq == tk && FusedAttention.appliesTo(tq)) {
             NDArray fused = FusedAttention.causal(scope, q, k, v); // one op, no [B, Hq, T, T] arrays
             if (fused != null) {
                 return new NDList(fused);

@@ -3,7 +3,6 @@ package molt.teacher.nd;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValueUtils;
@@ -70,20 +69,12 @@ public final class FusedAttention {
     }
 
     /**
-     * True when a backward may run through attention over these inputs: autograd is recording and some input requires
-     * a gradient or came from an op it recorded. DJL reports the first only for leaves and tells the second only by
-     * walking the graph, so while autograd records this answers true.
+     * True when causal attention over a whole sequence of {@code tokens} tokens takes the fused op (if available):
+     * always while autograd is off (no backward can run through it), and from {@link #TRAINING_FROM} tokens while it
+     * records.
      */
-    public static boolean anyRequiresGradient(NDArray... arrays) {
-        if (JniUtils.isGradMode()) {
-            return true;
-        }
-        for (NDArray a : arrays) {
-            if (JniUtils.requiresGrad((PtNDArray) a)) {
-                return true;
-            }
-        }
-        return false;
+    public static boolean appliesTo(long tokens) {
+        return tokens >= TRAINING_FROM || !JniUtils.isGradMode();
     }
 
     /** True unless {@code MOLT_FUSED_ATTENTION=0} turned fused attention off (asks nothing of the engine). */
