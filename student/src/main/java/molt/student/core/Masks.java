@@ -65,6 +65,30 @@ public final class Masks {
     }
 
     /**
+     * x [B, H, T, X] moved {@code shift} tokens later: position s holds x_{s - shift}, zeros before {@code shift}
+     * (all zeros when T <= shift).
+     */
+    public static NDArray later(NDManager scope, NDArray x, int shift) {
+        Shape s = x.getShape();
+        long t = s.get(2);
+        NDArray zeros = scope.zeros(new Shape(s.get(0), s.get(1), Math.min(shift, t), s.get(3))); // [B, H, min(shift, T), X]
+        return shift >= t ? zeros : zeros.concat(x.get(":, :, 0:" + (t - shift)), 2); // [B, H, T, X]
+    }
+
+    /**
+     * The sum of every chunk before each chunk: x [B, H, NC, R, X] -> [B, H, NC, R, X] with entry c the sum of entries
+     * 0..c-1 (zeros for the first), as one product with a strictly lower-triangular [NC, NC] matrix of ones (libtorch's
+     * cumulative sum along this axis took 3x longer, with its backward).
+     */
+    public static NDArray before(NDManager scope, NDArray x) {
+        Shape s = x.getShape();
+        long n = s.get(2);
+        NDArray strict = causal(scope, 0, n, 1, n); // [NC, NC]: 1 where chunk j < chunk i
+        NDArray flat = x.reshape(s.get(0), s.get(1), n, s.get(3) * s.get(4)); // [B, H, NC, R * X]
+        return strict.matMul(flat).reshape(s); // [B, H, NC, R, X]
+    }
+
+    /**
      * Each chunk preceded by the chunk before it (zeros before the first): [B, H, count, chunk, X] ->
      * [B, H, count, 2 * chunk, X], the keys or values a window of at most one chunk can reach from each chunk.
      */
@@ -91,11 +115,6 @@ public final class Masks {
     public static NDArray window(NDArray[] p, int window) {
         NDArray inside = p[1].lte(p[0]).logicalAnd(p[1].gt(p[0].sub(window))).logicalAnd(p[1].gte(0));
         return inside.toType(DataType.FLOAT32, false);
-    }
-
-    /** 1 where the key exists and key <= query - window (it has left the window), for {@link #blockPositions}. */
-    public static NDArray beforeWindow(NDArray[] p, int window) {
-        return p[1].lte(p[0].sub(window)).logicalAnd(p[1].gte(0)).toType(DataType.FLOAT32, false);
     }
 
     /** Query positions [rows, 1] starting at {@code q0}, key positions [1, cols] starting at {@code k0}. */

@@ -27,12 +27,11 @@ public final class SlidingWindow {
      * masked out, before the first chunk).
      *
      * @param count the number of chunks NC
-     * @param positions {@link Masks#blockPositions} of the blocks
      * @param values the blocks' values [B, H, NC, 2C, D]
-     * @param inside the window mask [NC, C, 2C]: 1 where the key is in the query's window
-     * @param masked the scaled scores [B, H, NC, C, 2C], {@link Masks#MASKED} outside the window
+     * @param masked the scaled scores [B, H, NC, C, 2C], {@link Masks#MASKED} outside the window (every row holds its
+     *     own query's key, so a softmax or an exponential after the row max is exactly 0 outside the window)
      */
-    public record Blocks(int count, NDArray[] positions, NDArray values, NDArray inside, NDArray masked) {
+    public record Blocks(int count, NDArray values, NDArray masked) {
     }
 
     /** The scale 1/sqrt(D) of the window's scores, for q [B, H, T, D]. */
@@ -48,19 +47,19 @@ public final class SlidingWindow {
     /** All chunks' score blocks for q, k, v [B, H, T, D]. */
     static Blocks blocks(NDManager scope, NDArray q, NDArray k, NDArray v, int chunk, int window, float scale) {
         int count = chunkCount(q, chunk);
-        NDArray qc = Masks.toChunks(scope, q, count, chunk); // [B, H, NC, C, D]
+        NDArray qc = Masks.toChunks(scope, q.mul(Scalars.of(scale)), count, chunk); // [B, H, NC, C, D], scaled
         NDArray kb = Masks.withPreviousChunk(scope, Masks.toChunks(scope, k, count, chunk)); // [B, H, NC, 2C, D]
         NDArray vb = Masks.withPreviousChunk(scope, Masks.toChunks(scope, v, count, chunk)); // [B, H, NC, 2C, D]
         NDArray[] positions = Masks.blockPositions(scope, count, chunk);
         NDArray win = Masks.window(positions, window); // [NC, C, 2C]
-        NDArray scores = qc.matMul(kb.transpose(0, 1, 2, 4, 3)).mul(Scalars.of(scale)); // [B, H, NC, C, 2C]
-        return new Blocks(count, positions, vb, win, scores.add(Masks.additive(win)));
+        NDArray scores = qc.matMul(kb.transpose(0, 1, 2, 4, 3)); // [B, H, NC, C, 2C]
+        return new Blocks(count, vb, scores.add(Masks.additive(win)));
     }
 
     /** Window softmax attention with its own normalizer, chunked: q, k, v [B, H, T, D] -> [B, H, T, D]. */
     public static NDArray softmax(NDManager scope, NDArray q, NDArray k, NDArray v, int chunk, int window) {
         Blocks b = blocks(scope, q, k, v, chunk, window, scale(q));
-        NDArray probs = b.masked().softmax(-1).mul(b.inside()); // [B, H, NC, C, 2C]
+        NDArray probs = b.masked().softmax(-1); // [B, H, NC, C, 2C]
         return Masks.fromChunks(probs.matMul(b.values()), q.getShape().get(2)); // [B, H, T, D]
     }
 

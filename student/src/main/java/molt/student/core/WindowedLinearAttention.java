@@ -1,7 +1,6 @@
 package molt.student.core;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -20,11 +19,14 @@ import molt.teacher.model.AttentionInput;
  *
  * with m_t the largest window score and g_h the window's per-head weight.
  *
- * <p>Chunked form: {@link SlidingWindow#blocks}' [C, 2C] block per chunk, all chunks at once, whose window scores are
- * exponentiated after the row max of the masked scores, and whose keys before the window enter the linear term (mask
- * from index comparisons); chunk c's linear state carries every token before chunk c-1 (S_c = S_{c-1} + phi(K_{c-2})^T
- * V_{c-2}, a short loop of additions). The recurrent form keeps the last w keys and values plus S, z of the tokens
- * that left the window ({@link HedgehogState}).
+ * <p>Chunked form, all chunks at once: the window term takes {@link SlidingWindow#blocks}' [C, 2C] block per chunk and
+ * its softmax p (exactly 0 outside the window); since p's largest entry is 1 / Z_t with Z_t = sum_win exp(s - m_t),
+ * the window's terms are g_h Z_t p.V and g_h Z_t. The linear term is causal
+ * linear attention over the keys and values shifted w tokens later (phi(k_{s-w}), v_{s-w} at position s, zeros
+ * before w), so that query t sees exactly the tokens s <= t-w: per chunk a [C, C] causal block against the shifted
+ * keys plus the state of every shifted chunk before it (the sum of the earlier chunks' phi(K)^T V). The
+ * recurrent form keeps the last w keys and values plus S, z of the tokens that left the window
+ * ({@link HedgehogState}).
  *
  * <p>Shapes: q, k, v [B, H, T, D]; phi [B, H, T, F2]; S [B, H, F2, D]; z [B, H, F2, 1]; gate [1, H, 1, 1].
  */
@@ -41,44 +43,34 @@ public final class WindowedLinearAttention {
         NDArray v = in.v();
         Shape s = v.getShape();
         long t = s.get(2);
-        long f2 = fq.getShape().get(3);
         SlidingWindow.Blocks b = SlidingWindow.blocks(scope, in.q(), in.k(), v, chunk, window, SlidingWindow.scale(in.q()));
         int count = b.count();
-        NDArray fqc = Masks.toChunks(scope, fq, count, chunk); // [B, H, NC, C, F2]
-        NDArray fkc = Masks.toChunks(scope, fk, count, chunk); // [B, H, NC, C, F2]
-        NDArray fkb = Masks.withPreviousChunk(scope, fkc); // [B, H, NC, 2C, F2]
-        NDArray before = Masks.beforeWindow(b.positions(), window); // [NC, C, 2C]
-        NDArray rowMax = b.masked().max(new int[] {-1}, true); // [B, H, NC, C, 1]; m_t is part of the function
+        // The window's sums from its softmax p: Z_t = sum_win exp(s - m_t) = 1 / max(p), since p's largest entry is
+        // exp(m_t - m_t) / Z_t; so g Z_t p.V is the numerator's window term and g Z_t its normalizer's. (libtorch's exp
+        // of the masked scores took 7 ms for one SmolLM2-sized layer, its softmax 0.5: docs/BENCHMARKS.md.)
+        NDArray p = b.masked().softmax(-1); // [B, H, NC, C, 2C]: exactly 0 outside the window
         NDArray g = gate.reshape(1, s.get(1), 1, 1, 1); // [1, H, 1, 1, 1]
-        NDArray e = b.masked().sub(rowMax).exp().mul(b.inside()).mul(g); // [B, H, NC, C, 2C]
-        NDArray lin = fqc.matMul(fkb.transpose(0, 1, 2, 4, 3)).mul(before); // [B, H, NC, C, 2C]
-        // Each chunk's tokens as a state increment, then chunk c's lag state: every chunk before c - 1.
+        NDArray winDen = g.div(p.max(new int[] {-1}, true)); // [B, H, NC, C, 1]: g_h Z_t
+        NDArray winNum = p.matMul(b.values()).mul(winDen); // [B, H, NC, C, D]
+        // The linear term: causal linear attention over keys and values shifted w tokens later.
+        NDArray fqc = Masks.toChunks(scope, fq, count, chunk); // [B, H, NC, C, F2]
+        NDArray fkc = Masks.toChunks(scope, Masks.later(scope, fk, window), count, chunk); // [B, H, NC, C, F2]
+        NDArray vc = Masks.toChunks(scope, Masks.later(scope, v, window), count, chunk); // [B, H, NC, C, D]
         NDArray kT = fkc.transpose(0, 1, 2, 4, 3); // [B, H, NC, F2, C]
-        NDList kv = kT.matMul(Masks.toChunks(scope, v, count, chunk)).split(count, 2); // NC x [B, H, 1, F2, D]
-        NDList kz = kT.sum(new int[] {-1}, true).split(count, 2); // NC x [B, H, 1, F2, 1]
-        NDArray[] lagS = new NDArray[count];
-        NDArray[] lagZ = new NDArray[count];
-        for (int c = 0; c < count; c++) {
-            lagS[c] = c < 2 ? scope.zeros(new Shape(s.get(0), s.get(1), 1, f2, s.get(3))) : lagS[c - 1].add(kv.get(c - 2));
-            lagZ[c] = c < 2 ? scope.zeros(new Shape(s.get(0), s.get(1), 1, f2, 1)) : lagZ[c - 1].add(kz.get(c - 2));
-        }
-        NDArray states = count == 1 ? lagS[0] : NDArrays.concat(new NDList(lagS), 2); // [B, H, NC, F2, D]
-        NDArray norms = count == 1 ? lagZ[0] : NDArrays.concat(new NDList(lagZ), 2); // [B, H, NC, F2, 1]
-        NDArray out = Masks.fromChunks(LinearAttention.read(e.add(lin), b.values(), fqc, states, norms), t); // [B, H, T, D]
+        NDArray kv = kT.matMul(vc); // [B, H, NC, F2, D]: each shifted chunk's phi(K)^T V
+        NDArray kz = kT.sum(new int[] {-1}, true); // [B, H, NC, F2, 1]
+        NDArray stateS = Masks.before(scope, kv); // [B, H, NC, F2, D]: S of every shifted chunk before c
+        NDArray stateZ = Masks.before(scope, kz); // [B, H, NC, F2, 1]
+        NDArray a = fqc.matMul(kT).mul(Masks.causal(scope, 0, chunk, 0, chunk)); // [B, H, NC, C, C]
+        NDArray num = winNum.add(a.matMul(vc)).add(fqc.matMul(stateS)); // [B, H, NC, C, D]
+        NDArray den = winDen.add(a.sum(new int[] {-1}, true)).add(fqc.matMul(stateZ)); // [B, H, NC, C, 1]
+        NDArray out = Masks.fromChunks(num.div(den), t); // [B, H, T, D]
         if (!withState) {
             return new NDList(out);
         }
-        // Linear state over tokens [0, T-w): the last chunk's lag state plus its block's tokens before T-w.
-        NDArray lastS = lagS[count - 1].squeeze(2); // [B, H, F2, D]
-        NDArray lastZ = lagZ[count - 1].squeeze(2); // [B, H, F2, 1]
-        long lastP0 = Math.max(0, (long) (count - 2) * chunk);
-        long linEnd = t - window;
-        if (linEnd > lastP0) {
-            String r = ":, :, " + lastP0 + ":" + linEnd;
-            NDArray[] folded = LinearAttention.fold(lastS, lastZ, fk.get(r).transpose(0, 1, 3, 2), v.get(r)); // [B, H, F2, n]
-            lastS = folded[0];
-            lastZ = folded[1];
-        }
+        // Linear state over tokens [0, T-w): every shifted chunk's increment (the shifted positions from T on are zeros).
+        NDArray lastS = stateS.get(":, :, -1").add(kv.get(":, :, -1")); // [B, H, F2, D]
+        NDArray lastZ = stateZ.get(":, :, -1").add(kz.get(":, :, -1")); // [B, H, F2, 1]
         return new NDList(out, lastS, lastZ);
     }
 
