@@ -1,17 +1,12 @@
 package molt.teacher.nd;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.engine.PtNDManager;
-import ai.djl.pytorch.engine.PtSymbolBlock;
-import ai.djl.pytorch.jni.IValueUtils;
 import ai.djl.pytorch.jni.JniUtils;
-import org.apache.logging.log4j.LogManager;
 
 /**
  * Causal softmax attention in one libtorch op, {@code scaled_dot_product_attention} (flash attention on CPU, its
- * fused kernels on GPU), reached through a {@link TorchScriptModule} since DJL has no binding for it. It never
+ * fused kernels on GPU), reached through a {@link TorchFunction} since DJL has no binding for it. It never
  * builds the [B, H, T, T] scores: at the SmolLM2-135M shape (9 heads of 64, 1024 tokens, 2 threads) it took 9.7 ms
  * per layer against 36 ms for the scores, mask, softmax and product it replaces (docs/BENCHMARKS.md).
  *
@@ -38,9 +33,7 @@ public final class FusedAttention {
      * (9 heads of 64) took 35.5 against 81.8 ms at 1,024 tokens and 105 against 388 ms at 2,048 (docs/BENCHMARKS.md).
      */
     public static final int TRAINING_FROM = 1024;
-    private static final Object LOCK = new Object();
-    private static volatile PtSymbolBlock module;
-    private static volatile boolean unavailable = !enabled();
+    private static final TorchFunction CAUSAL = new TorchFunction("CausalAttention", BODY, enabled());
     private static final java.util.concurrent.atomic.AtomicLong CALLS = new java.util.concurrent.atomic.AtomicLong();
 
     private FusedAttention() {
@@ -51,15 +44,10 @@ public final class FusedAttention {
      * attention is off or could not be loaded (the caller then computes it op by op).
      */
     public static NDArray causal(NDManager scope, NDArray q, NDArray k, NDArray v) {
-        PtSymbolBlock m = module();
-        if (m == null) {
-            return null;
+        NDArray out = CAUSAL.apply(scope, q, k, v);
+        if (out != null) {
+            CALLS.incrementAndGet();
         }
-        // "training" mode: the result is an ordinary tensor (not an inference tensor), so in-place ops on it are
-        // allowed, and while autograd records, the op's backward joins the graph.
-        NDArray out = IValueUtils.forward(m, new NDList(q, k, v), true).singletonOrThrow();
-        out.attach(scope);
-        CALLS.incrementAndGet();
         return out;
     }
 
@@ -84,25 +72,6 @@ public final class FusedAttention {
 
     /** True when fused attention is in use (not turned off, and the module loaded). */
     public static boolean available() {
-        return module() != null;
-    }
-
-    private static PtSymbolBlock module() {
-        PtSymbolBlock m = module;
-        if (m != null || unavailable) {
-            return m;
-        }
-        synchronized (LOCK) {
-            if (module == null && !unavailable) {
-                try {
-                    module = TorchScriptModule.load((PtNDManager) NDManager.newBaseManager(), "CausalAttention", BODY);
-                } catch (RuntimeException e) {
-                    unavailable = true;
-                    LogManager.getLogger(FusedAttention.class).warn(
-                            "fused attention unavailable ({}); attention is computed op by op", e.toString());
-                }
-            }
-            return module;
-        }
+        return CAUSAL.available();
     }
 }
