@@ -116,9 +116,12 @@ class RecomputedStepTest {
                 assertEquals(full, recomputed, 1e-5 * Math.abs(full), precision + ": loss");
                 assertEquals(want.keySet(), got.keySet());
                 assertTrue(want.size() > 20, "adapters and mixers all have gradients: " + want.size());
+                // BF16 products (16-bit weights on an AMX CPU) round each product to 8 significant bits, and the
+                // head's products over 5-position slices round differently from those over all 12 positions.
+                boolean bf16 = precision != Precision.F32 && s.base().frozen() == molt.teacher.model.Frozen.HALF;
                 for (String k : want.keySet()) {
                     double err = molt.teacher.testing.ReferenceLlama.relErr(got.get(k), toDouble(want.get(k)));
-                    assertTrue(err < 1e-4, precision + " " + k + ": relative error " + err);
+                    assertTrue(err < (bf16 ? 2e-2 : 1e-4), precision + " " + k + ": relative error " + err);
                 }
             }
         }

@@ -38,14 +38,22 @@ public final class LlamaBlocks {
     }
 
     /**
-     * x W^T + b, with W stored transposed as wT [in, out]; b may be null. An F16 wT (frozen weights on a GPU, see
-     * {@link Frozen#HALF}) multiplies in F16 and returns F32.
+     * x W^T + b, with W stored transposed as wT [in, out]; b may be null. An F16 wT (16-bit frozen weights used as
+     * they are, {@link Frozen#HALF}) multiplies in F16 on GPU and in BF16 on CPU, and returns F32.
      */
     public static NDArray linear(NDArray x, NDArray wT, NDArray b) {
-        NDArray y = wT.getDataType() == DataType.FLOAT16
-                ? x.toType(DataType.FLOAT16, false).matMul(wT).toType(DataType.FLOAT32, false)
+        NDArray y = wT.getDataType() == DataType.FLOAT16 ? sixteenBit(x, wT)
                 : Ops.matMul(x, wT); // x.matMul(wT) without DJL's shape queries
         return b == null ? y : y.add(b);
+    }
+
+    /** x wT for an F16 wT: F16 products on GPU, BF16 on CPU (F32 products of a widened copy if BF16 is unavailable). */
+    private static NDArray sixteenBit(NDArray x, NDArray wT) {
+        if (x.getDevice().isGpu()) {
+            return x.toType(DataType.FLOAT16, false).matMul(wT).toType(DataType.FLOAT32, false);
+        }
+        NDArray y = molt.teacher.nd.Bf16Products.product(x, wT);
+        return y != null ? y : Ops.matMul(x, wT.toType(DataType.FLOAT32, false));
     }
 
     /** [B, T, heads * D] -> [B, heads, T, D]. */

@@ -94,9 +94,11 @@ public final class LlamaModel implements LanguageModel {
         try (WeightSource w = Checkpoints.open(modelDir)) {
             long t0 = System.nanoTime();
             LlamaModel m = fromWeights(config, w, device, false, precision);
-            LOG.info("loaded {} ({} layers, {} parameters, {} frozen weights) from {} in {} ms", config.modelType(),
-                    config.numLayers(), LlamaWeights.parameterCount(config), precision.setting(), modelDir,
-                    (System.nanoTime() - t0) / 1_000_000);
+            LOG.info("loaded {} ({} layers, {} parameters, {} frozen weights{}) from {} in {} ms", config.modelType(),
+                    config.numLayers(), LlamaWeights.parameterCount(config), precision.setting(),
+                    precision == Precision.F32 ? "" : m.frozen == Frozen.HALF
+                            ? (device.isGpu() ? ", F16 products" : ", BF16 products") : ", widened to F32 for products",
+                    modelDir, (System.nanoTime() - t0) / 1_000_000);
             return m;
         }
     }

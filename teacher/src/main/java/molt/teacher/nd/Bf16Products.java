@@ -1,0 +1,67 @@
+package molt.teacher.nd;
+
+import ai.djl.ndarray.NDArray;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * Products of F32 activations with 16-bit frozen weights in BF16 on CPU: x and the weight are rounded to BF16, the
+ * product accumulates in F32 (oneDNN, on AMX tiles where the CPU has them), and the result is widened back to F32.
+ * DJL cannot hold a BF16 array (creating one aborts the JVM), so the BF16 arrays live only inside a TorchScript
+ * function ({@link TorchFunction}); autograd runs through it, so gradients reaching x pass through BF16 too.
+ *
+ * <p>Measured on an Intel Xeon with AMX (2 threads, docs/BENCHMARKS.md): 1.6-2.2x the F32 product's rate at the
+ * SmolLM2-135M and Llama-3.2-1B projection shapes, with a relative error of 2^-8, BF16's rounding. Where the CPU
+ * lacks AMX ({@link #fast}) molt widens 16-bit weights to F32 instead ({@link molt.teacher.model.Frozen#WIDEN}).
+ *
+ * <p>Shapes: x [..., in], wT [in, out] (F16, possibly a transposed view) -> [..., out] F32.
+ */
+public final class Bf16Products {
+    private static final TorchFunction PRODUCT = new TorchFunction("Bf16Product", """
+              def forward(self: __torch__.Bf16Product,
+                x: Tensor,
+                w: Tensor) -> Tensor:
+                return torch.matmul(x.to(15), w.to(15)).to(6)
+            """, true);
+    private static final boolean FAST = detect();
+
+    private Bf16Products() {
+    }
+
+    /** x wT in BF16 with an F32 result owned by x's manager; null when the function could not be loaded. */
+    public static NDArray product(NDArray x, NDArray wT) {
+        return PRODUCT.apply(x.getManager(), x, wT);
+    }
+
+    /**
+     * True when 16-bit frozen weights on CPU should multiply in BF16: the CPU has AMX's BF16 tiles (Linux's
+     * {@code amx_bf16} flag), unless {@code MOLT_BF16_PRODUCTS=0}; {@code MOLT_BF16_PRODUCTS=1} forces it.
+     */
+    public static boolean fast() {
+        return FAST;
+    }
+
+    private static boolean detect() {
+        String env = System.getenv("MOLT_BF16_PRODUCTS");
+        if ("0".equals(env) || "1".equals(env)) {
+            return "1".equals(env);
+        }
+        return cpuFlags().contains(" amx_bf16 ");
+    }
+
+    /** The first CPU's flags from /proc/cpuinfo as " flag flag ... ", or " " where there is no such file. */
+    static String cpuFlags() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("flags")) {
+                    return " " + line.substring(line.indexOf(':') + 1).trim().toLowerCase(Locale.ROOT) + " ";
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux, or unreadable: no AMX known
+        }
+        return " ";
+    }
+}
