@@ -50,10 +50,15 @@ public final class LlamaBlocks {
     /** x wT for an F16 wT: F16 products on GPU, BF16 on CPU (F32 products of a widened copy if BF16 is unavailable). */
     private static NDArray sixteenBit(NDArray x, NDArray wT) {
         if (x.getDevice().isGpu()) {
-            return x.toType(DataType.FLOAT16, false).matMul(wT).toType(DataType.FLOAT32, false);
+            return f16Product(x, wT);
         }
         NDArray y = molt.teacher.nd.Bf16Products.product(x, wT);
         return y != null ? y : Ops.matMul(x, wT.toType(DataType.FLOAT32, false));
+    }
+
+    /** The GPU's form: x cast to F16, the product in F16, the result back to F32 (tests run it on CPU). */
+    static NDArray f16Product(NDArray x, NDArray wT) {
+        return x.toType(DataType.FLOAT16, false).matMul(wT).toType(DataType.FLOAT32, false);
     }
 
     /** [B, T, heads * D] -> [B, heads, T, D]. */

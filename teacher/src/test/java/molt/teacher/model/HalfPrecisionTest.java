@@ -206,6 +206,40 @@ class HalfPrecisionTest {
     }
 
     @Test
+    void theGpusF16ProductMatchesDoubleLoopsToF16Rounding() {
+        // The GPU's form of 16-bit products (on CPU, 16-bit weights multiply in BF16 or widened): x and the product
+        // rounded to F16, so a few units of 2^-11.
+        Random r = new Random(5);
+        int n = 6;
+        int in = 48;
+        int out = 20;
+        float[] x = new float[n * in];
+        float[] w = new float[in * out];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) r.nextGaussian();
+        }
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            NDArray w16 = m.create(w, new ai.djl.ndarray.types.Shape(in, out)).toType(DataType.FLOAT16, false);
+            float[] stored = w16.toType(DataType.FLOAT32, false).toFloatArray();
+            NDArray y = LlamaBlocks.f16Product(m.create(x, new ai.djl.ndarray.types.Shape(n, in)), w16);
+            assertEquals(DataType.FLOAT32, y.getDataType());
+            double[] want = new double[n * out];
+            for (int i = 0; i < n; i++) {
+                for (int o = 0; o < out; o++) {
+                    for (int k = 0; k < in; k++) {
+                        want[i * out + o] += (double) x[i * in + k] * stored[k * out + o];
+                    }
+                }
+            }
+            double err = ReferenceLlama.relErr(y.toFloatArray(), want);
+            assertTrue(err < 2e-3 && err > 1e-6, "relative error " + err);
+        }
+    }
+
+    @Test
     void sixteenBitForwardsLeaveNoArraysBehind(@TempDir Path dir) {
         Path model = TinyCheckpoints.builder().dtype(DType.BF16).tie(true).write(dir.resolve("leak"));
         long[][] toks = {{1, 2, 3, 4, 5, 6}};
