@@ -35,7 +35,7 @@ public final class DeltaRule {
     /** exp(G_i - G_j) where {@code mask} [n, n] is 1 and 0 elsewhere; G [B, H, N, n, 1]. */
     private static NDArray ratios(NDArray cum, NDArray mask) {
         NDArray diff = cum.sub(cum.transpose(0, 1, 2, 4, 3)); // [B, H, N, n, n]
-        return diff.add(Masks.additive(mask)).exp().mul(mask);
+        return Masks.expWhere(diff, mask);
     }
 
     /**

@@ -45,8 +45,7 @@ public final class KeyDecay {
         NDArray cum = gc.cumSum(2); // [B, H, n, K]: G
         NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
         NDArray diff = cum.expandDims(3).sub(cum.expandDims(2)); // [B, H, n, n, K]: G_i - G_j
-        NDArray mask = Masks.additive(causal).expandDims(-1); // [n, n, 1]: 0 on/below the diagonal, -1e30 above
-        NDArray decay = diff.add(mask).exp(); // [B, H, n, n, K], exponents <= 0
+        NDArray decay = Masks.expWhere(diff, causal.expandDims(-1)); // [B, H, n, n, K]: exponents <= 0, 0 above
         NDArray scores = qc.expandDims(3).mul(kc.expandDims(2)).mul(decay) // [B, H, n, 1, K] * [B, H, 1, n, K]
                 .sum(new int[] {-1}); // [B, H, n, n]
         NDArray intra = scores.matMul(vc); // [B, H, n, V]

@@ -36,8 +36,7 @@ public final class ScalarDecay {
         NDArray rows = cum; // G_i as a column
         NDArray cols = cum.transpose(0, 1, 3, 2); // [B, H, 1, n]: G_j as a row
         NDArray causal = Masks.causal(scope, 0, n, 0, n); // [n, n]
-        NDArray diff = rows.sub(cols).add(Masks.additive(causal)); // masked above the diagonal before exp
-        NDArray decay = diff.exp().mul(causal); // [B, H, n, n]: L
+        NDArray decay = Masks.expWhere(rows.sub(cols), causal); // [B, H, n, n]: L, 0 above the diagonal
         NDArray scores = qc.matMul(kc.transpose(0, 1, 3, 2)).mul(decay); // [B, H, n, n]
         NDArray intra = scores.matMul(vc); // [B, H, n, V]
         NDArray inter = qc.mul(cum.exp()).matMul(state); // [B, H, n, V]
