@@ -25,8 +25,23 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
 
     public static MemoryEstimate of(RunConfig cfg, LlamaConfig c) {
         long params = molt.teacher.LlamaWeights.parameterCount(c);
+        return of(cfg, c, bf16Products(Precision.resolve(cfg.precision(), params)));
+    }
+
+    /** True when frozen weights at {@code p} multiply in BF16 on this machine's CPU (16-bit weights, AMX). */
+    public static boolean bf16Products(Precision p) {
+        return p == Precision.F16 && molt.teacher.nd.Bf16Products.fast();
+    }
+
+    /**
+     * The estimate for a CPU whose 16-bit products are BF16 ({@code bf16}: no widened copies, and the allocator mode
+     * {@link molt.teacher.nd.NativeMemory#modeFor} picks for that) or widened to F32.
+     */
+    static MemoryEstimate of(RunConfig cfg, LlamaConfig c, boolean bf16) {
+        long params = molt.teacher.LlamaWeights.parameterCount(c);
         Precision p = Precision.resolve(cfg.precision(), params);
-        boolean reuse = molt.teacher.nd.NativeMemory.modeFor(params) == molt.teacher.nd.NativeMemory.Mode.REUSE;
+        boolean reuse = molt.teacher.nd.NativeMemory.modeFor(params, bf16) == molt.teacher.nd.NativeMemory.Mode.REUSE;
+        int copyBytes = p != Precision.F16 ? 0 : bf16 ? 2 : 4;
         StudentPlan plan = cfg.student().plan(c.numLayers());
         long mixers = 0;
         int mixerLayers = 0;
@@ -46,8 +61,8 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
                 .anyMatch(s -> s.recompute().equals("true") || (s.recompute().equals("auto") && p == Precision.F16));
         int featureDim = cfg.student().settings().featureDim();
         return new MemoryEstimate(BASE, frozen(c, p), 16 * mixers, 16 * lora,
-                transferStep(c, p, b, t, tappedLayers(cfg, mixerLayers), featureDim, reuse),
-                recompute ? recomputedLoraStep(c, p, b, t, featureDim, reuse) : loraStep(c, p, b, t, featureDim));
+                transferStep(c, copyBytes, b, t, tappedLayers(cfg, mixerLayers), featureDim, reuse),
+                recompute ? recomputedLoraStep(c, copyBytes, b, t, featureDim, reuse) : loraStep(c, copyBytes, b, t, featureDim));
     }
 
     /**
@@ -83,9 +98,13 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
         return w;
     }
 
-    /** A widened copy of one layer's projections (16-bit weights are used as F32 on CPU). */
-    private static long widenedLayer(LlamaConfig c, Precision p) {
-        return p == Precision.F16 ? 4 * layerWeights(c) : 0;
+    /**
+     * The temporary copy of one layer's projections that a product makes of 16-bit weights on CPU, at
+     * {@code copyBytes} per value: 4 widened to F32, 2 rounded to BF16 ({@link molt.teacher.nd.Bf16Products}, CPUs
+     * with AMX); 0 for F32 weights, used as they are.
+     */
+    private static long widenedLayer(LlamaConfig c, int copyBytes) {
+        return copyBytes * layerWeights(c);
     }
 
     /**
@@ -111,21 +130,21 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
      * allocator's {@link molt.teacher.nd.NativeMemory.Mode#REUSE}) the heap also holds the freed blocks of one more
      * such layer.
      */
-    static long transferStep(LlamaConfig c, Precision p, long b, long t, int mixerLayers, int featureDim,
+    static long transferStep(LlamaConfig c, int copyBytes, long b, long t, int mixerLayers, int featureDim,
                              boolean reuse) {
         long hq = c.numHeads();
         long d = c.headDim();
         long taps = 4 * b * t * (c.hiddenSize() + 2 * hq * d + 2L * c.numKvHeads() * d) * mixerLayers;
-        long layer = Math.max(teacherLayer(c, b, t) + widenedLayer(c, p), 2 * mixerLayer(c, b, t, featureDim));
+        long layer = Math.max(teacherLayer(c, b, t) + widenedLayer(c, copyBytes), 2 * mixerLayer(c, b, t, featureDim));
         return taps + (reuse ? 2 : 1) * layer;
     }
 
     /** LoRA without recomputation: every layer's activations and widened weights kept for backward, whole logits. */
-    static long loraStep(LlamaConfig c, Precision p, long b, long t, int featureDim) {
+    static long loraStep(LlamaConfig c, int copyBytes, long b, long t, int featureDim) {
         // every array autograd keeps for backward, and the freed blocks glibc holds between them within the step
         // (calibrated: SmolLM2-135M shape, f32, 8.37 GiB measured)
         long perLayer = 4 * b * t * (24L * c.hiddenSize() + 6L * c.intermediateSize()) + 2 * mixerLayer(c, b, t, featureDim);
-        long widened = p == Precision.F16 ? 4 * (c.numLayers() * layerWeights(c) + (long) c.vocabSize() * c.hiddenSize()) : 0;
+        long widened = copyBytes * (c.numLayers() * layerWeights(c) + (long) c.vocabSize() * c.hiddenSize());
         return c.numLayers() * perLayer + widened + 4 * 4 * b * t * c.vocabSize();
     }
 
@@ -135,13 +154,13 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
      * widened a block of 2^24 values at a time). With {@code reuse} the heap also holds the freed blocks of the larger
      * of the two once more.
      */
-    static long recomputedLoraStep(LlamaConfig c, Precision p, long b, long t, int featureDim, boolean reuse) {
+    static long recomputedLoraStep(LlamaConfig c, int copyBytes, long b, long t, int featureDim, boolean reuse) {
         long inputs = 4 * b * t * c.hiddenSize() * (c.numLayers() + 2L);
         long layer = 2 * (4 * b * t * (14L * c.hiddenSize() + 4L * c.intermediateSize()) + mixerLayer(c, b, t, featureDim))
-                + widenedLayer(c, p);
+                + widenedLayer(c, copyBytes);
         long positions = Math.min(t, Math.max(1, (1L << 26) / (b * c.vocabSize())));
-        // logits, their gradient and the loss's arrays for one slice, and one widened block of the head's rows
-        long head = 4 * 4 * b * positions * c.vocabSize() + (p == Precision.F16 ? 4L << 24 : 0);
+        // logits, their gradient and the loss's arrays for one slice, and one block of the head's rows as F32 or BF16
+        long head = 4 * 4 * b * positions * c.vocabSize() + copyBytes * (1L << 24);
         return inputs + (reuse ? 2 : 1) * Math.max(layer, head);
     }
 

@@ -236,13 +236,15 @@ public final class Runner {
         molt.teacher.Threads.set(r.threads());
         if (molt.teacher.nd.NativeMemory.mode() != null) { // molt set the allocator at start: now for this teacher
             long params = molt.teacher.LlamaWeights.parameterCount(teacher);
-            molt.teacher.nd.NativeMemory.Mode mode = molt.teacher.nd.NativeMemory.modeFor(params);
+            boolean bf16 = MemoryEstimate.bf16Products(molt.teacher.Precision.resolve(r.precision(), params));
+            molt.teacher.nd.NativeMemory.Mode mode = molt.teacher.nd.NativeMemory.modeFor(params, bf16);
             boolean change = mode != molt.teacher.nd.NativeMemory.mode(); // REUSE from the start: logged when left
             if (molt.teacher.nd.NativeMemory.configure(mode) && change) {
                 LOG.info("allocator: {} (teacher {} {} parameters)", mode == molt.teacher.nd.NativeMemory.Mode.REUSE
                         ? "freed blocks reused within a step" : "large blocks returned to the system when freed",
-                        params < molt.teacher.nd.NativeMemory.REUSE_BELOW_PARAMETERS ? "below" : "at or above",
-                        String.format("%,d", molt.teacher.nd.NativeMemory.REUSE_BELOW_PARAMETERS));
+                        mode == molt.teacher.nd.NativeMemory.Mode.REUSE ? "below" : "at or above",
+                        String.format("%,d", bf16 ? molt.teacher.nd.NativeMemory.REUSE_BELOW_PARAMETERS_BF16
+                                : molt.teacher.nd.NativeMemory.REUSE_BELOW_PARAMETERS));
             }
         }
         return r;

@@ -461,7 +461,7 @@ public final class LlamaModel implements LanguageModel {
             int to = Math.min(t, from + positions);
             try (NDManager own = step.newSubManager()) {
                 NDArray slice = h.get(own, new NDIndex(":, {}:{}, :", from, to)); // [B, to - from, H]
-                if (!widensHead()) {
+                if (!blocksHead()) {
                     NDArray share = loss.share(own, head(own, slice), from, to);
                     total += share.getFloat();
                     gc.backward(share);
@@ -493,31 +493,37 @@ public final class LlamaModel implements LanguageModel {
         return total;
     }
 
-    /** True when the LM head is 16-bit and used widened (CPU): a whole widened head would cost 4 x V x H bytes. */
-    private boolean widensHead() {
+    /**
+     * True when the LM head is 16-bit on CPU: used whole, it would be widened to 4 x V x H bytes (or rounded to a
+     * BF16 copy of 2 x V x H bytes), so it is used a block of rows at a time.
+     */
+    private boolean blocksHead() {
         NDArray w = lmHeadT != null ? lmHeadT : embed;
-        return frozen == Frozen.WIDEN && w.getDataType() != DataType.FLOAT32;
+        return w.getDataType() != DataType.FLOAT32 && (frozen == Frozen.WIDEN || !device.isGpu());
     }
 
     /** Values per block of a widened LM head: 2^24 (64 MiB as F32); smaller in tests, to run several blocks. */
     private long headBlockValues = 1L << 24;
 
-    /** Vocabulary rows per block of a widened LM head. */
+    /** Vocabulary rows per block of a 16-bit LM head on CPU. */
     private long headBlock() {
         return Math.max(1, headBlockValues / config.hiddenSize());
     }
 
-    /** Sets the values per widened LM-head block (tests exercise several blocks on tiny models). */
+    /** Sets the values per block of a 16-bit LM head (tests exercise several blocks on tiny models). */
     void headBlockValues(long values) {
         this.headBlockValues = values;
     }
 
-    /** Columns v0..v1-1 of the LM head as an F32 [H, v1 - v0] matrix in {@code scope}, widened from 16 bits. */
+    /**
+     * Columns v0..v1-1 of the 16-bit LM head as an [H, v1 - v0] matrix in {@code scope}: widened to F32 (WIDEN), or a
+     * view of the 16-bit rows that {@link LlamaBlocks#linear} multiplies in BF16 (HALF on CPU).
+     */
     private NDArray headColumns(NDManager scope, long v0, long v1) {
-        if (lmHeadT != null) {
-            return lmHeadT.get(scope, new NDIndex(":, {}:{}", v0, v1)).toType(DataType.FLOAT32, false); // [H, Vb]
-        }
-        return embed.get(scope, new NDIndex("{}:{}", v0, v1)).toType(DataType.FLOAT32, false).transpose(); // [H, Vb]
+        NDArray rows = lmHeadT != null ? lmHeadT.get(scope, new NDIndex(":, {}:{}", v0, v1)) // [H, Vb]
+                : embed.get(scope, new NDIndex("{}:{}", v0, v1)); // [Vb, H]
+        NDArray cols = frozen == Frozen.WIDEN ? rows.toType(DataType.FLOAT32, false) : rows;
+        return lmHeadT != null ? cols : cols.transpose(); // [H, Vb]
     }
 
     /**
@@ -537,7 +543,8 @@ public final class LlamaModel implements LanguageModel {
         try {
             for (long v0 = 0; v0 < v; v0 += headBlock()) {
                 try (NDManager block = scope.newSubManager()) {
-                    NDArray part = fixed.matMul(headColumns(block, v0, Math.min(v, v0 + headBlock()))); // [B, t, Vb]
+                    NDArray part = LlamaBlocks.linear(fixed, headColumns(block, v0, Math.min(v, v0 + headBlock())),
+                            null); // [B, t, Vb]
                     part.attach(scope);
                     blocks.add(part);
                 }
@@ -559,7 +566,7 @@ public final class LlamaModel implements LanguageModel {
                 long v1 = Math.min(v, v0 + headBlock());
                 try (NDManager block = scope.newSubManager()) {
                     NDArray g = gradLogits.get(block, new NDIndex(":, :, {}:{}", v0, v1)); // [B, t, Vb]
-                    NDArray part = g.matMul(headColumns(block, v0, v1).transpose()); // [B, t, H]
+                    NDArray part = LlamaBlocks.linear(g, headColumns(block, v0, v1).transpose(), null); // [B, t, H]
                     NDArray sum = gradNormed == null ? part : gradNormed.add(part);
                     sum.attach(scope);
                     if (gradNormed != null) {

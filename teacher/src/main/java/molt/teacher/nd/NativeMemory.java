@@ -16,6 +16,14 @@ public final class NativeMemory {
     /** Teachers from this many parameters up train with {@link Mode#TIGHT}, smaller ones with {@link Mode#REUSE}. */
     public static final long REUSE_BELOW_PARAMETERS = 1_000_000_000L;
 
+    /**
+     * The same threshold where 16-bit frozen weights multiply in BF16 ({@link Bf16Products}): no widened F32 copies,
+     * so a larger model fits with freed blocks kept. Measured at the Llama-3.2-1B shape on an AMX CPU: REUSE ran
+     * attention transfer at 116 against 82 tokens/s and LoRA at 45 against 29 (page faults per LoRA step 1.9M against
+     * 14M), at 4.2 and 5.6 GiB against 3.9 and 4.8 (docs/BENCHMARKS.md).
+     */
+    public static final long REUSE_BELOW_PARAMETERS_BF16 = 2_000_000_000L;
+
     private static volatile Mode current;
 
     private NativeMemory() {
@@ -58,9 +66,13 @@ public final class NativeMemory {
         TIGHT
     }
 
-    /** The mode molt uses for training a teacher of this many parameters. */
-    public static Mode modeFor(long parameters) {
-        return parameters >= REUSE_BELOW_PARAMETERS ? Mode.TIGHT : Mode.REUSE;
+    /**
+     * The mode molt uses for training a teacher of this many parameters, whose frozen weights multiply in BF16 or not
+     * ({@code bf16Products}: 16-bit weights on a CPU with AMX).
+     */
+    public static Mode modeFor(long parameters, boolean bf16Products) {
+        return parameters >= (bf16Products ? REUSE_BELOW_PARAMETERS_BF16 : REUSE_BELOW_PARAMETERS) ? Mode.TIGHT
+                : Mode.REUSE;
     }
 
     /**

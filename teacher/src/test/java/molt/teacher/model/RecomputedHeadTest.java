@@ -86,8 +86,12 @@ class RecomputedHeadTest {
     @Test
     void severalHeadBlocksGiveTheFullGraphsGradients(@TempDir Path dir) {
         for (boolean tie : new boolean[] {true, false}) {
-            Path model = TinyCheckpoints.builder().dtype(DType.BF16).tie(tie).write(dir.resolve("m" + tie));
-            try (LlamaModel m = LlamaModel.load(model, Device.cpu(), Precision.F16);
+          Path model = TinyCheckpoints.builder().dtype(DType.BF16).tie(tie).write(dir.resolve("m" + tie));
+          // the head's blocks widened to F32, or multiplied in BF16 (16-bit weights on a CPU with AMX)
+          for (Frozen mode : Frozen.values()) {
+            try (molt.teacher.io.WeightSource ws = molt.teacher.io.Checkpoints.open(model);
+                 LlamaModel m = LlamaModel.fromWeights(molt.teacher.LlamaConfig.read(model), ws, Device.cpu(), false,
+                         Precision.F16, mode);
                  NDManager params = NDManager.newBaseManager()) {
                 m.headBlockValues(5L * m.config().hiddenSize()); // 5 vocabulary rows a block: 13 blocks of 64
                 Delta delta = new Delta(params, m.config());
@@ -115,8 +119,11 @@ class RecomputedHeadTest {
                     w[i] = want[i];
                 }
                 double err = ReferenceLlama.relErr(got, w);
-                assertTrue(err < 1e-4, "tie " + tie + ": relative error " + err);
+                // BF16 products round each block's product to 8 significant bits, differently from the whole head's
+                assertTrue(err < (mode == Frozen.WIDEN ? 1e-4 : 2e-2), "tie " + tie + " " + mode + ": relative error "
+                        + err);
             }
+          }
         }
     }
 }
