@@ -146,9 +146,7 @@ public final class DataCommand implements Runnable {
         @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu, gpu:N or auto.")
         String device;
 
-        @Option(names = "--precision", defaultValue = "f32", description = "Frozen weights: f32, f16 (half the memory; "
-                + "on CPU each weight is widened when used, which slows decoding) or auto (f16 from 100M parameters). "
-                + "Default: ${DEFAULT-VALUE}.")
+        @Option(names = "--precision", defaultValue = "f32", description = Models.PRECISION_HELP)
         String precision;
 
         @Override

@@ -18,6 +18,11 @@ import molt.teacher.model.LlamaModel;
  * fails with one line and nothing else on the console.
  */
 final class Models {
+    /** The help of {@code --precision} on the commands that load a model. */
+    static final String PRECISION_HELP = "Frozen weights: f32, f16 (half the memory; on CPU each weight is widened "
+            + "when used, or multiplied in BF16 where the CPU has AMX) or auto (f16 from 100M parameters). "
+            + "Default: ${DEFAULT-VALUE}.";
+
     private Models() {
     }
 

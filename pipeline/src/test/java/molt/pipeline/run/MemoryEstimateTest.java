@@ -39,7 +39,9 @@ class MemoryEstimateTest {
             new Measured("smollm2-135m", "f16", "transfer", 1.39, true),
             new Measured("smollm2-135m", "f16", "lora", 2.08, true),
             new Measured("llama-3.2-1b", "f16", "transfer", 4.32, true),
-            new Measured("llama-3.2-1b", "f16", "lora", 5.53, true));
+            new Measured("llama-3.2-1b", "f16", "lora", 5.53, true),
+            new Measured("llama-3-8b", "f16", "transfer", 18.15, true),
+            new Measured("llama-3-8b", "f16", "lora", 19.52, true));
 
     private static LlamaConfig shape(String name) throws Exception {
         java.lang.reflect.Field f = Class.forName("molt.pipeline.cli.ScaleBench").getDeclaredField("SHAPES");

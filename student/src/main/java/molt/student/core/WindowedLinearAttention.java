@@ -21,12 +21,11 @@ import molt.teacher.model.AttentionInput;
  *
  * <p>Chunked form, all chunks at once: the window term takes {@link SlidingWindow#blocks}' [C, 2C] block per chunk and
  * its softmax p (exactly 0 outside the window); since p's largest entry is 1 / Z_t with Z_t = sum_win exp(s - m_t),
- * the window's terms are g_h Z_t p.V and g_h Z_t. The linear term is causal
- * linear attention over the keys and values shifted w tokens later (phi(k_{s-w}), v_{s-w} at position s, zeros
- * before w), so that query t sees exactly the tokens s <= t-w: per chunk a [C, C] causal block against the shifted
- * keys plus the state of every shifted chunk before it (the sum of the earlier chunks' phi(K)^T V). The
- * recurrent form keeps the last w keys and values plus S, z of the tokens that left the window
- * ({@link HedgehogState}).
+ * the window's terms are g_h Z_t p.V and g_h Z_t. The linear term is causal linear attention over the keys and
+ * values shifted w tokens later (phi(k_{s-w}), v_{s-w} at position s, zeros before w), so that query t sees exactly
+ * the tokens s <= t-w: per chunk a [C, C] causal block against the shifted keys plus the state of every shifted
+ * chunk before it (the sum of the earlier chunks' phi(K)^T V). The recurrent form keeps the last w keys and values
+ * plus S, z of the tokens that left the window ({@link HedgehogState}).
  *
  * <p>Shapes: q, k, v [B, H, T, D]; phi [B, H, T, F2]; S [B, H, F2, D]; z [B, H, F2, 1]; gate [1, H, 1, 1].
  */

@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.Random;
+import molt.teacher.testing.ReferenceLlama;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -60,23 +61,15 @@ class Bf16ProductsTest {
                         }
                     }
                     // Each term carries at most 2^-8 + 2^-8 of relative rounding (x and W), the sum 2^-8 more.
-                    assertTrue(relErr(y, want) < 1.5e-2, "product: " + relErr(y, want));
-                    assertTrue(relErr(y, want) > 1e-5, "the product was not computed in BF16: " + relErr(y, want));
-                    assertTrue(relErr(gx, wantGx) < 1.5e-2, "x gradient: " + relErr(gx, wantGx));
+                    double err = ReferenceLlama.relErr(y, want);
+                    double errGx = ReferenceLlama.relErr(gx, wantGx);
+                    assertTrue(err < 1.5e-2, "product: " + err);
+                    assertTrue(err > 1e-5, "the product was not computed in BF16: " + err);
+                    assertTrue(errGx < 1.5e-2, "x gradient: " + errGx);
                 }
             }
             assertEquals(before, m.getManagedArrays().size(), "arrays left behind");
         }
-    }
-
-    private static double relErr(float[] got, double[] want) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < want.length; i++) {
-            num += (got[i] - want[i]) * (got[i] - want[i]);
-            den += want[i] * want[i];
-        }
-        return Math.sqrt(num / den);
     }
 
     private static float[] gauss(Random r, int n) {
