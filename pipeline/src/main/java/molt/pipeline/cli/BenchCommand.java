@@ -54,6 +54,32 @@ public final class BenchCommand implements Runnable {
         }
     }
 
+    /**
+     * GFLOP/s of an n x n x n product of F32 activations with F16 weights in BF16 ({@link molt.teacher.nd.Bf16Products},
+     * the conversions included), best of {@code reps} after a warm-up, on CPU; NaN where the BF16 function is
+     * unavailable.
+     */
+    static double bf16GemmGflops(int n, int reps) {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            NDArray a = m.randomNormal(new Shape(n, n));
+            NDArray b = m.randomNormal(new Shape(n, n)).toType(DataType.FLOAT16, false);
+            NDArray first = molt.teacher.nd.Bf16Products.product(a, b);
+            if (first == null) {
+                return Double.NaN;
+            }
+            first.close(); // warm-up
+            long best = Long.MAX_VALUE;
+            for (int i = 0; i < reps; i++) {
+                long t0 = System.nanoTime();
+                try (NDArray c = molt.teacher.nd.Bf16Products.product(a, b)) {
+                    c.getFloat(0, 0);
+                }
+                best = Math.min(best, System.nanoTime() - t0);
+            }
+            return 2.0 * n * n * n / best;
+        }
+    }
+
     @Command(name = "teacher", mixinStandardHelpOptions = true,
             description = "Teacher forward tokens/s (random weights) beside the fp32 GEMM rate.")
     static final class Teacher implements Callable<Integer> {

@@ -307,6 +307,11 @@ final class ScaleBench implements Callable<Integer> {
                 rc.precision(), rc.threads(), recompute);
         System.out.printf("F32 GEMM (2048^3, same run, %d thread(s)): %.1f GFLOP/s before the stages, %.1f after; "
                 + "shares below are of the higher%n", rc.threads(), before, after);
+        if (MemoryEstimate.bf16Products(molt.teacher.Precision.resolve(rc.precision(), LlamaWeights.parameterCount(c)))) {
+            System.out.printf("frozen weights multiply in BF16 (this CPU has AMX): BF16 GEMM (2048^3, F32 times F16 "
+                    + "weights, same run) %.1f GFLOP/s after the stages; the shares stay of the F32 rate%n",
+                    BenchCommand.bf16GemmGflops(2048, 3));
+        }
         System.out.println("FLOPs per token counted: transfer = layers x (2 x projection weights + 2 x heads x "
                 + "head_dim x T) [the teacher forward, causal attention at T^2/2; mixers not counted]; LoRA = "
                 + "2 x (layers x 2 x projection weights + 2 x vocab x hidden) + 3 x layers x 2 x rank x (in + out) "

@@ -69,6 +69,8 @@ class ScaleBenchTest {
             }
         }
         assertTrue(out.contains("allocator: "), out);
+        // f16 weights multiply in BF16 where the CPU has AMX, and then the BF16 rate is printed beside the F32 one
+        assertEquals(molt.teacher.nd.Bf16Products.fast(), out.contains("BF16 GEMM"), out);
         assertEquals(2, CliTestSupport.run("bench", "scale", "--shape", "gpt-5").exit());
     }
 
