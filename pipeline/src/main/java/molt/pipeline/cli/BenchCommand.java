@@ -42,15 +42,7 @@ public final class BenchCommand implements Runnable {
             NDArray a = m.randomNormal(new Shape(n, n));
             NDArray b = m.randomNormal(new Shape(n, n));
             a.matMul(b).close(); // warm-up
-            long best = Long.MAX_VALUE;
-            for (int i = 0; i < reps; i++) {
-                long t0 = System.nanoTime();
-                try (NDArray c = a.matMul(b)) {
-                    c.toType(DataType.FLOAT32, false).getFloat(0, 0); // force completion on asynchronous devices
-                }
-                best = Math.min(best, System.nanoTime() - t0);
-            }
-            return 2.0 * n * n * n / best;
+            return bestGflops(n, reps, () -> a.matMul(b));
         }
     }
 
@@ -68,16 +60,21 @@ public final class BenchCommand implements Runnable {
                 return Double.NaN;
             }
             first.close(); // warm-up
-            long best = Long.MAX_VALUE;
-            for (int i = 0; i < reps; i++) {
-                long t0 = System.nanoTime();
-                try (NDArray c = molt.teacher.nd.Bf16Products.product(a, b)) {
-                    c.getFloat(0, 0);
-                }
-                best = Math.min(best, System.nanoTime() - t0);
-            }
-            return 2.0 * n * n * n / best;
+            return bestGflops(n, reps, () -> molt.teacher.nd.Bf16Products.product(a, b));
         }
+    }
+
+    /** The best rate of {@code reps} runs of an n x n x n {@code product}, each result read back and freed. */
+    private static double bestGflops(int n, int reps, java.util.function.Supplier<NDArray> product) {
+        long best = Long.MAX_VALUE;
+        for (int i = 0; i < reps; i++) {
+            long t0 = System.nanoTime();
+            try (NDArray c = product.get()) {
+                c.toType(DataType.FLOAT32, false).getFloat(0, 0); // force completion on asynchronous devices
+            }
+            best = Math.min(best, System.nanoTime() - t0);
+        }
+        return 2.0 * n * n * n / best;
     }
 
     @Command(name = "teacher", mixinStandardHelpOptions = true,

@@ -307,7 +307,8 @@ final class ScaleBench implements Callable<Integer> {
                 rc.precision(), rc.threads(), recompute);
         System.out.printf("F32 GEMM (2048^3, same run, %d thread(s)): %.1f GFLOP/s before the stages, %.1f after; "
                 + "shares below are of the higher%n", rc.threads(), before, after);
-        if (MemoryEstimate.bf16Products(molt.teacher.Precision.resolve(rc.precision(), LlamaWeights.parameterCount(c)))) {
+        long params = LlamaWeights.parameterCount(c);
+        if (molt.teacher.nd.Bf16Products.usedFor(molt.teacher.Precision.resolve(rc.precision(), params))) {
             System.out.printf("frozen weights multiply in BF16 (this CPU has AMX): BF16 GEMM (2048^3, F32 times F16 "
                     + "weights, same run) %.1f GFLOP/s after the stages; the shares stay of the F32 rate%n",
                     BenchCommand.bf16GemmGflops(2048, 3));

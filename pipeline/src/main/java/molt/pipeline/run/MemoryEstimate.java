@@ -25,12 +25,7 @@ public record MemoryEstimate(long baseBytes, long frozenBytes, long mixerBytes, 
 
     public static MemoryEstimate of(RunConfig cfg, LlamaConfig c) {
         long params = molt.teacher.LlamaWeights.parameterCount(c);
-        return of(cfg, c, bf16Products(Precision.resolve(cfg.precision(), params)));
-    }
-
-    /** True when frozen weights at {@code p} multiply in BF16 on this machine's CPU (16-bit weights, AMX). */
-    public static boolean bf16Products(Precision p) {
-        return p == Precision.F16 && molt.teacher.nd.Bf16Products.fast();
+        return of(cfg, c, molt.teacher.nd.Bf16Products.usedFor(Precision.resolve(cfg.precision(), params)));
     }
 
     /**

@@ -236,7 +236,8 @@ public final class Runner {
         molt.teacher.Threads.set(r.threads());
         if (molt.teacher.nd.NativeMemory.mode() != null) { // molt set the allocator at start: now for this teacher
             long params = molt.teacher.LlamaWeights.parameterCount(teacher);
-            boolean bf16 = MemoryEstimate.bf16Products(molt.teacher.Precision.resolve(r.precision(), params));
+            molt.teacher.Precision precision = molt.teacher.Precision.resolve(r.precision(), params);
+            boolean bf16 = molt.teacher.nd.Bf16Products.usedFor(precision);
             molt.teacher.nd.NativeMemory.Mode mode = molt.teacher.nd.NativeMemory.modeFor(params, bf16);
             boolean change = mode != molt.teacher.nd.NativeMemory.mode(); // REUSE from the start: logged when left
             if (molt.teacher.nd.NativeMemory.configure(mode) && change) {

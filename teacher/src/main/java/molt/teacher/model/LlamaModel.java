@@ -522,7 +522,7 @@ public final class LlamaModel implements LanguageModel {
     private NDArray headColumns(NDManager scope, long v0, long v1) {
         NDArray rows = lmHeadT != null ? lmHeadT.get(scope, new NDIndex(":, {}:{}", v0, v1)) // [H, Vb]
                 : embed.get(scope, new NDIndex("{}:{}", v0, v1)); // [Vb, H]
-        NDArray cols = frozen == Frozen.WIDEN ? rows.toType(DataType.FLOAT32, false) : rows;
+        NDArray cols = frozen.use(scope, rows); // widened (WIDEN) or the 16-bit view (HALF)
         return lmHeadT != null ? cols : cols.transpose(); // [H, Vb]
     }
 

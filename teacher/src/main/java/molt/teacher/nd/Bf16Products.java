@@ -43,6 +43,11 @@ public final class Bf16Products {
         return FAST;
     }
 
+    /** True when frozen weights held at {@code p} multiply in BF16 on this machine's CPU: 16-bit weights, {@link #fast}. */
+    public static boolean usedFor(molt.teacher.Precision p) {
+        return p == molt.teacher.Precision.F16 && FAST;
+    }
+
     private static boolean detect() {
         String env = System.getenv("MOLT_BF16_PRODUCTS");
         if ("0".equals(env) || "1".equals(env)) {
