@@ -96,10 +96,19 @@ public final class LlamaBlocks {
      */
     public static NDList softmaxAttention(NDManager scope, NDArray q, NDArray k, NDArray v, long offset,
                                           boolean withWeights) {
+        return softmaxAttention(scope, q, k, v, offset, withWeights, false);
+    }
+
+    /**
+     * {@link #softmaxAttention}; with {@code bf16} the fused op takes q, k and v rounded to BF16 (for models whose
+     * frozen weights multiply in BF16); the explicit ops stay F32.
+     */
+    public static NDList softmaxAttention(NDManager scope, NDArray q, NDArray k, NDArray v, long offset,
+                                          boolean withWeights, boolean bf16) {
         long tq = q.getShape().get(2);
         long tk = k.getShape().get(2);
         if (!withWeights && offset == 0 && tq == tk && FusedAttention.appliesTo(tq)) {
-            NDArray fused = FusedAttention.causal(scope, q, k, v); // one op, no [B, Hq, T, T] arrays
+            NDArray fused = FusedAttention.causal(scope, q, k, v, bf16); // one op, no [B, Hq, T, T] arrays
             if (fused != null) {
                 return new NDList(fused);
             }

@@ -80,7 +80,8 @@ public final class LlamaModel implements LanguageModel {
             l.add(new DecoderLayer(i, config, rope, stored, frozen));
         }
         this.layers = Collections.unmodifiableList(l);
-        this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device));
+        this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device,
+                precision == Precision.F16 && frozen == Frozen.HALF && !device.isGpu()));
     }
 
     /** Loads {@code DIR/config.json} and its weights onto {@code device} as F32, checking every name and shape. */
@@ -97,7 +98,7 @@ public final class LlamaModel implements LanguageModel {
             LOG.info("loaded {} ({} layers, {} parameters, {} frozen weights{}) from {} in {} ms", config.modelType(),
                     config.numLayers(), LlamaWeights.parameterCount(config), precision.setting(),
                     precision == Precision.F32 ? "" : m.frozen == Frozen.HALF
-                            ? (device.isGpu() ? ", F16 products" : ", BF16 products") : ", widened to F32 for products",
+                            ? (device.isGpu() ? ", F16 products" : ", BF16 products and attention") : ", widened to F32 for products",
                     modelDir, (System.nanoTime() - t0) / 1_000_000);
             return m;
         }
@@ -290,6 +291,14 @@ public final class LlamaModel implements LanguageModel {
     /** The precision the frozen weights are held at. */
     public Precision precision() {
         return precision;
+    }
+
+    /**
+     * This model's softmax attention core, shared by every layer that keeps softmax (in BF16 where its frozen weights
+     * multiply in BF16).
+     */
+    public AttentionCore softmaxCore() {
+        return softmax.get(0);
     }
 
     /** How 16-bit weights are used (widened on CPU, multiplied in F16 on GPU). */

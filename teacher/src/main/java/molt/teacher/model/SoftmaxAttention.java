@@ -14,9 +14,21 @@ import java.util.Map;
  */
 public final class SoftmaxAttention implements AttentionCore {
     private final Device device;
+    private final boolean bf16;
 
+    /** Softmax attention in F32. */
     public SoftmaxAttention(Device device) {
+        this(device, false);
+    }
+
+    /**
+     * With {@code bf16}, a whole sequence's fused attention takes q, k and v rounded to BF16 (a model whose frozen
+     * weights multiply in BF16 on CPU: {@link molt.teacher.nd.Bf16Products}); decoding steps and the explicit ops
+     * stay F32.
+     */
+    public SoftmaxAttention(Device device, boolean bf16) {
         this.device = device;
+        this.bf16 = bf16;
     }
 
     @Override
@@ -26,7 +38,7 @@ public final class SoftmaxAttention implements AttentionCore {
 
     @Override
     public Output forward(NDManager scope, AttentionInput in, boolean withState) {
-        NDArray out = LlamaBlocks.softmaxAttention(scope, in.q(), in.k(), in.v(), 0, false).get(0);
+        NDArray out = LlamaBlocks.softmaxAttention(scope, in.q(), in.k(), in.v(), 0, false, bf16).get(0);
         KvState state = null;
         if (withState) {
             state = newState();

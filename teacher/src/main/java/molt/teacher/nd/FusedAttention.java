@@ -34,6 +34,18 @@ public final class FusedAttention {
      */
     public static final int TRAINING_FROM = 1024;
     private static final TorchFunction CAUSAL = new TorchFunction("CausalAttention", BODY, enabled());
+    /**
+     * The same op on q, k, v rounded to BF16 (the kernel keeps its softmax and sums in F32, and rounds the
+     * probabilities to BF16 for their product with v), the result widened back to F32: 2x the F32 op's rate at the
+     * SmolLM2-135M shape on AMX (docs/BENCHMARKS.md). For models whose frozen weights multiply in BF16.
+     */
+    private static final TorchFunction CAUSAL_BF16 = new TorchFunction("CausalAttentionBf16", """
+              def forward(self: __torch__.CausalAttentionBf16,
+                q: Tensor,
+                k: Tensor,
+                v: Tensor) -> Tensor:
+                return torch.scaled_dot_product_attention(q.to(15), k.to(15), v.to(15), None, 0., True).to(6)
+            """, enabled());
     private static final java.util.concurrent.atomic.AtomicLong CALLS = new java.util.concurrent.atomic.AtomicLong();
 
     private FusedAttention() {
@@ -44,7 +56,12 @@ public final class FusedAttention {
      * attention is off or could not be loaded (the caller then computes it op by op).
      */
     public static NDArray causal(NDManager scope, NDArray q, NDArray k, NDArray v) {
-        NDArray out = CAUSAL.apply(scope, q, k, v);
+        return causal(scope, q, k, v, false);
+    }
+
+    /** {@link #causal}, with q, k and v rounded to BF16 when {@code bf16} (an F32 result either way). */
+    public static NDArray causal(NDManager scope, NDArray q, NDArray k, NDArray v, boolean bf16) {
+        NDArray out = (bf16 ? CAUSAL_BF16 : CAUSAL).apply(scope, q, k, v);
         if (out != null) {
             CALLS.incrementAndGet();
         }

@@ -147,6 +147,64 @@ class FusedAttentionTest {
         }
     }
 
+    /**
+     * The BF16 form (q, k, v rounded to BF16, F32 softmax and sums) against double loops: within BF16's rounding,
+     * and measurably not the F32 op; its gradients at {@link FusedAttention#TRAINING_FROM} tokens likewise.
+     */
+    @Test
+    void bf16FormIsTheReferenceToBf16RoundingWithItsGradients() {
+        int t = FusedAttention.TRAINING_FROM;
+        int d = 8;
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray k = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray v = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray g = m.randomNormal(new Shape(1, 1, t, d));
+            double[][] qd = head(q.toFloatArray(), 0, t, d);
+            double[][] kd = head(k.toFloatArray(), 0, t, d);
+            double[][] vd = head(v.toFloatArray(), 0, t, d);
+            double[][] want = ReferenceLlama.causalAttention(qd, kd, vd, null);
+            float[] f32 = FusedAttention.causal(m, q, k, v, false).toFloatArray();
+            NDArray[] inputs = {q, k, v};
+            for (NDArray x : inputs) {
+                x.setRequiresGradient(true);
+            }
+            long before = FusedAttention.calls();
+            float[] got;
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray out = LlamaBlocks.softmaxAttention(m, q, k, v, 0, false, true).get(0);
+                got = out.toFloatArray();
+                gc.backward(out.mul(g).sum());
+            }
+            assertEquals(before + 1, FusedAttention.calls());
+            double err = 0;
+            double norm = 0;
+            double fromF32 = 0;
+            for (int i = 0; i < t; i++) {
+                for (int c = 0; c < d; c++) {
+                    err = Math.max(err, Math.abs(got[i * d + c] - want[i][c]));
+                    norm = Math.max(norm, Math.abs(want[i][c]));
+                    fromF32 = Math.max(fromF32, Math.abs(got[i * d + c] - f32[i * d + c]));
+                }
+            }
+            assertTrue(err <= 2e-2 * norm, "BF16 attention within 2e-2 of the largest output, found " + err / norm);
+            assertTrue(fromF32 > 1e-4 * norm, "the inputs are rounded to BF16: it must differ from the F32 op");
+            double[][][] grads = referenceGradients(qd, kd, vd, head(g.toFloatArray(), 0, t, d));
+            for (int n = 0; n < 3; n++) {
+                float[] gg = inputs[n].getGradient().toFloatArray();
+                double gErr = 0;
+                double gNorm = 0;
+                for (int i = 0; i < t; i++) {
+                    for (int c = 0; c < d; c++) {
+                        gErr = Math.max(gErr, Math.abs(gg[i * d + c] - grads[n][i][c]));
+                        gNorm = Math.max(gNorm, Math.abs(grads[n][i][c]));
+                    }
+                }
+                assertTrue(gErr <= 3e-2 * gNorm, "gradient " + "qkv".charAt(n) + " within 3e-2, found " + gErr / gNorm);
+            }
+        }
+    }
+
     @Test
     void aNewThreadComputesAsTheMainOneOnceAutogradIsOffThere() throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
