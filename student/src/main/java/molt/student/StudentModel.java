@@ -63,8 +63,7 @@ public final class StudentModel implements LanguageModel {
         this.params = NDManager.newBaseManager(base.device());
         List<AttentionCore> m = new ArrayList<>();
         for (int i = 0; i < c.numLayers(); i++) {
-            m.add(plan.mixer(i).equals(MixerRegistry.SOFTMAX) ? base.softmaxCore() // the teacher's own, its precision too
-                    : MixerRegistry.core(plan.mixer(i), params, c.numHeads(), c.headDim(), c.hiddenSize(), settings));
+            m.add(MixerRegistry.core(plan.mixer(i), params, c.numHeads(), c.headDim(), c.hiddenSize(), settings));
         }
         this.cores = Collections.unmodifiableList(m);
     }

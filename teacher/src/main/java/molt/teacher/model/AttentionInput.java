@@ -1,5 +1,7 @@
 package molt.teacher.model;
 
+import java.util.function.Supplier;
+
 import ai.djl.ndarray.NDArray;
 
 /**
@@ -7,31 +9,40 @@ import ai.djl.ndarray.NDArray;
  * (after RoPE, keys and values repeated to the query heads); state-space mixers may read the normed hidden state or
  * q and k before RoPE instead. Softmax attention's KV cache keeps the keys and values before the GQA repeat
  * ({@link #kvKeys}, {@link #kvValues}). The repeated views are built on first use, in the keys' manager (the
- * caller's scope). Fields a caller cannot supply are null.
+ * caller's scope), and so are a recording's normed input and q, k before RoPE ({@link #recorded}), which most cores
+ * never read. Fields a caller cannot supply are null.
  *
  * <p>Shapes: B batch, H query heads, Hkv key/value heads, T time, D head dim, H_model the model width.
  */
 public final class AttentionInput {
-    private final NDArray hidden;
     private final NDArray q;
     private final NDArray keys;
     private final NDArray values;
-    private final NDArray qRaw;
-    private final NDArray kRawKv;
     private final int groups;
+    private Supplier<NDArray> hiddenSource;
+    private Supplier<NDArray> qRawSource;
+    private Supplier<NDArray> kRawKvSource;
+    private NDArray hidden;
+    private NDArray qRaw;
+    private NDArray kRawKv;
     private NDArray k;
     private NDArray v;
     private NDArray kRaw;
 
-    private AttentionInput(NDArray hidden, NDArray q, NDArray keys, NDArray values, NDArray qRaw, NDArray kRawKv,
-                           int groups) {
-        this.hidden = hidden;
+    private AttentionInput(Supplier<NDArray> hidden, NDArray q, NDArray keys, NDArray values, Supplier<NDArray> qRaw,
+                           Supplier<NDArray> kRawKv, int groups) {
+        this.hiddenSource = hidden;
         this.q = q;
         this.keys = keys;
         this.values = values;
-        this.qRaw = qRaw;
-        this.kRawKv = kRawKv;
+        this.qRawSource = qRaw;
+        this.kRawKvSource = kRawKv;
         this.groups = groups;
+    }
+
+    private AttentionInput(NDArray hidden, NDArray q, NDArray keys, NDArray values, NDArray qRaw, NDArray kRawKv,
+                           int groups) {
+        this(() -> hidden, q, keys, values, () -> qRaw, () -> kRawKv, groups);
     }
 
     /**
@@ -65,8 +76,21 @@ public final class AttentionInput {
         return new AttentionInput(hidden, q, k, v, qRaw, kRaw, groups);
     }
 
+    /**
+     * {@link #grouped} for a recording, with the normed input and q, k before RoPE computed on first use (each
+     * supplier runs at most once; they may return null).
+     */
+    public static AttentionInput recorded(Supplier<NDArray> hidden, NDArray q, NDArray k, NDArray v,
+                                          Supplier<NDArray> qRaw, Supplier<NDArray> kRaw, int groups) {
+        return new AttentionInput(hidden, q, k, v, qRaw, kRaw, groups);
+    }
+
     /** The layer's normed input [B, T, H_model], or null. */
     public NDArray hidden() {
+        if (hiddenSource != null) {
+            hidden = hiddenSource.get();
+            hiddenSource = null;
+        }
         return hidden;
     }
 
@@ -93,11 +117,19 @@ public final class AttentionInput {
 
     /** Queries before RoPE [B, H, T, D], or null. */
     public NDArray qRaw() {
+        if (qRawSource != null) {
+            qRaw = qRawSource.get();
+            qRawSource = null;
+        }
         return qRaw;
     }
 
     /** Keys before RoPE, repeated to the query heads [B, H, T, D], or null. */
     public NDArray kRaw() {
+        if (kRawKvSource != null) {
+            kRawKv = kRawKvSource.get();
+            kRawKvSource = null;
+        }
         if (kRaw == null && kRawKv != null) {
             kRaw = LlamaBlocks.repeatKv(kRawKv, groups);
         }

@@ -100,15 +100,15 @@ public final class DecoderLayer {
     /**
      * The core's input rebuilt from a teacher recording (attention transfer): hidden [B, T, H] entering the layer
      * (may be null), q [B, Hq, T, D] and k [B, Hkv, T, D] after RoPE at positions 0.., v [B, Hkv, T, D]. q and k
-     * before RoPE are the recorded ones rotated back, for cores that drop RoPE.
+     * before RoPE are the recorded ones rotated back, for cores that drop RoPE; they and the normed input are computed
+     * only if the core reads them.
      */
     public AttentionInput recordedInput(NDManager scope, NDArray hidden, NDArray q, NDArray k, NDArray v) {
         int t = Math.toIntExact(q.getShape().get(2));
-        NDArray cos = rope.cos(scope, 0, t);
-        NDArray sin = rope.sin(scope, 0, t);
-        NDArray xn = hidden == null ? null : LlamaBlocks.rmsNorm(hidden, inputNorm, config.rmsNormEps());
-        return AttentionInput.grouped(xn, q, k, v, Rope.unapply(q, cos, sin), Rope.unapply(k, cos, sin),
-                config.kvGroups());
+        return AttentionInput.recorded(
+                () -> hidden == null ? null : LlamaBlocks.rmsNorm(hidden, inputNorm, config.rmsNormEps()), q, k, v,
+                () -> Rope.unapply(q, rope.cos(scope, 0, t), rope.sin(scope, 0, t)),
+                () -> Rope.unapply(k, rope.cos(scope, 0, t), rope.sin(scope, 0, t)), config.kvGroups());
     }
 
     /**

@@ -80,6 +80,8 @@ public final class LlamaModel implements LanguageModel {
             l.add(new DecoderLayer(i, config, rope, stored, frozen));
         }
         this.layers = Collections.unmodifiableList(l);
+        // The model's own attention, in BF16 where its 16-bit weights multiply in BF16 (a frozen teacher: pretraining
+        // holds F32 weights); students' softmax layers are their own cores, in F32.
         this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device,
                 precision == Precision.F16 && frozen == Frozen.HALF && !device.isGpu()));
     }
@@ -291,14 +293,6 @@ public final class LlamaModel implements LanguageModel {
     /** The precision the frozen weights are held at. */
     public Precision precision() {
         return precision;
-    }
-
-    /**
-     * This model's softmax attention core, shared by every layer that keeps softmax (in BF16 where its frozen weights
-     * multiply in BF16).
-     */
-    public AttentionCore softmaxCore() {
-        return softmax.get(0);
     }
 
     /** How 16-bit weights are used (widened on CPU, multiplied in F16 on GPU). */
