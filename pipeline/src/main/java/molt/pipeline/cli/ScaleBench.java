@@ -240,7 +240,7 @@ final class ScaleBench implements Callable<Integer> {
 
     /**
      * One stage's timed steps from metrics.jsonl: median tokens/s, largest step peak, mean page faults per step (-1
-     * where not recorded), mean phase seconds.
+     * where not recorded), mean phase seconds; null when the stage logged no timed step.
      */
     record StageRates(double tokensPerSecond, long peakMib, long faultsPerStep, Map<String, Double> phases) {
         static StageRates of(Path metrics, String stage, int warmup, int steps) throws IOException {
@@ -262,12 +262,20 @@ final class ScaleBench implements Callable<Integer> {
                 n++;
             }
             if (rates.isEmpty()) {
-                throw new IllegalStateException("no timed steps of " + stage + " in " + metrics);
+                return null;
             }
             int timed = n;
             phases.replaceAll((k, v) -> v / timed);
             Collections.sort(rates);
             return new StageRates(rates.get(rates.size() / 2), peak, faults < 0 ? -1 : faults / timed, phases);
+        }
+    }
+
+    /** True when a {@code mixer} student has parameters for attention transfer to train (window_only has none). */
+    static boolean transfers(String mixer) {
+        try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager(ai.djl.Device.cpu())) {
+            return !molt.student.mixer.MixerRegistry.create(mixer, m, 1, 8, 8,
+                    molt.student.mixer.MixerSettings.lolcats()).parameters().isEmpty();
         }
     }
 
@@ -299,6 +307,10 @@ final class ScaleBench implements Callable<Integer> {
         double gemm = Math.max(before, after);
         StageRates at = StageRates.of(metrics, "transfer", warmup, steps);
         StageRates lora = StageRates.of(metrics, "finetune", warmup, steps);
+        if (lora == null || (at == null && transfers(mixer))) {
+            throw new IllegalStateException("no timed steps of " + (lora == null ? "LoRA" : "attention transfer")
+                    + " in " + metrics);
+        }
         double atFlops = transferFlopsPerToken(c, seqLen);
         double loraFlops = loraFlopsPerToken(c, rc.lora().toConfig());
         MemoryEstimate est = MemoryEstimate.of(rc, c);
@@ -324,10 +336,19 @@ final class ScaleBench implements Callable<Integer> {
         System.out.printf("%-10s %10s %10s %8s %10s %12s %12s %13s  %s%n", "stage", "tokens/s", "GFLOP/s", "of GEMM",
                 "GFLOP/tok", "peak RSS", "estimate", "faults/step",
                 "seconds per step: data / prepare / forward / backward / optimizer");
-        row("transfer", at, atFlops, gemm, est.transferBytes());
+        if (at != null) {
+            row("transfer", at, atFlops, gemm, est.transferBytes());
+        } else {
+            System.out.printf("%-10s %s%n", "transfer", "none: a " + mixer + " student has no parameters for "
+                    + "attention transfer to train");
+        }
         row("lora", lora, loraFlops, gemm, est.loraBytes());
-        double hours = (20e6 / at.tokensPerSecond() + 20e6 / lora.tokensPerSecond()) / 3600;
-        System.out.printf("projected: %.1f h for 20M tokens of attention transfer + 20M of LoRA%n", hours);
+        if (at != null) {
+            double hours = (20e6 / at.tokensPerSecond() + 20e6 / lora.tokensPerSecond()) / 3600;
+            System.out.printf("projected: %.1f h for 20M tokens of attention transfer + 20M of LoRA%n", hours);
+        } else {
+            System.out.printf("projected: %.1f h for 20M tokens of LoRA%n", 20e6 / lora.tokensPerSecond() / 3600);
+        }
     }
 
     private static void row(String name, StageRates r, double flopsPerToken, double gemm, long estimateBytes) {

@@ -75,6 +75,21 @@ class ScaleBenchTest {
     }
 
     @Test
+    void aMixerWithoutTransferParametersTimesLoraAlone(@TempDir Path dir) throws Exception {
+        Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
+                .write(dir.resolve("m"));
+        new ByteTokenizer().save(model);
+        CliTestSupport.Run r = CliTestSupport.run("bench", "scale", "--model", model.toString(), "--seq-len", "32",
+                "--steps", "1", "--warmup", "0", "--mixer", "window_only");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("transfer   none: a window_only student has no parameters"), r.out());
+        assertTrue(r.out().lines().anyMatch(l -> l.startsWith("lora ")), r.out());
+        assertTrue(r.out().contains("projected: ") && r.out().contains("h for 20M tokens of LoRA"), r.out());
+        assertTrue(ScaleBench.transfers("hedgehog_window"));
+        assertFalse(ScaleBench.transfers("window_only"));
+    }
+
+    @Test
     void profilesOneMoreStepPerStageOutsideTheRates(@TempDir Path dir) throws Exception {
         Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
                 .write(dir.resolve("m"));
