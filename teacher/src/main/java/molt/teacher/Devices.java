@@ -55,6 +55,12 @@ public final class Devices {
         throw new InputException("device: expected auto, cpu, gpu or gpu:N, found '" + setting + "'");
     }
 
+    /** True when {@link #resolve} would take a GPU for {@code setting} (without logging anything). */
+    public static boolean isGpu(String setting) {
+        String s = setting == null || setting.isBlank() ? "cpu" : setting.trim().toLowerCase(java.util.Locale.ROOT);
+        return s.startsWith("gpu") || (s.equals("auto") && gpuCount() > 0);
+    }
+
     private static int gpuCount() {
         return Engine.getInstance().getGpuCount();
     }

@@ -34,7 +34,10 @@ public final class ResolvedConfig {
     private ResolvedConfig() {
     }
 
-    /** Header stored in the run directory and in every checkpoint. */
+    /**
+     * Header stored in the run directory and in every checkpoint: versions, threads, how frozen weights multiply
+     * ({@link molt.teacher.model.Frozen#products}) and the allocator's mode, beside the resolved config.
+     */
     static ObjectNode header(RunConfig cfg) {
         ObjectNode h = JSON.createObjectNode();
         h.put("molt_version", BuildInfo.version());
@@ -42,6 +45,12 @@ public final class ResolvedConfig {
         h.put("djl_version", BuildInfo.djlVersion());
         h.put("threads", cfg.threads());
         h.put("available_processors", Runtime.getRuntime().availableProcessors());
+        if (molt.teacher.Precision.isSetting(cfg.precision())) { // products and allocator: what this machine does
+            h.put("frozen_products", molt.teacher.model.Frozen.products(
+                    molt.teacher.Precision.resolve(cfg.precision(), 0), molt.teacher.Devices.isGpu(cfg.device())));
+        }
+        molt.teacher.nd.NativeMemory.Mode allocator = molt.teacher.nd.NativeMemory.mode();
+        h.put("allocator", allocator == null ? "glibc" : allocator.name().toLowerCase(java.util.Locale.ROOT));
         h.set("config", cfg.toJson());
         return h;
     }

@@ -37,6 +37,13 @@ class PipelineTest {
         JsonNode transfer = report.path("stages").path("transfer").path("result");
         assertEquals(2, transfer.path("per_layer_mse").size(), report.toString());
         assertTrue(Files.isRegularFile(run.resolve("config.resolved.json")));
+        JsonNode header = JSON.readTree(run.resolve("config.resolved.json").toFile());
+        assertTrue(java.util.Set.of("f32", "f16").contains(header.path("config").path("precision").asText()),
+                "the header holds the resolved precision: " + header);
+        assertEquals(molt.teacher.model.Frozen.products(molt.teacher.Precision.resolve(
+                header.path("config").path("precision").asText(), 0), false), header.path("frozen_products").asText(),
+                header.toString());
+        assertTrue(header.path("allocator").isTextual(), header.toString());
         assertTrue(Files.readString(run.resolve("molt.log")).contains("stage transfer"));
         long lines = Files.readAllLines(run.resolve("metrics.jsonl")).size();
         assertEquals(8 + 4, lines, "one metrics line per optimizer step: 8 transfer + 4 finetune");

@@ -27,6 +27,17 @@ public enum Frozen {
     }
 
     /**
+     * How frozen weights held at {@code precision} multiply on a GPU or this machine's CPU, for logs and run headers:
+     * {@code f32}, {@code f16} (GPU), {@code bf16} (CPU with AMX) or {@code f32-widened} (16-bit weights widened).
+     */
+    public static String products(molt.teacher.Precision precision, boolean gpu) {
+        if (precision == molt.teacher.Precision.F32) {
+            return "f32";
+        }
+        return gpu ? "f16" : molt.teacher.nd.Bf16Products.fast() ? "bf16" : "f32-widened";
+    }
+
+    /**
      * {@code stored} ready for use in {@code scope}: itself when F32 (or null); otherwise a view (HALF) or an F32
      * copy (WIDEN) that belongs to {@code scope}, never to the weights' capped manager.
      */

@@ -262,4 +262,13 @@ class HalfPrecisionTest {
         InputException e = assertThrows(InputException.class, () -> Precision.resolve("bf16", 1));
         assertTrue(e.getMessage().contains("expected f32, f16 or auto"), e.getMessage());
     }
+
+    @Test
+    void productsAreNamedForRunHeaders() {
+        assertEquals("f32", Frozen.products(molt.teacher.Precision.F32, false));
+        assertEquals("f32", Frozen.products(molt.teacher.Precision.F32, true));
+        assertEquals("f16", Frozen.products(molt.teacher.Precision.F16, true));
+        assertEquals(molt.teacher.nd.Bf16Products.fast() ? "bf16" : "f32-widened",
+                Frozen.products(molt.teacher.Precision.F16, false));
+    }
 }
