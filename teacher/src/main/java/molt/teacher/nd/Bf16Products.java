@@ -16,9 +16,11 @@ import java.util.Locale;
  * SmolLM2-135M and Llama-3.2-1B projection shapes, with a relative error of 2^-8, BF16's rounding. Where the CPU
  * lacks AMX ({@link #fast}) molt widens 16-bit weights to F32 instead ({@link molt.teacher.model.Frozen#WIDEN}).
  *
- * <p>The F16 weight is rounded to BF16 by way of F32 (exact, then the same rounding to nearest even): the same values
- * as libtorch's direct F16-to-BF16 conversion, whose loop is slower; products at the SmolLM2-135M projection shapes
- * took 7.0 instead of 8.0 ms per layer (docs/BENCHMARKS.md).
+ * <p>A weight of up to 2^23 values is rounded to BF16 by way of F32 (exact, then the same rounding to nearest even):
+ * the same values as libtorch's direct F16-to-BF16 conversion, whose loop is slower; products at the SmolLM2-135M
+ * projection shapes took 7.0 instead of 8.0 ms per layer. Larger weights (Llama-3.2-1B's MLP, 16.8M values) convert
+ * directly: their F32 copy no longer fits a cache and cost more than it saved (70 against 47 ms for [1024, 2048] x
+ * [2048, 8192]; docs/BENCHMARKS.md).
  *
  * <p>Shapes: x [..., in], wT [in, out] (F16, possibly a transposed view) -> [..., out] F32.
  */
@@ -27,7 +29,9 @@ public final class Bf16Products {
               def forward(self: __torch__.Bf16Product,
                 x: Tensor,
                 w: Tensor) -> Tensor:
-                return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
+                if w.numel() <= 8388608:
+                  return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
+                return torch.matmul(x.to(15), w.to(15)).to(6)
             """, true);
     private static final boolean FAST = detect();
 

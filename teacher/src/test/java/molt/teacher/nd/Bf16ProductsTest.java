@@ -72,6 +72,43 @@ class Bf16ProductsTest {
         }
     }
 
+    /** A weight above 2^23 values takes the direct conversion: the product is the same function of x and W. */
+    @Test
+    void largeWeightsConvertDirectlyToTheSameProduct() {
+        int in = 2048;
+        int out = 4200; // 8.6M values: above the threshold
+        int rows = 2;
+        Random r = new Random(5);
+        float[] x = gauss(r, rows * in);
+        float[] w = gauss(r, in * out);
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray w16 = m.create(w, new Shape(in, out)).toType(DataType.FLOAT16, false);
+            double[] w64 = toDouble(w16.toType(DataType.FLOAT32, false).toFloatArray());
+            float[] y = Bf16Products.product(m.create(x, new Shape(rows, in)), w16).toFloatArray();
+            double[] want = new double[rows * out];
+            for (int i = 0; i < rows; i++) {
+                for (int k = 0; k < in; k++) {
+                    for (int o = 0; o < out; o++) {
+                        want[i * out + o] += x[i * in + k] * w64[k * out + o];
+                    }
+                }
+            }
+            double err = ReferenceLlama.relErr(y, want);
+            assertTrue(err < 1.5e-2 && err > 1e-5, "product within BF16 rounding, and in BF16: " + err);
+            // Half of the same weight (under 2^23 values: the conversion by way of F32) gives the same products to
+            // float rounding: both round each F16 value to the same BF16 one (the sums may run in another order).
+            NDArray left = w16.get(":, 0:2100").duplicate();
+            NDArray xa = m.create(x, new Shape(rows, in));
+            float[] half = Bf16Products.product(xa, left).toFloatArray();
+            for (int i = 0; i < rows; i++) {
+                for (int o = 0; o < 2100; o++) {
+                    assertEquals(y[i * out + o], half[i * 2100 + o], 1e-3 * (1 + Math.abs(y[i * out + o])),
+                            "column " + o);
+                }
+            }
+        }
+    }
+
     private static float[] gauss(Random r, int n) {
         float[] a = new float[n];
         for (int i = 0; i < n; i++) {
