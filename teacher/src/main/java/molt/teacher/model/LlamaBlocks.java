@@ -47,10 +47,28 @@ public final class LlamaBlocks {
         return b == null ? y : y.add(b);
     }
 
-    /** x wT for an F16 wT: F16 products on GPU, BF16 on CPU (F32 products of a widened copy if BF16 is unavailable). */
+    /**
+     * Rows (sequences of a batch) up to which a decoding step, one position per sequence and no gradient recorded,
+     * multiplies in F16 on a CPU with F16 arithmetic: rounding the whole weight to BF16 costs more than a few rows'
+     * product. At the SmolLM2-135M shape one token's [576, 1536] product took 0.23 ms in F16 against 1.17 in BF16, at
+     * Llama-3.2-1B's [2048, 8192] 3.1 against 39 ms; BF16 wins from about 128 rows (docs/BENCHMARKS.md).
+     */
+    static final long F16_ROWS = 64;
+
+    /**
+     * x wT for an F16 wT: F16 products on GPU; on CPU BF16, except a decoding step's (x [B, 1, in], B up to
+     * {@link #F16_ROWS}, no autograd) in F16 where the CPU has F16 arithmetic (F16's narrow range never meets a
+     * gradient there, and every pass that trains or is recomputed has more than one position); F32 products of a
+     * widened copy if BF16 is unavailable.
+     */
     private static NDArray sixteenBit(NDArray x, NDArray wT) {
         if (x.getDevice().isGpu()) {
             return f16Product(x, wT);
+        }
+        Shape s = x.getShape();
+        if (s.dimension() == 3 && s.get(1) == 1 && s.get(0) <= F16_ROWS && molt.teacher.nd.Bf16Products.f16Fast()
+                && !ai.djl.pytorch.jni.JniUtils.isGradMode()) {
+            return f16Product(x, wT); // a decoding step
         }
         NDArray y = molt.teacher.nd.Bf16Products.product(x, wT);
         return y != null ? y : Ops.matMul(x, wT.toType(DataType.FLOAT32, false));

@@ -34,6 +34,7 @@ public final class Bf16Products {
                 return torch.matmul(x.to(15), w.to(15)).to(6)
             """, true);
     private static final boolean FAST = detect();
+    private static final boolean F16_FAST = FAST && cpuFlags().contains(" avx512_fp16 ");
 
     private Bf16Products() {
     }
@@ -49,6 +50,14 @@ public final class Bf16Products {
      */
     public static boolean fast() {
         return FAST;
+    }
+
+    /**
+     * True when BF16 products are in use and the CPU also has AVX-512's F16 arithmetic ({@code avx512_fp16}): a product
+     * of a few rows without autograd (a decoding step) then multiplies in F16 with no conversion of the weight.
+     */
+    public static boolean f16Fast() {
+        return F16_FAST;
     }
 
     /** True when frozen weights held at {@code p} multiply in BF16 on this machine's CPU: 16-bit weights, {@link #fast}. */

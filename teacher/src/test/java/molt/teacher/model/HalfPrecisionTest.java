@@ -271,4 +271,40 @@ class HalfPrecisionTest {
         assertEquals(molt.teacher.nd.Bf16Products.fast() ? "bf16" : "f32-widened",
                 Frozen.products(molt.teacher.Precision.F16, false));
     }
+
+    /**
+     * On CPU a decoding step's product (x [B, 1, in], no autograd) takes F16 where the CPU has F16 arithmetic, and
+     * every other 16-bit product BF16: the routing, checked against each form's own result.
+     */
+    @Test
+    void decodingStepsMultiplyInF16WhereTheCpuHasIt() {
+        java.util.Random r = new java.util.Random(9);
+        float[] w = new float[48 * 20];
+        float[] x = new float[3 * 5 * 48];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) r.nextGaussian();
+        }
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
+            ai.djl.ndarray.NDArray wT = m.create(w, new ai.djl.ndarray.types.Shape(48, 20))
+                    .toType(ai.djl.ndarray.types.DataType.FLOAT16, false);
+            ai.djl.ndarray.NDArray step = m.create(x, new ai.djl.ndarray.types.Shape(3, 5, 48)).get(":, 0:1, :")
+                    .duplicate(); // [3, 1, 48]: one position per sequence
+            ai.djl.ndarray.NDArray many = m.create(x, new ai.djl.ndarray.types.Shape(3, 5, 48));
+            ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+            try {
+                boolean f16 = molt.teacher.nd.Bf16Products.f16Fast();
+                assertTrue(LlamaBlocks.linear(step, wT, null).contentEquals(f16 ? LlamaBlocks.f16Product(step, wT)
+                        : molt.teacher.nd.Bf16Products.product(step, wT)), "a decoding step");
+                assertTrue(LlamaBlocks.linear(many, wT, null).contentEquals(molt.teacher.nd.Bf16Products.product(many,
+                        wT)), "five positions: BF16");
+            } finally {
+                ai.djl.pytorch.jni.JniUtils.setGradMode(true);
+            }
+            assertTrue(LlamaBlocks.linear(step, wT, null).contentEquals(molt.teacher.nd.Bf16Products.product(step,
+                    wT)), "with autograd on: BF16");
+        }
+    }
 }

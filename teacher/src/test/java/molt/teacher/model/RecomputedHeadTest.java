@@ -113,7 +113,8 @@ class RecomputedHeadTest {
                             (scope, logits, from, to) -> nll(scope, logits, target, from, to), gc);
                 }
                 float[] got = delta.grads();
-                assertEquals(full, recomputed, 1e-5 * Math.abs(full), "tie " + tie);
+                // BF16 products of the head's blocks round differently from the whole head's (3e-5 of the loss seen)
+                assertEquals(full, recomputed, (mode == Frozen.WIDEN ? 1e-5 : 1e-3) * Math.abs(full), "tie " + tie);
                 double[] w = new double[want.length];
                 for (int i = 0; i < w.length; i++) {
                     w[i] = want[i];
