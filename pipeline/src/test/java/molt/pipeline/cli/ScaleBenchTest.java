@@ -22,6 +22,14 @@ import org.junit.jupiter.api.io.TempDir;
 /** {@code molt bench scale}: its checkpoints and its report, on tiny shapes. */
 class ScaleBenchTest {
 
+    /** A 2-layer model with molt's byte tokenizer, short enough for 32-token steps. */
+    private static Path tinyModel(Path dir) throws java.io.IOException {
+        Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
+                .write(dir.resolve("m"));
+        new ByteTokenizer().save(model);
+        return model;
+    }
+
     @Test
     void writesShardedBf16CheckpointsInTheHuggingFaceLayout(@TempDir Path dir) throws Exception {
         LlamaConfig c = LlamaConfig.read(TinyCheckpoints.builder().layers(3).vocab(300).write(dir.resolve("spec")));
@@ -48,9 +56,7 @@ class ScaleBenchTest {
 
     @Test
     void reportsEveryStageBesideTheGemmRate(@TempDir Path dir) throws Exception {
-        Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
-                .write(dir.resolve("m"));
-        new ByteTokenizer().save(model);
+        Path model = tinyModel(dir);
         CliTestSupport.Run r = CliTestSupport.run("bench", "scale", "--model", model.toString(), "--seq-len", "32",
                 "--steps", "2", "--warmup", "1", "--precision", "f16");
         assertEquals(0, r.exit(), r.err());
@@ -76,9 +82,7 @@ class ScaleBenchTest {
 
     @Test
     void aMixerWithoutTransferParametersTimesLoraAlone(@TempDir Path dir) throws Exception {
-        Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
-                .write(dir.resolve("m"));
-        new ByteTokenizer().save(model);
+        Path model = tinyModel(dir);
         CliTestSupport.Run r = CliTestSupport.run("bench", "scale", "--model", model.toString(), "--seq-len", "32",
                 "--steps", "1", "--warmup", "0", "--mixer", "window_only");
         assertEquals(0, r.exit(), r.err());
@@ -91,9 +95,7 @@ class ScaleBenchTest {
 
     @Test
     void profilesOneMoreStepPerStageOutsideTheRates(@TempDir Path dir) throws Exception {
-        Path model = TinyCheckpoints.builder().layers(2).vocab(ByteTokenizer.VOCAB).maxPositions(64)
-                .write(dir.resolve("m"));
-        new ByteTokenizer().save(model);
+        Path model = tinyModel(dir);
         Path traces = dir.resolve("traces");
         CliTestSupport.Run r = CliTestSupport.run("bench", "scale", "--model", model.toString(), "--seq-len", "32",
                 "--steps", "1", "--warmup", "1", "--precision", "f32", "--profile", traces.toString());

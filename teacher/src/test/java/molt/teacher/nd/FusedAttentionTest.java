@@ -114,15 +114,25 @@ class FusedAttentionTest {
         return grads;
     }
 
+    /** {@code n} arrays [1, 1, t, d] of standard normal values. */
+    private static NDArray[] oneHead(NDManager m, int n, int t, int d) {
+        NDArray[] a = new NDArray[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = m.randomNormal(new Shape(1, 1, t, d));
+        }
+        return a;
+    }
+
     @Test
     void attentionThatTrainsIsFusedFromTrainingFromWithTheReferenceGradients() {
         int t = FusedAttention.TRAINING_FROM;
         int d = 4;
         try (NDManager m = NDManager.newBaseManager()) {
-            NDArray q = m.randomNormal(new Shape(1, 1, t, d));
-            NDArray k = m.randomNormal(new Shape(1, 1, t, d));
-            NDArray v = m.randomNormal(new Shape(1, 1, t, d));
-            NDArray g = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray[] qkvg = oneHead(m, 4, t, d);
+            NDArray q = qkvg[0];
+            NDArray k = qkvg[1];
+            NDArray v = qkvg[2];
+            NDArray g = qkvg[3];
             NDArray[] inputs = {q, k, v};
             for (NDArray x : inputs) {
                 x.setRequiresGradient(true);
@@ -156,10 +166,11 @@ class FusedAttentionTest {
         int t = FusedAttention.TRAINING_FROM;
         int d = 8;
         try (NDManager m = NDManager.newBaseManager()) {
-            NDArray q = m.randomNormal(new Shape(1, 1, t, d));
-            NDArray k = m.randomNormal(new Shape(1, 1, t, d));
-            NDArray v = m.randomNormal(new Shape(1, 1, t, d));
-            NDArray g = m.randomNormal(new Shape(1, 1, t, d));
+            NDArray[] qkvg = oneHead(m, 4, t, d);
+            NDArray q = qkvg[0];
+            NDArray k = qkvg[1];
+            NDArray v = qkvg[2];
+            NDArray g = qkvg[3];
             double[][] qd = head(q.toFloatArray(), 0, t, d);
             double[][] kd = head(k.toFloatArray(), 0, t, d);
             double[][] vd = head(v.toFloatArray(), 0, t, d);
