@@ -43,11 +43,13 @@ public interface LayerPass {
     }
 
     /**
-     * True when no backward runs through the pass and autograd records nothing (decoding runs with grad mode off):
-     * a layer may then update its own temporaries in place (the same values, fewer arrays).
+     * True when no backward runs through the pass: a layer may then update its own temporaries in place (the same
+     * values, fewer arrays; nothing it was given or has recorded is written). By default, whenever autograd records
+     * nothing (decoding, the teacher's forward for targets and evaluation, a recomputed step's first pass): one
+     * SmolLM2-sized layer took 24 against 26-28 ms.
      */
     default boolean inPlace() {
-        return false;
+        return !ai.djl.pytorch.jni.JniUtils.isGradMode();
     }
 
     /** A parallel pass from position 0: every core's parallel form, nothing recorded; keeps every intermediate. */

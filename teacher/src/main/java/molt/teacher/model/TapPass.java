@@ -59,16 +59,6 @@ final class TapPass implements LayerPass {
                 request.attentionWeights() ? keep(core.attentionWeights(scope, in)) : null));
     }
 
-    /**
-     * In place wherever autograd records nothing (the teacher's forward for attention transfer's targets, KL, and
-     * evaluation): the same values, fewer arrays (one SmolLM2-sized layer 24 against 26-28 ms). What is recorded is
-     * copied first, and in-place ops write only to the layer's own temporaries.
-     */
-    @Override
-    public boolean inPlace() {
-        return !ai.djl.pytorch.jni.JniUtils.isGradMode();
-    }
-
     @Override
     public int lastLayer(int numLayers) {
         return last;
