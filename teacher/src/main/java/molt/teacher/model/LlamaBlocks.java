@@ -58,8 +58,8 @@ public final class LlamaBlocks {
     /**
      * x wT for an F16 wT: F16 products on GPU; on CPU BF16, except a decoding step's (x [B, 1, in], B up to
      * {@link #F16_ROWS}, no autograd) in F16 where the CPU has F16 arithmetic (F16's narrow range never meets a
-     * gradient there, and every pass that trains or is recomputed has more than one position); F32 products of a
-     * widened copy if BF16 is unavailable.
+     * gradient there, every pass that trains or is recomputed has more than one position, and a product that
+     * overflows F16 is taken again in BF16); F32 products of a widened copy if BF16 is unavailable.
      */
     private static NDArray sixteenBit(NDArray x, NDArray wT) {
         if (x.getDevice().isGpu()) {
@@ -68,7 +68,10 @@ public final class LlamaBlocks {
         Shape s = x.getShape();
         if (s.dimension() == 3 && s.get(1) == 1 && s.get(0) <= F16_ROWS && molt.teacher.nd.Bf16Products.f16Fast()
                 && !ai.djl.pytorch.jni.JniUtils.isGradMode()) {
-            return f16Product(x, wT); // a decoding step
+            NDArray y = molt.teacher.nd.Bf16Products.stepProduct(x, wT); // a decoding step; BF16 if F16 overflows
+            if (y != null) {
+                return y;
+            }
         }
         NDArray y = molt.teacher.nd.Bf16Products.product(x, wT);
         return y != null ? y : Ops.matMul(x, wT.toType(DataType.FLOAT32, false));

@@ -33,6 +33,19 @@ public final class Bf16Products {
                   return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
                 return torch.matmul(x.to(15), w.to(15)).to(6)
             """, true);
+    /**
+     * A decoding step's product in F16 (no conversion of the weight), or, where F16's range does not hold x or the
+     * result (a value beyond 65504 became infinite), the BF16 product after all.
+     */
+    private static final TorchFunction STEP = new TorchFunction("F16StepProduct", """
+              def forward(self: __torch__.F16StepProduct,
+                x: Tensor,
+                w: Tensor) -> Tensor:
+                y = torch.matmul(x.to(5), w)
+                if bool(torch.isfinite(y).all()):
+                  return y.to(6)
+                return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
+            """, true);
     private static final boolean FAST = detect();
     private static final boolean F16_FAST = FAST && cpuFlags().contains(" avx512_fp16 ");
 
@@ -50,6 +63,14 @@ public final class Bf16Products {
      */
     public static boolean fast() {
         return FAST;
+    }
+
+    /**
+     * x wT for a decoding step (x [B, 1, in], no autograd) in F16, falling back to BF16 where F16 overflows; an F32
+     * result owned by x's manager; null when the function could not be loaded.
+     */
+    public static NDArray stepProduct(NDArray x, NDArray wT) {
+        return STEP.apply(x.getManager(), x, wT);
     }
 
     /**

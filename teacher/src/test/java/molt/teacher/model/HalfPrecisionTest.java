@@ -299,6 +299,12 @@ class HalfPrecisionTest {
                 boolean f16 = molt.teacher.nd.Bf16Products.f16Fast();
                 assertTrue(LlamaBlocks.linear(step, wT, null).contentEquals(f16 ? LlamaBlocks.f16Product(step, wT)
                         : molt.teacher.nd.Bf16Products.product(step, wT)), "a decoding step");
+                // beyond F16's range (65504) the step's product is taken in BF16, whose range is F32's
+                ai.djl.ndarray.NDArray big = step.mul(1e5f);
+                ai.djl.ndarray.NDArray y = LlamaBlocks.linear(big, wT, null);
+                assertTrue(y.isInfinite().any().getBoolean() == false && y.isNaN().any().getBoolean() == false,
+                        "finite where F16 overflows");
+                assertTrue(y.contentEquals(molt.teacher.nd.Bf16Products.product(big, wT)), "the BF16 product");
                 assertTrue(LlamaBlocks.linear(many, wT, null).contentEquals(molt.teacher.nd.Bf16Products.product(many,
                         wT)), "five positions: BF16");
             } finally {
