@@ -103,6 +103,46 @@ class LlamaModelTest {
         }
     }
 
+    /** A pass in place (autograd off: the default) gives the very values of the same pass with fresh arrays. */
+    @Test
+    void passesInPlaceGiveTheSameValues() {
+        TinyCheckpoints spec = TinyCheckpoints.builder().heads(4, 2).layers(3);
+        LlamaConfig c = LlamaConfig.fromJson(spec.configJson(), Path.of("config.json"));
+        long[][] toks = tokens(2, 11, 64, 7);
+        try (LlamaModel m = LlamaModel.fromWeights(c, MapWeightSource.of(spec), Device.cpu());
+             NDManager out = NDManager.newBaseManager(Device.cpu())) {
+            java.util.List<AttentionCore> cores = java.util.Collections.nCopies(3, new SoftmaxAttention(Device.cpu()));
+            LayerPass inPlace = LayerPass.parallel(Projector.PLAIN);
+            LayerPass plain = LayerPass.parallel(Projector.PLAIN);
+            LayerPass fresh = new LayerPass() {
+                @Override
+                public Projector projector() {
+                    return Projector.PLAIN;
+                }
+
+                @Override
+                public long start() {
+                    return 0;
+                }
+
+                @Override
+                public NDArray attend(NDManager scope, int layer, AttentionCore core, AttentionInput in) {
+                    return plain.attend(scope, layer, core, in);
+                }
+
+                @Override
+                public boolean inPlace() {
+                    return false;
+                }
+            };
+            assertTrue(inPlace.inPlace(), "autograd is off here: passes work in place");
+            NDArray a = m.run(out, toks, cores, inPlace);
+            NDArray b = m.run(out, toks, cores, fresh);
+            assertTrue(a.contentEquals(b), "logits in place and with fresh arrays");
+            assertEquals(m.forward(out, toks, Taps.Request.none()).logits().toFloatArray().length, a.size());
+        }
+    }
+
     private static void check(String what, NDArray got, Object want) {
         double err = ReferenceLlama.relErr(got.toFloatArray(), ReferenceLlama.flat(want));
         assertTrue(err < TOL, what + ": relative error " + err);
