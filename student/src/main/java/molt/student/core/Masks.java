@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 import molt.teacher.nd.Scalars;
 
 /** Masks from index comparisons (DJL has no triu/tril), as 0/1 float arrays [rows, cols], and chunking. */
@@ -71,7 +72,7 @@ public final class Masks {
     public static NDArray fromChunks(NDArray x, long t) {
         Shape s = x.getShape();
         NDArray full = x.reshape(s.get(0), s.get(1), s.get(2) * s.get(3), s.get(4)); // [B, H, count * chunk, X]
-        return full.getShape().get(2) == t ? full : full.get(":, :, 0:" + t);
+        return full.getShape().get(2) == t ? full : Ops.slice(full.getManager(), full, 2, 0, t); // one slice op
     }
 
     /**
@@ -82,7 +83,7 @@ public final class Masks {
         Shape s = x.getShape();
         long t = s.get(2);
         NDArray zeros = scope.zeros(new Shape(s.get(0), s.get(1), Math.min(shift, t), s.get(3))); // [B, H, min(shift, T), X]
-        return shift >= t ? zeros : zeros.concat(x.get(":, :, 0:" + (t - shift)), 2); // [B, H, T, X]
+        return shift >= t ? zeros : zeros.concat(Ops.slice(scope, x, 2, 0, t - shift), 2); // [B, H, T, X]
     }
 
     /**
@@ -106,7 +107,7 @@ public final class Masks {
     public static NDArray withPreviousChunk(NDManager scope, NDArray xc) {
         Shape s = xc.getShape();
         NDArray first = scope.zeros(new Shape(s.get(0), s.get(1), 1, s.get(3), s.get(4))); // [B, H, 1, chunk, X]
-        NDArray previous = s.get(2) == 1 ? first : first.concat(xc.get(":, :, 0:" + (s.get(2) - 1)), 2); // [B, H, count, chunk, X]
+        NDArray previous = s.get(2) == 1 ? first : first.concat(Ops.slice(scope, xc, 2, 0, s.get(2) - 1), 2); // [B, H, count, chunk, X]
         return previous.concat(xc, 3); // [B, H, count, 2 * chunk, X]
     }
 

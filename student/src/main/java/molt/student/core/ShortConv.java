@@ -3,6 +3,7 @@ package molt.student.core;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import molt.teacher.nd.Ops;
 
 /**
  * The causal depthwise convolution of width 4 that Mamba-2 and Gated DeltaNet put before their recurrences, followed
@@ -25,7 +26,7 @@ public final class ShortConv {
         NDArray out = bias;
         for (int j = 0; j < WIDTH; j++) {
             NDArray wj = weight.get(":, :, :, " + j).reshape(1, h, 1, d); // [1, H, 1, D]
-            out = padded.get(":, :, " + j + ":" + (j + t)).mul(wj).add(out);
+            out = Ops.slice(padded.getManager(), padded, 2, j, j + t).mul(wj).add(out);
         }
         return Activations.silu(out);
     }
@@ -39,6 +40,7 @@ public final class ShortConv {
     /** The window after x [B, H, T, D]: the last 3 of {@code before} [B, H, 3, D] followed by x, as a view. */
     static NDArray last(NDArray before, NDArray x) {
         long t = x.getShape().get(2);
-        return before.concat(x, 2).get(":, :, " + t + ":" + (t + WIDTH - 1)); // [B, H, 3, D]
+        NDArray all = before.concat(x, 2); // [B, H, 3 + T, D]
+        return Ops.slice(all.getManager(), all, 2, t, t + WIDTH - 1); // [B, H, 3, D]
     }
 }
