@@ -136,7 +136,7 @@ public final class DeltaRule {
         NDArray u = u0.sub(w.matMul(state)); // [B, H, n, V]
         NDArray out = qg.matMul(state).add(scores.matMul(u)); // [B, H, n, V]
         NDArray kdT = kd.transpose(0, 1, 3, 2); // [B, H, K, n]
-        NDArray next = state.mul(decay.get(":, :, :1, :")).add(kdT.matMul(u)); // decay [B, H, 1, 1]
+        NDArray next = state.mul(Ops.slice(decay.getManager(), decay, 2, 0, 1)).add(kdT.matMul(u)); // decay [B, H, 1, 1]
         return new NDList(out, next);
     }
 

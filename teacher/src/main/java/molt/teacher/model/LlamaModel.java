@@ -463,7 +463,7 @@ public final class LlamaModel implements LanguageModel {
         for (int from = 0; from < t; from += positions) {
             int to = Math.min(t, from + positions);
             try (NDManager own = step.newSubManager()) {
-                NDArray slice = h.get(own, new NDIndex(":, {}:{}, :", from, to)); // [B, to - from, H]
+                NDArray slice = molt.teacher.nd.Ops.slice(own, h, 1, from, to); // [B, to - from, H], one slice op
                 if (!blocksHead()) {
                     NDArray share = loss.share(own, head(own, slice), from, to);
                     total += share.getFloat();
