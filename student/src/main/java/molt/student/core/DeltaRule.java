@@ -113,7 +113,7 @@ public final class DeltaRule {
         NDArray u0 = inv.matMul(v5.mul(b5)); // [B, H, N, n, V]: (I + A)^-1 beta V
         NDArray scores = q5.matMul(kt).mul(ratios(cum, lower)); // [B, H, N, n, n]
         NDArray qg = q5.mul(gamma); // [B, H, N, n, K]
-        NDArray last = lastAlong(cum, 3); // [B, H, N, 1, 1]
+        NDArray last = Ops.last(cum, 3); // [B, H, N, 1, 1]
         NDArray kDecayed = k5.mul(last.sub(cum).exp()); // [B, H, N, n, K]
         NDArray lastDecay = last.exp().broadcast(b, h, chunks, n, 1); // [B, H, N, n, 1]: exp(G_last) on every row
         long tp = chunks * n;
@@ -123,7 +123,7 @@ public final class DeltaRule {
                 scores.reshape(b, h, tp, n), kDecayed.reshape(b, h, tp, kd), // [B, H, Tp, n], [B, H, Tp, K]
                 lastDecay.reshape(b, h, tp, 1)); // [B, H, Tp, 1]
         NDArray out = r.get(0).mul(Scalars.of(scale)); // [B, H, Tp, V]
-        return new NDList(extra > 0 ? Ops.slice(out.getManager(), out, 2, 0, t) : out, r.get(1));
+        return new NDList(extra > 0 ? Ops.slice(out, 2, 0, t) : out, r.get(1));
     }
 
     /**
@@ -136,7 +136,7 @@ public final class DeltaRule {
         NDArray u = u0.sub(w.matMul(state)); // [B, H, n, V]
         NDArray out = qg.matMul(state).add(scores.matMul(u)); // [B, H, n, V]
         NDArray kdT = kd.transpose(0, 1, 3, 2); // [B, H, K, n]
-        NDArray next = state.mul(Ops.slice(decay.getManager(), decay, 2, 0, 1)).add(kdT.matMul(u)); // decay [B, H, 1, 1]
+        NDArray next = state.mul(Ops.slice(decay, 2, 0, 1)).add(kdT.matMul(u)); // decay [B, H, 1, 1]
         return new NDList(out, next);
     }
 
@@ -150,14 +150,5 @@ public final class DeltaRule {
         NDArray u = v.sub(predicted).mul(beta.expandDims(-1)); // [B, H, 1, V]
         NDArray next = decayed.add(k.transpose(0, 1, 3, 2).matMul(u)); // k [B, H, K, 1] times u [B, H, 1, V]
         return new NDList(q.matMul(next).mul(Scalars.of(scale)), next);
-    }
-
-    /**
-     * The last entry of x along {@code axis}, kept as an axis of 1: one slice op (an index string such as
-     * ":, :, -1:, :" takes one per axis, and in backward each makes a zero-filled copy of the whole input).
-     */
-    static NDArray lastAlong(NDArray x, int axis) {
-        long n = x.getShape().get(axis);
-        return Ops.slice(x.getManager(), x, axis, n - 1, n);
     }
 }

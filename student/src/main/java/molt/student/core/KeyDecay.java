@@ -3,6 +3,7 @@ package molt.student.core;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import molt.teacher.nd.Ops;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -51,7 +52,7 @@ public final class KeyDecay {
         NDArray intra = scores.matMul(vc); // [B, H, n, V]
         NDArray inter = qc.mul(cum.exp()).matMul(state); // [B, H, n, V]
         NDArray out = intra.add(inter).mul(Scalars.of(scale));
-        NDArray last = DeltaRule.lastAlong(cum, 2); // [B, H, 1, K]: G_last
+        NDArray last = Ops.last(cum, 2); // [B, H, 1, K]: G_last
         NDArray kDecayed = kc.mul(last.sub(cum).exp()); // [B, H, n, K]
         NDArray carried = last.exp().transpose(0, 1, 3, 2).mul(state); // [B, H, K, V]: diag(e^{G_last}) S_in
         return new NDList(out, carried.add(kDecayed.transpose(0, 1, 3, 2).matMul(vc))); // K^T [B, H, K, n]

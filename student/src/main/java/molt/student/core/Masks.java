@@ -72,7 +72,7 @@ public final class Masks {
     public static NDArray fromChunks(NDArray x, long t) {
         Shape s = x.getShape();
         NDArray full = x.reshape(s.get(0), s.get(1), s.get(2) * s.get(3), s.get(4)); // [B, H, count * chunk, X]
-        return full.getShape().get(2) == t ? full : Ops.slice(full.getManager(), full, 2, 0, t); // one slice op
+        return full.getShape().get(2) == t ? full : Ops.slice(full, 2, 0, t);
     }
 
     /**

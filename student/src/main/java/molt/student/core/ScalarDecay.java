@@ -3,6 +3,7 @@ package molt.student.core;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import molt.teacher.nd.Ops;
 import molt.teacher.nd.Scalars;
 
 /**
@@ -41,7 +42,7 @@ public final class ScalarDecay {
         NDArray intra = scores.matMul(vc); // [B, H, n, V]
         NDArray inter = qc.mul(cum.exp()).matMul(state); // [B, H, n, V]
         NDArray out = intra.add(inter).mul(Scalars.of(scale));
-        NDArray last = DeltaRule.lastAlong(cum, 2); // [B, H, 1, 1]: G_last
+        NDArray last = Ops.last(cum, 2); // [B, H, 1, 1]: G_last
         NDArray kDecayed = kc.mul(last.sub(cum).exp()); // [B, H, n, K]
         return new NDList(out, state.mul(last.exp()).add(kDecayed.transpose(0, 1, 3, 2).matMul(vc))); // [B, H, K, V]
     }

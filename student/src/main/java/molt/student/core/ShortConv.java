@@ -26,7 +26,7 @@ public final class ShortConv {
         NDArray out = bias;
         for (int j = 0; j < WIDTH; j++) {
             NDArray wj = weight.get(":, :, :, " + j).reshape(1, h, 1, d); // [1, H, 1, D]
-            out = Ops.slice(padded.getManager(), padded, 2, j, j + t).mul(wj).add(out);
+            out = Ops.slice(padded, 2, j, j + t).mul(wj).add(out);
         }
         return Activations.silu(out);
     }
@@ -41,6 +41,6 @@ public final class ShortConv {
     static NDArray last(NDArray before, NDArray x) {
         long t = x.getShape().get(2);
         NDArray all = before.concat(x, 2); // [B, H, 3 + T, D]
-        return Ops.slice(all.getManager(), all, 2, t, t + WIDTH - 1); // [B, H, 3, D]
+        return Ops.slice(all, 2, t, t + WIDTH - 1); // [B, H, 3, D]
     }
 }

@@ -47,9 +47,23 @@ public final class Ops {
 
     /** Rows [from, to) of axis {@code axis} of a: a view, attached to {@code scope}. */
     public static NDArray slice(NDManager scope, NDArray a, int axis, long from, long to) {
-        NDArray v = JniUtils.slice(pt(a), axis, from, to, 1);
+        NDArray v = slice(a, axis, from, to);
         v.attach(scope);
         return v;
+    }
+
+    /**
+     * Rows [from, to) of axis {@code axis} of a: a view in a's manager, from one slice op (a DJL index string such as
+     * ":, :, 0:960" makes one per axis, and in backward each makes a zero-filled copy of its whole input).
+     */
+    public static NDArray slice(NDArray a, int axis, long from, long to) {
+        return JniUtils.slice(pt(a), axis, from, to, 1);
+    }
+
+    /** The last entry of a along {@code axis}, kept as an axis of 1 ({@link #slice}). */
+    public static NDArray last(NDArray a, int axis) {
+        long n = a.getShape().get(axis);
+        return slice(a, axis, n - 1, n);
     }
 
     /** Row {@code i} of a's first axis: a view, in {@code scope}. */
