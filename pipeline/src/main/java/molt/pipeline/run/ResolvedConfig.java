@@ -46,7 +46,7 @@ public final class ResolvedConfig {
         h.put("threads", cfg.threads());
         h.put("available_processors", Runtime.getRuntime().availableProcessors());
         if (molt.teacher.Precision.isSetting(cfg.precision())) { // products and allocator: what this machine does
-            h.put("frozen_products", molt.teacher.model.Frozen.products(
+            h.put("frozen_products", molt.teacher.model.Frozen.productsOn(
                     molt.teacher.Precision.resolve(cfg.precision(), 0), molt.teacher.Devices.isGpu(cfg.device())));
         }
         molt.teacher.nd.NativeMemory.Mode allocator = molt.teacher.nd.NativeMemory.mode();

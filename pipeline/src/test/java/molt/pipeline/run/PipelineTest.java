@@ -40,7 +40,7 @@ class PipelineTest {
         JsonNode header = JSON.readTree(run.resolve("config.resolved.json").toFile());
         assertTrue(java.util.Set.of("f32", "f16").contains(header.path("config").path("precision").asText()),
                 "the header holds the resolved precision: " + header);
-        assertEquals(molt.teacher.model.Frozen.products(molt.teacher.Precision.resolve(
+        assertEquals(molt.teacher.model.Frozen.productsOn(molt.teacher.Precision.resolve(
                 header.path("config").path("precision").asText(), 0), false), header.path("frozen_products").asText(),
                 header.toString());
         assertTrue(header.path("allocator").isTextual(), header.toString());

@@ -23,18 +23,27 @@ public enum Frozen {
 
     /** The mode for a device: 16-bit products where they are fast (GPU, CPU with AMX), widening elsewhere. */
     public static Frozen forDevice(Device device) {
-        return device.isGpu() || molt.teacher.nd.Bf16Products.fast() ? HALF : WIDEN;
+        return forDevice(device.isGpu());
+    }
+
+    private static Frozen forDevice(boolean gpu) {
+        return gpu || molt.teacher.nd.Bf16Products.fast() ? HALF : WIDEN;
     }
 
     /**
-     * How frozen weights held at {@code precision} multiply on a GPU or this machine's CPU, for logs and run headers:
-     * {@code f32}, {@code f16} (GPU), {@code bf16} (CPU with AMX) or {@code f32-widened} (16-bit weights widened).
+     * How frozen weights held at {@code precision} multiply in this mode on a GPU or a CPU: {@code f32}, {@code f16}
+     * (GPU), {@code bf16} (CPU with AMX) or {@code f32-widened} (16-bit weights widened).
      */
-    public static String products(molt.teacher.Precision precision, boolean gpu) {
+    public String products(molt.teacher.Precision precision, boolean gpu) {
         if (precision == molt.teacher.Precision.F32) {
             return "f32";
         }
-        return gpu ? "f16" : molt.teacher.nd.Bf16Products.fast() ? "bf16" : "f32-widened";
+        return this == WIDEN ? "f32-widened" : gpu ? "f16" : "bf16";
+    }
+
+    /** {@link #products(molt.teacher.Precision, boolean)} in the mode {@link #forDevice} takes, for run headers. */
+    public static String productsOn(molt.teacher.Precision precision, boolean gpu) {
+        return forDevice(gpu).products(precision, gpu);
     }
 
     /**

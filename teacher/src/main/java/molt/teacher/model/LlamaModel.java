@@ -82,8 +82,12 @@ public final class LlamaModel implements LanguageModel {
         this.layers = Collections.unmodifiableList(l);
         // The model's own attention, in BF16 where its 16-bit weights multiply in BF16 (a frozen teacher: pretraining
         // holds F32 weights); students' softmax layers are their own cores, in F32.
-        this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device,
-                precision == Precision.F16 && frozen == Frozen.HALF && !device.isGpu()));
+        this.softmax = Collections.nCopies(config.numLayers(), new SoftmaxAttention(device, bf16Products()));
+    }
+
+    /** True when this model's 16-bit frozen weights multiply in BF16 (HALF on CPU). */
+    private boolean bf16Products() {
+        return frozen.products(precision, device.isGpu()).equals("bf16");
     }
 
     /** Loads {@code DIR/config.json} and its weights onto {@code device} as F32, checking every name and shape. */
@@ -99,8 +103,12 @@ public final class LlamaModel implements LanguageModel {
             LlamaModel m = fromWeights(config, w, device, false, precision);
             LOG.info("loaded {} ({} layers, {} parameters, {} frozen weights{}) from {} in {} ms", config.modelType(),
                     config.numLayers(), LlamaWeights.parameterCount(config), precision.setting(),
-                    precision == Precision.F32 ? "" : m.frozen == Frozen.HALF
-                            ? (device.isGpu() ? ", F16 products" : ", BF16 products and attention") : ", widened to F32 for products",
+                    switch (m.frozen.products(precision, device.isGpu())) {
+                        case "f16" -> ", F16 products";
+                        case "bf16" -> ", BF16 products and attention";
+                        case "f32-widened" -> ", widened to F32 for products";
+                        default -> "";
+                    },
                     modelDir, (System.nanoTime() - t0) / 1_000_000);
             return m;
         }

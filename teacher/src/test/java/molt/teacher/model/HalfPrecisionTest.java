@@ -265,11 +265,11 @@ class HalfPrecisionTest {
 
     @Test
     void productsAreNamedForRunHeaders() {
-        assertEquals("f32", Frozen.products(molt.teacher.Precision.F32, false));
-        assertEquals("f32", Frozen.products(molt.teacher.Precision.F32, true));
-        assertEquals("f16", Frozen.products(molt.teacher.Precision.F16, true));
+        assertEquals("f32", Frozen.productsOn(molt.teacher.Precision.F32, false));
+        assertEquals("f32", Frozen.productsOn(molt.teacher.Precision.F32, true));
+        assertEquals("f16", Frozen.productsOn(molt.teacher.Precision.F16, true));
         assertEquals(molt.teacher.nd.Bf16Products.fast() ? "bf16" : "f32-widened",
-                Frozen.products(molt.teacher.Precision.F16, false));
+                Frozen.productsOn(molt.teacher.Precision.F16, false));
     }
 
     /**
