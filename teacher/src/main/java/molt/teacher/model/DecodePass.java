@@ -21,12 +21,6 @@ final class DecodePass implements LayerPass {
         return projector;
     }
 
-    /** {@link LlamaModel#decode} turns grad mode off around the pass. */
-    @Override
-    public boolean inPlace() {
-        return true;
-    }
-
     @Override
     public long start() {
         return state.position();

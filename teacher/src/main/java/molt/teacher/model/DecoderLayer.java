@@ -105,10 +105,17 @@ public final class DecoderLayer {
      */
     public AttentionInput recordedInput(NDManager scope, NDArray hidden, NDArray q, NDArray k, NDArray v) {
         int t = Math.toIntExact(q.getShape().get(2));
+        NDArray[] tables = new NDArray[2]; // RoPE's cos and sin [T, D], made once, when q or k is first rotated back
+        java.util.function.UnaryOperator<NDArray> unrotate = x -> {
+            if (tables[0] == null) {
+                tables[0] = rope.cos(scope, 0, t);
+                tables[1] = rope.sin(scope, 0, t);
+            }
+            return Rope.unapply(x, tables[0], tables[1]);
+        };
         return AttentionInput.recorded(
                 () -> hidden == null ? null : LlamaBlocks.rmsNorm(hidden, inputNorm, config.rmsNormEps()), q, k, v,
-                () -> Rope.unapply(q, rope.cos(scope, 0, t), rope.sin(scope, 0, t)),
-                () -> Rope.unapply(k, rope.cos(scope, 0, t), rope.sin(scope, 0, t)), config.kvGroups());
+                () -> unrotate.apply(q), () -> unrotate.apply(k), config.kvGroups());
     }
 
     /**
