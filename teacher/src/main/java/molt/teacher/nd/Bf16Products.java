@@ -29,10 +29,8 @@ public final class Bf16Products {
               def forward(self: __torch__.Bf16Product,
                 x: Tensor,
                 w: Tensor) -> Tensor:
-                if w.numel() <= 8388608:
-                  return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
-                return torch.matmul(x.to(15), w.to(15)).to(6)
-            """, true);
+                return self.bf16(x, w)
+            """ + bf16Method("Bf16Product"), true);
     /**
      * A decoding step's product in F16 (no conversion of the weight), or, where F16's range does not hold x or the
      * result (a value beyond 65504 became infinite), the BF16 product after all.
@@ -44,12 +42,27 @@ public final class Bf16Products {
                 y = torch.matmul(x.to(5), w)
                 if bool(torch.isfinite(y).all()):
                   return y.to(6)
-                return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
-            """, true);
+                return self.bf16(x, w)
+            """ + bf16Method("F16StepProduct"), true);
     private static final boolean FAST = detect();
     private static final boolean F16_FAST = FAST && cpuFlags().contains(" avx512_fp16 ");
 
     private Bf16Products() {
+    }
+
+    /**
+     * The BF16 product as a method of TorchScript class {@code name}: a weight of up to 2^23 values is rounded by way
+     * of F32, a larger one directly (see above).
+     */
+    private static String bf16Method(String name) {
+        return """
+                  def bf16(self: __torch__.%s,
+                    x: Tensor,
+                    w: Tensor) -> Tensor:
+                    if w.numel() <= 8388608:
+                      return torch.matmul(x.to(15), w.to(6).to(15)).to(6)
+                    return torch.matmul(x.to(15), w.to(15)).to(6)
+                """.formatted(name);
     }
 
     /** x wT in BF16 with an F32 result owned by x's manager; null when the function could not be loaded. */
