@@ -104,6 +104,11 @@ final class ScaleBench implements Callable<Integer> {
         if (steps < 1 || warmup < 0 || seqLen < 2) {
             throw new InputException("--steps must be >= 1, --warmup >= 0 and --seq-len >= 2");
         }
+        java.util.List<String> mixers = new java.util.ArrayList<>(molt.student.mixer.MixerRegistry.names());
+        mixers.add(molt.student.mixer.MixerRegistry.SOFTMAX);
+        if (!mixers.contains(mixer)) {
+            throw new InputException("--mixer: expected one of " + mixers + ", found '" + mixer + "'");
+        }
         Path work = Files.createTempDirectory("molt-bench-scale");
         try {
             Path teacher = model != null ? model : checkpoint(work);
@@ -271,12 +276,13 @@ final class ScaleBench implements Callable<Integer> {
         }
     }
 
-    /** True when a {@code mixer} student has parameters for attention transfer to train (window_only has none). */
+    /**
+     * True when a {@code mixer} student has parameters for attention transfer to train (window_only and softmax, the
+     * teacher itself with LoRA, have none).
+     */
     static boolean transfers(String mixer) {
-        try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager(ai.djl.Device.cpu())) {
-            return !molt.student.mixer.MixerRegistry.create(mixer, m, 1, 8, 8,
-                    molt.student.mixer.MixerSettings.lolcats()).parameters().isEmpty();
-        }
+        return molt.student.mixer.MixerRegistry.parameterCount(mixer, 1, 8, 8,
+                molt.student.mixer.MixerSettings.lolcats()) > 0;
     }
 
     /** Attention transfer: the teacher's forward (projections and causal attention) through every layer. */

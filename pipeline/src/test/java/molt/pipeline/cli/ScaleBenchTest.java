@@ -17,6 +17,8 @@ import molt.teacher.model.LlamaModel;
 import molt.teacher.testing.TinyCheckpoints;
 import molt.teacher.tokenizer.ByteTokenizer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code molt bench scale}: its checkpoints and its report, on tiny shapes. */
@@ -78,19 +80,25 @@ class ScaleBenchTest {
         // f16 weights multiply in BF16 where the CPU has AMX, and then the BF16 rate is printed beside the F32 one
         assertEquals(molt.teacher.nd.Bf16Products.fast(), out.contains("BF16 GEMM"), out);
         assertEquals(2, CliTestSupport.run("bench", "scale", "--shape", "gpt-5").exit());
+        CliTestSupport.Run mixer = CliTestSupport.run("bench", "scale", "--shape", "smollm2-135m", "--mixer", "mamba3");
+        assertEquals(2, mixer.exit(), mixer.err());
+        assertTrue(mixer.err().contains("--mixer: expected one of [") && mixer.err().contains("softmax]")
+                && mixer.err().contains("found 'mamba3'"), mixer.err());
     }
 
-    @Test
-    void aMixerWithoutTransferParametersTimesLoraAlone(@TempDir Path dir) throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"window_only", "softmax"}) // softmax: the teacher itself with LoRA, the quickstart's control
+    void aMixerWithoutTransferParametersTimesLoraAlone(String mixer, @TempDir Path dir) throws Exception {
         Path model = tinyModel(dir);
         CliTestSupport.Run r = CliTestSupport.run("bench", "scale", "--model", model.toString(), "--seq-len", "32",
-                "--steps", "1", "--warmup", "0", "--mixer", "window_only");
+                "--steps", "1", "--warmup", "0", "--mixer", mixer);
         assertEquals(0, r.exit(), r.err());
-        assertTrue(r.out().contains("transfer   none: a window_only student has no parameters"), r.out());
+        assertTrue(r.out().contains("transfer   none: a " + mixer + " student has no parameters"), r.out());
         assertTrue(r.out().lines().anyMatch(l -> l.startsWith("lora ")), r.out());
         assertTrue(r.out().contains("projected: ") && r.out().contains("h for 20M tokens of LoRA"), r.out());
         assertTrue(ScaleBench.transfers("hedgehog_window"));
         assertFalse(ScaleBench.transfers("window_only"));
+        assertFalse(ScaleBench.transfers("softmax"));
     }
 
     @Test
