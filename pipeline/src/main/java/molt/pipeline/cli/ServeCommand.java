@@ -48,13 +48,38 @@ public final class ServeCommand implements Callable<Integer> {
         if (queue < 1) {
             throw new molt.teacher.InputException("--queue: expected at least 1, found " + queue);
         }
+        if (port < 0 || port > 65535) {
+            throw new molt.teacher.InputException("--port: expected 0 (any free port) to 65535, found " + port);
+        }
+        if (maxBody < 1) {
+            throw new molt.teacher.InputException("--max-body: expected at least 1 byte, found " + maxBody);
+        }
         try (LanguageModel m = Models.load(model, device, precision);
              CompletionServer server = CompletionServer.of(m, model, model.getFileName().toString(),
                      mode.equals("recurrent"), queue, maxBody)) {
-            int bound = server.start(host, port);
+            int bound = listen(server);
             System.out.println("serving " + model + " on http://" + host + ":" + bound + "/v1 (" + mode + " scoring)");
             new CountDownLatch(1).await(); // until the process is stopped
         }
         return 0;
+    }
+
+    /**
+     * Starts the server on --host and --port; an address that cannot be bound (in use, not this machine's, not
+     * resolvable) is the user's input, reported as such.
+     */
+    private int listen(CompletionServer server) {
+        try {
+            return server.start(host, port);
+        } catch (RuntimeException e) {
+            for (Throwable c = e; c != null; c = c.getCause()) {
+                if (c instanceof java.net.SocketException || c instanceof java.nio.channels.UnresolvedAddressException
+                        || c instanceof IllegalArgumentException) {
+                    throw new molt.teacher.InputException("--host/--port: cannot listen on " + host + ":" + port
+                            + " (" + (c.getMessage() != null ? c.getMessage() : c.getClass().getSimpleName()) + ")", e);
+                }
+            }
+            throw e;
+        }
     }
 }
